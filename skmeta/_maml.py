@@ -1,0 +1,263 @@
+"""Model-agnostic meta-learning (MAML) as a scikit-learn classifier."""
+
+from numbers import Integral, Real
+
+import torch
+from sklearn.utils._param_validation import Interval
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from ._base import _MetaClassifier
+from .modules import MLP
+from .utils._docstrings import fill_docstring
+
+
+def inner_loop(module, params, buffers, criterion, X, y, w, *, inner_lr, n_steps,
+               first_order):
+    """Adapt ``params`` with ``n_steps`` gradient steps on a weighted support set.
+
+    Purely functional: ``module`` is only evaluated through
+    :func:`torch.func.functional_call`, ``params`` is never modified.
+    With ``first_order=False`` the result stays differentiable with respect
+    to ``params`` through the inner gradients (second-order MAML); with
+    ``first_order=True`` the inner gradients are treated as constants.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network whose parameters are adapted.
+
+    params, buffers : dict of str to torch.Tensor
+        Starting parameters and the module's buffers.
+
+    criterion : callable
+        Per-row loss ``criterion(logits, y)``.
+
+    X, y, w : torch.Tensor
+        Support rows, their encoded classes and weights.
+
+    inner_lr : float
+        Step size.
+
+    n_steps : int
+        Number of gradient steps.
+
+    first_order : bool
+        Whether to drop second-order terms.
+
+    Returns
+    -------
+    params : dict of str to torch.Tensor
+        The adapted parameters.
+    """
+
+    def support_loss(p):
+        losses = criterion(functional_call(module, (p, buffers), (X,)), y)
+        return (losses * w).sum() / w.sum().clamp_min(1e-12)
+
+    for _ in range(n_steps):
+        grads = grad(support_loss)(params)
+        if first_order:
+            grads = {name: g.detach() for name, g in grads.items()}
+        params = {name: p - inner_lr * grads[name] for name, p in params.items()}
+    return params
+
+
+class MAMLClassifier(_MetaClassifier):
+    """Classifier that learns an initialisation which adapts to any group.
+
+    Model-agnostic meta-learning [1]_ over groups: each sensitive group (or
+    each task given with ``tasks=``) is a task. The outer loop learns
+    parameters from which ``inner_steps`` gradient steps on a task's support
+    rows give a good model for that task's query rows. After fitting, every
+    task seen has its own adapted parameters; :meth:`partial_fit` adapts to a
+    task never seen before from a handful of its rows.
+
+    Read more in the :ref:`User Guide <maml>`.
+
+    Parameters
+    ----------
+    module : type of torch.nn.Module, default=skmeta.modules.MLP
+        Network returning class logits. When its ``__init__`` accepts
+        ``n_features_in`` and ``n_classes`` they are set from the data at
+        fit time; ``module__*`` sets the others (e.g.
+        ``module__hidden_units=(32, 32)``). Modules with batch
+        normalisation are not supported.
+
+    inner_lr : float, default=0.1
+        Step size of the inner (adaptation) loop.
+
+    inner_steps : int, default=1
+        Gradient steps of the inner loop, in training and in adaptation.
+
+    first_order : bool, default=False
+        Use first-order MAML, which ignores second derivatives. The default
+        is second-order MAML.
+
+    {episode_parameters}
+
+    {common_parameters}
+
+    Other Parameters
+    ----------------
+    {skorch_parameters}
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+
+    n_features_in_ : int
+        Number of columns of ``X`` seen in ``fit``.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names of ``X``, when it is a DataFrame with string names.
+
+    tasks_ : ndarray of shape (n_tasks,)
+        Labels of the tasks that have an adapted state (sensitive groups, or
+        ``tasks``), in order of their first appearance after sorting.
+
+    groups_ : ndarray of shape (n_groups,)
+        Sensitive groups seen in ``fit``.
+
+    task_source_ : {"sensitive_features", "tasks", "pooled"}
+        Where the tasks came from.
+
+    task_states_ : list of dict
+        Adapted parameters of each task in ``tasks_``.
+
+    global_state_ : dict
+        Parameters adapted to every support row, used for unknown tasks.
+
+    module_ : torch.nn.Module
+        The meta-learned network (skorch attribute).
+
+    history_ : skorch.History
+        Training history (skorch attribute), one row per epoch.
+
+    See Also
+    --------
+    PrototypicalClassifier : Class prototypes per group in a learned embedding.
+
+    Notes
+    -----
+    The meta-batch is processed in one call: the inner loop runs under
+    :func:`torch.func.vmap` over tasks, on padded support and query sets
+    whose padding weighs zero. Unknown tasks are predicted with the
+    meta-learned parameters adapted to the whole pooled support set (every
+    row seen in ``fit`` and ``partial_fit``), since a MAML initialisation is
+    trained to be adapted before use.
+
+    References
+    ----------
+    .. [1] C. Finn, P. Abbeel, S. Levine, "Model-Agnostic Meta-Learning for
+       Fast Adaptation of Deep Networks", ICML 2017.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmeta import MAMLClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> groups = rng.choice(["a", "b"], size=200)
+    >>> y = (X[:, 0] + (groups == "b") > 0).astype(int)
+    >>> clf = MAMLClassifier(max_epochs=2, random_state=0)
+    >>> clf.fit(X, y, sensitive_features=groups).predict(X[:3], sensitive_features=groups[:3]).shape
+    (3,)
+    """
+
+    _module_outputs_classes = True
+    _parameter_constraints = {
+        "inner_lr": [Interval(Real, 0, None, closed="neither")],
+        "inner_steps": [Interval(Integral, 1, None, closed="left")],
+        "first_order": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        module=MLP,
+        *,
+        inner_lr=0.1,
+        inner_steps=1,
+        first_order=False,
+        n_shots=5,
+        n_queries=15,
+        meta_batch_size=8,
+        steps_per_epoch=None,
+        sensitive_columns=None,
+        random_state=None,
+        criterion=nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=10,
+        batch_size=256,
+        train_split=None,
+        callbacks=None,
+        device="cpu",
+        verbose=0,
+        **kwargs,
+    ):
+        super().__init__(
+            module, criterion=criterion, optimizer=optimizer, lr=lr,
+            max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
+            callbacks=callbacks, device=device, verbose=verbose, **kwargs,
+        )
+        self.inner_lr = inner_lr
+        self.inner_steps = inner_steps
+        self.first_order = first_order
+        self.n_shots = n_shots
+        self.n_queries = n_queries
+        self.meta_batch_size = meta_batch_size
+        self.steps_per_epoch = steps_per_epoch
+        self.sensitive_columns = sensitive_columns
+        self.random_state = random_state
+
+    def _adapt(self, params, X, y, w, *, first_order):
+        return inner_loop(
+            self.module_, params, dict(self.module_.named_buffers()), self.criterion_,
+            X, y, w, inner_lr=self.inner_lr, n_steps=self.inner_steps,
+            first_order=first_order,
+        )
+
+    def _episode_loss(self, episodes):
+        """Mean query loss over the tasks of a meta-batch, after adaptation."""
+        params = dict(self.module_.named_parameters())
+        buffers = dict(self.module_.named_buffers())
+
+        def query_logits(Xs, ys, ws, Xq):
+            adapted = self._adapt(params, Xs, ys, ws, first_order=self.first_order)
+            return functional_call(self.module_, (adapted, buffers), (Xq,))
+
+        logits = vmap(query_logits, randomness="different")(
+            episodes["support_X"], episodes["support_y"], episodes["support_w"],
+            episodes["query_X"],
+        )
+        losses = self.criterion_(logits.flatten(0, 1), episodes["query_y"].flatten())
+        task_losses = self._weighted_mean(
+            losses.view_as(episodes["query_w"]), episodes["query_w"]
+        )
+        return task_losses.mean(), logits
+
+    def _state_from_support(self, X, y, w):
+        params = {k: v.detach() for k, v in self.module_.named_parameters()}
+        if len(X) and float(w.sum()) > 0:
+            params = self._adapt(params, X, y, w, first_order=True)
+        return {k: v.detach().cpu() for k, v in params.items()}
+
+    _global_state = _state_from_support
+    _task_state = _state_from_support
+
+    def _logits(self, X, task):
+        out = None
+        for t in torch.unique(task).tolist():
+            rows = task == t
+            state = self.global_state_ if t < 0 else self.task_states_[t]
+            params = self._module_float64(state)
+            logits = functional_call(self.module_, params, (X[rows],))
+            if out is None:
+                out = logits.new_empty((len(X), logits.shape[1]))
+            out[rows] = logits
+        return out if out is not None else X.new_empty((0, len(self.classes_)))
+
+
+MAMLClassifier.__doc__ = fill_docstring(MAMLClassifier.__doc__)

@@ -1,0 +1,253 @@
+"""Prototypical networks as a scikit-learn classifier."""
+
+from numbers import Real
+
+import torch
+from sklearn.utils._param_validation import Interval
+from torch import nn
+from torch.func import functional_call
+
+from ._base import _MetaClassifier
+from .modules import EmbeddingMLP
+from .utils._docstrings import fill_docstring
+
+
+def class_sums(embeddings, y, w, n_classes):
+    """Weighted sums of embeddings and weights per class.
+
+    Parameters
+    ----------
+    embeddings : torch.Tensor of shape (..., n_rows, dim)
+    y : torch.Tensor of shape (..., n_rows), encoded classes
+    w : torch.Tensor of shape (..., n_rows), row weights
+    n_classes : int
+
+    Returns
+    -------
+    sums : torch.Tensor of shape (..., n_classes, dim)
+    counts : torch.Tensor of shape (..., n_classes)
+    """
+    onehot = nn.functional.one_hot(y, n_classes).to(embeddings.dtype) * w[..., None]
+    return onehot.transpose(-1, -2) @ embeddings, onehot.sum(-2)
+
+
+def shrunk_prototypes(sums, counts, prior, shrinkage):
+    """Prototypes ``(sums + shrinkage * prior) / (counts + shrinkage)``.
+
+    A class without rows keeps the prior; a class without a prior (NaN) gets
+    its plain mean; a class with neither stays NaN.
+    """
+    kappa = shrinkage * (~torch.isnan(prior).any(-1)).to(sums.dtype)
+    denom = counts + kappa
+    shrunk = (sums + kappa[..., None] * torch.nan_to_num(prior)) / denom.clamp_min(
+        1e-12
+    )[..., None]
+    return torch.where((denom > 0)[..., None], shrunk, prior.expand_as(shrunk))
+
+
+def prototype_logits(embeddings, prototypes):
+    """Minus squared Euclidean distances; ``-inf`` for missing (NaN) prototypes.
+
+    Parameters
+    ----------
+    embeddings : torch.Tensor of shape (..., n_rows, dim)
+    prototypes : torch.Tensor of shape (..., n_classes, dim)
+
+    Returns
+    -------
+    logits : torch.Tensor of shape (..., n_rows, n_classes)
+    """
+    missing = torch.isnan(prototypes).any(-1)
+    diff = embeddings.unsqueeze(-2) - torch.nan_to_num(prototypes).unsqueeze(-3)
+    logits = -(diff**2).sum(-1)
+    return logits.masked_fill(missing.unsqueeze(-2), float("-inf"))
+
+
+class PrototypicalClassifier(_MetaClassifier):
+    """Classifier that summarises each group's classes by prototypes.
+
+    Prototypical networks [1]_ over groups: a network embeds rows; in each
+    episode the prototype of a class is the weighted mean of the embedded
+    support rows of that class, and query rows are classified by a softmax
+    over minus their squared Euclidean distances to the prototypes. The loss
+    of a query row of class ``y`` is ``-log softmax(-d(f(x), c))_y``.
+
+    After fitting, each task (sensitive group, or ``tasks``) has its own
+    prototypes, shrunk toward the global prototypes in proportion to how few
+    rows it has; rows of unknown tasks use the global prototypes.
+    :meth:`partial_fit` on a new task computes its prototypes from the rows
+    given. Predictions of a row never depend on the other rows of a
+    ``predict`` call.
+
+    Read more in the :ref:`User Guide <prototypical>`.
+
+    Parameters
+    ----------
+    module : type of torch.nn.Module, default=skmeta.modules.EmbeddingMLP
+        Embedding network. When its ``__init__`` accepts ``n_features_in``
+        it is set from the data; ``module__*`` sets the rest (e.g.
+        ``module__embedding_dim=16``).
+
+    shrinkage : float, default=5.0
+        Strength ``kappa`` of the global prototypes in a task's prototypes:
+        ``c_tk = (n_tk * mean_tk + kappa * c_k) / (n_tk + kappa)`` where
+        ``n_tk`` is the summed weight of the task's rows of class ``k``.
+        In training episodes the global prototypes are those of the whole
+        meta-batch. ``0`` gives plain per-task prototypes.
+
+    {episode_parameters}
+
+    {common_parameters}
+
+    Other Parameters
+    ----------------
+    {skorch_parameters}
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+
+    n_features_in_ : int
+        Number of columns of ``X`` seen in ``fit``.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names of ``X``, when it is a DataFrame with string names.
+
+    tasks_ : ndarray of shape (n_tasks,)
+        Labels of the tasks with their own prototypes.
+
+    groups_ : ndarray of shape (n_groups,)
+        Sensitive groups seen in ``fit``.
+
+    task_source_ : {"sensitive_features", "tasks", "pooled"}
+        Where the tasks came from.
+
+    task_states_ : list of torch.Tensor of shape (n_classes, embedding_dim)
+        Prototypes of each task in ``tasks_``.
+
+    global_state_ : torch.Tensor of shape (n_classes, embedding_dim)
+        Global prototypes (all support rows).
+
+    module_ : torch.nn.Module
+        The embedding network (skorch attribute).
+
+    history_ : skorch.History
+        Training history (skorch attribute).
+
+    See Also
+    --------
+    MAMLClassifier : A meta-learned initialisation adapted by gradient steps.
+
+    References
+    ----------
+    .. [1] J. Snell, K. Swersky, R. Zemel, "Prototypical Networks for
+       Few-shot Learning", NeurIPS 2017.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmeta import PrototypicalClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> groups = rng.choice(["a", "b"], size=200)
+    >>> y = (X[:, 0] + (groups == "b") > 0).astype(int)
+    >>> clf = PrototypicalClassifier(max_epochs=2, random_state=0)
+    >>> clf.fit(X, y, sensitive_features=groups).predict_proba(X[:2]).shape
+    (2, 2)
+    """
+
+    _module_outputs_classes = False
+    _parameter_constraints = {
+        "shrinkage": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        module=EmbeddingMLP,
+        *,
+        shrinkage=5.0,
+        n_shots=5,
+        n_queries=15,
+        meta_batch_size=8,
+        steps_per_epoch=None,
+        sensitive_columns=None,
+        random_state=None,
+        criterion=nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=10,
+        batch_size=256,
+        train_split=None,
+        callbacks=None,
+        device="cpu",
+        verbose=0,
+        **kwargs,
+    ):
+        super().__init__(
+            module, criterion=criterion, optimizer=optimizer, lr=lr,
+            max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
+            callbacks=callbacks, device=device, verbose=verbose, **kwargs,
+        )
+        self.shrinkage = shrinkage
+        self.n_shots = n_shots
+        self.n_queries = n_queries
+        self.meta_batch_size = meta_batch_size
+        self.steps_per_epoch = steps_per_epoch
+        self.sensitive_columns = sensitive_columns
+        self.random_state = random_state
+
+    def _embed(self, X):
+        return self.module_(X.flatten(0, -2)).unflatten(0, X.shape[:-1])
+
+    def _episode_loss(self, episodes):
+        """Mean query loss over the tasks of a meta-batch."""
+        n_classes = len(self.classes_)
+        sums, counts = class_sums(
+            self._embed(episodes["support_X"]), episodes["support_y"],
+            episodes["support_w"], n_classes,
+        )
+        pooled_counts = counts.sum(0)
+        pooled = sums.sum(0) / pooled_counts.clamp_min(1e-12)[:, None]
+        pooled = pooled.masked_fill((pooled_counts == 0)[:, None], float("nan"))
+        prototypes = shrunk_prototypes(sums, counts, pooled, self.shrinkage)
+        logits = prototype_logits(self._embed(episodes["query_X"]), prototypes)
+        losses = self.criterion_(
+            logits.flatten(0, 1).nan_to_num(neginf=-1e30),
+            episodes["query_y"].flatten(),
+        )
+        task_losses = self._weighted_mean(
+            losses.view_as(episodes["query_w"]), episodes["query_w"]
+        )
+        return task_losses.mean(), logits
+
+    @torch.no_grad()
+    def _support_sums(self, X, y, w):
+        embeddings = torch.cat(
+            [self.module_(chunk) for chunk in X.split(4096)]
+        ) if len(X) else X.new_zeros((0, self._embedding_dim()))
+        return class_sums(embeddings, y, w, len(self.classes_))
+
+    def _embedding_dim(self):
+        with torch.no_grad():
+            probe = torch.zeros(1, self.n_features_model_, device=self.device)
+            return self.module_(probe).shape[-1]
+
+    def _global_state(self, X, y, w):
+        sums, counts = self._support_sums(X, y, w)
+        prototypes = sums / counts.clamp_min(1e-12)[:, None]
+        return prototypes.masked_fill((counts == 0)[:, None], float("nan")).cpu()
+
+    def _task_state(self, X, y, w):
+        sums, counts = self._support_sums(X, y, w)
+        prior = self.global_state_.to(sums.device)
+        return shrunk_prototypes(sums, counts, prior, self.shrinkage).cpu()
+
+    def _logits(self, X, task):
+        states = torch.stack([self.global_state_, *self.task_states_])
+        prototypes = states.to(X.device, X.dtype)[task + 1]  # each row: its task
+        embeddings = functional_call(self.module_, self._module_float64(), (X,))
+        return prototype_logits(embeddings.unsqueeze(-2), prototypes).squeeze(-2)
+
+
+PrototypicalClassifier.__doc__ = fill_docstring(PrototypicalClassifier.__doc__)

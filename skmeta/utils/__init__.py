@@ -1,0 +1,5 @@
+"""Helpers for validating group information."""
+
+from ._validation import check_groups
+
+__all__ = ["check_groups"]

@@ -1,0 +1,84 @@
+"""Docstring fragments shared by the estimators.
+
+Markers such as ``{episode_parameters}`` in a class docstring are replaced
+with :func:`str.replace` (not :meth:`str.format`), so literal braces in
+doctest output need no escaping.
+"""
+
+_EPISODE_PARAMETERS = """\
+n_shots : int, default=5
+        Support rows per class in a training episode.
+
+    n_queries : int, default=15
+        Query rows per class in a training episode.
+
+    meta_batch_size : int, default=8
+        Tasks per outer (meta) step.
+
+    steps_per_epoch : int, default=None
+        Outer steps per epoch. ``None`` draws about as many rows as the
+        training set holds, and at least 10 meta-batches."""
+
+_COMMON_PARAMETERS = """\
+sensitive_columns : str, int or list of str or int, default=None
+        Columns of ``X`` (names for a DataFrame, or positions) that hold the
+        sensitive features. They are taken out of the model input and used
+        exactly as ``sensitive_features`` would be, in every method. This is
+        how the groups reach the model inside meta-estimators that call
+        ``predict(X)`` with ``X`` alone, such as fairlearn's
+        ``ThresholdOptimizer``. Passing ``sensitive_features`` as well is an
+        error.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the module initialisation, the episodes and dropout. The same
+        seed gives the same predictions; the caller's global torch random
+        state is left untouched."""
+
+_SKORCH_PARAMETERS = """\
+criterion : type of torch.nn.Module, default=torch.nn.CrossEntropyLoss
+        Loss on logits; it is built with ``reduction="none"`` so that rows
+        can be weighted.
+
+    optimizer : type of torch.optim.Optimizer, default=torch.optim.Adam
+        Optimizer of the outer (meta) loop; ``optimizer__*`` sets its
+        arguments.
+
+    lr : float, default=1e-3
+        Learning rate of the outer loop.
+
+    max_epochs : int, default=10
+        Training epochs in ``fit``.
+
+    batch_size : int, default=256
+        Rows per batch at prediction and validation time.
+
+    train_split : callable, default=None
+        A skorch split such as ``skorch.dataset.ValidSplit(5)``. Validation
+        rows are predicted as :meth:`predict` would, with each task adapted
+        to its training rows. ``None`` trains on every row.
+
+    callbacks : list of skorch callbacks, default=None
+        Added to the defaults (``epoch_timer``, ``train_loss``,
+        ``valid_loss``, ``valid_acc``, ``print_log``); see
+        :class:`skorch.NeuralNet`. Scorers of ``EpochScoring`` see the
+        targets encoded as positions in ``classes_``.
+
+    device : str or torch.device, default="cpu"
+        Where the module and the episodes live, e.g. ``"cuda"``.
+
+    verbose : int, default=0
+        ``1`` prints skorch's table of epochs.
+
+    **kwargs : dict
+        Any other :class:`skorch.NeuralNet` argument, and the prefixed
+        ``module__*``, ``optimizer__*``, ``criterion__*``, ``callbacks__*``
+        arguments."""
+
+
+def fill_docstring(doc):
+    """Replace the shared markers in ``doc``."""
+    return (
+        doc.replace("{episode_parameters}", _EPISODE_PARAMETERS)
+        .replace("{common_parameters}", _COMMON_PARAMETERS)
+        .replace("{skorch_parameters}", _SKORCH_PARAMETERS)
+    )

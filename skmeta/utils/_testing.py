@@ -1,0 +1,29 @@
+"""Settings for running scikit-learn's common checks on skmeta estimators."""
+
+from .. import MAMLClassifier, PrototypicalClassifier
+
+# Small and fast, yet accurate enough for check_classifiers_train.
+INIT_PARAMS = {
+    MAMLClassifier: [
+        dict(max_epochs=6, lr=0.01, inner_lr=0.1, random_state=0),
+        dict(max_epochs=6, lr=0.01, first_order=True, inner_steps=2, random_state=0),
+    ],
+    PrototypicalClassifier: [dict(max_epochs=6, lr=0.01, random_state=0)],
+}
+
+EXPECTED_FAILED_CHECKS = {
+    "check_no_attributes_set_in_init": (
+        "skorch.NeuralNet.__init__ sets history_, initialized_ and virtual_params_"
+    ),
+    "check_sample_weight_equivalence_on_dense_data": (
+        "episodes are random draws of rows: weighting a row is not the same "
+        "as repeating it"
+    ),
+}
+
+
+def estimator_instances():
+    """Yield one instance per configuration in ``INIT_PARAMS``."""
+    for klass, configurations in INIT_PARAMS.items():
+        for params in configurations:
+            yield klass(**params)

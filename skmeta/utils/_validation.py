@@ -1,0 +1,162 @@
+"""Validation of the per-row side information: groups, tasks, columns."""
+
+import numbers
+
+import numpy as np
+import pandas as pd
+
+
+def check_groups(values, n_samples, *, name="sensitive_features"):
+    """Turn per-row group information into one hashable label per row.
+
+    Follows fairlearn's convention for ``sensitive_features``: a 1-D array,
+    list or Series gives one group per row; a 2-D array or DataFrame gives
+    intersectional groups, one per distinct combination of its columns
+    (labels ``"a, b"``).
+
+    Parameters
+    ----------
+    values : array-like of shape (n_samples,) or (n_samples, n_columns) or None
+        The group information. ``None`` is returned unchanged.
+
+    n_samples : int
+        Number of rows of ``X``; ``values`` must have as many.
+
+    name : str, default="sensitive_features"
+        Name of the argument, used in error messages.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,) or None
+        One label per row. Numbers and strings are kept as they are;
+        intersectional groups and mixed objects become strings.
+
+    Examples
+    --------
+    >>> from skmeta.utils import check_groups
+    >>> check_groups([["a", "x"], ["b", "x"]], 2)
+    array(['a, x', 'b, x'], dtype=object)
+    """
+    if values is None:
+        return None
+    if isinstance(values, pd.DataFrame | pd.Series):
+        if values.isna().to_numpy().any():
+            raise ValueError(f"{name} contains missing values; every row needs a group.")
+        values = values.to_numpy(dtype=object)
+    else:
+        values = np.asarray(values, dtype=object)
+    if values.ndim == 0 or values.ndim > 2:
+        raise ValueError(
+            f"{name} must be 1-D or 2-D (one column per sensitive feature), "
+            f"got an array with {values.ndim} dimensions."
+        )
+    if values.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} has {values.shape[0]} rows but X has {n_samples}; "
+            "they must have the same length."
+        )
+    if pd.isna(values).any():
+        raise ValueError(f"{name} contains missing values; every row needs a group.")
+    if values.ndim == 2:
+        if values.shape[1] == 1:
+            values = values[:, 0]
+        else:
+            return np.array([", ".join(map(str, row)) for row in values], dtype=object)
+    kinds = {type(v) for v in values}
+    if all(issubclass(k, numbers.Number) for k in kinds):
+        if all(issubclass(k, numbers.Integral) for k in kinds):
+            return values.astype(np.int64)
+        return values.astype(np.float64)
+    return np.array([str(v) for v in values], dtype=object)
+
+
+def encode_groups(labels, known):
+    """Map group labels to their position in ``known``, ``-1`` when unknown.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_samples,)
+        Labels as returned by :func:`check_groups`.
+
+    known : ndarray of shape (n_known,)
+        The labels with a position.
+
+    Returns
+    -------
+    codes : ndarray of shape (n_samples,), dtype=int64
+    """
+    lookup = {label: i for i, label in enumerate(known.tolist())}
+    return np.fromiter(
+        (lookup.get(label, -1) for label in labels.tolist()),
+        dtype=np.int64,
+        count=len(labels),
+    )
+
+
+def split_sensitive_columns(X, columns):
+    """Take the sensitive columns out of ``X``.
+
+    Parameters
+    ----------
+    X : array-like or DataFrame of shape (n_samples, n_features)
+        The full input, sensitive columns included.
+
+    columns : str, int or list of str or int
+        Column names (DataFrame only) or positions.
+
+    Returns
+    -------
+    X_model : ndarray or DataFrame
+        ``X`` without the sensitive columns.
+
+    sensitive : ndarray of shape (n_samples, n_columns), dtype=object
+        The sensitive columns.
+    """
+    if isinstance(columns, str | numbers.Integral):
+        columns = [columns]
+    columns = list(columns)
+    if not columns:
+        raise ValueError("sensitive_columns must name at least one column of X.")
+    if isinstance(X, pd.DataFrame):
+        names = list(X.columns)
+        positions = []
+        for col in columns:
+            if isinstance(col, numbers.Integral) and not isinstance(col, bool):
+                if not -len(names) <= col < len(names):
+                    raise ValueError(
+                        f"sensitive_columns entry {col} is not a column of X, "
+                        f"which has {len(names)} columns."
+                    )
+                positions.append(col % len(names))
+            elif col in names:
+                positions.append(names.index(col))
+            else:
+                raise ValueError(
+                    f"sensitive_columns entry {col!r} is not a column of X; "
+                    f"the columns are {names}."
+                )
+        sensitive = X.iloc[:, positions].to_numpy(dtype=object)
+        return X.drop(columns=[names[p] for p in positions]), sensitive
+    if not hasattr(X, "shape"):
+        X = np.asarray(X)
+    if getattr(X, "ndim", 2) != 2:
+        raise ValueError(
+            f"Expected a 2D X with sensitive_columns, got X of shape {X.shape}."
+        )
+    n_columns = X.shape[1]
+    positions = []
+    for col in columns:
+        if not isinstance(col, numbers.Integral) or isinstance(col, bool):
+            raise ValueError(
+                f"sensitive_columns entry {col!r} is a name, but X is not a pandas "
+                "DataFrame; pass column positions (integers) instead."
+            )
+        if not -n_columns <= col < n_columns:
+            raise ValueError(
+                f"sensitive_columns entry {col} is not a column of X, which has "
+                f"{n_columns} columns."
+            )
+        positions.append(col % n_columns)
+    keep = np.setdiff1d(np.arange(n_columns), positions)
+    X = np.asarray(X)
+    return X[:, keep], np.asarray(X[:, positions], dtype=object)

@@ -1,0 +1,12 @@
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skmeta.utils._testing import EXPECTED_FAILED_CHECKS, estimator_instances
+
+
+@parametrize_with_checks(
+    list(estimator_instances()),
+    expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
+    xfail_strict=True,
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
