@@ -17,6 +17,7 @@ are explicit arguments, labels are encoded so that ``predict`` returns
 ``classes_``, and prediction uses a per-task adapted state.
 """
 
+import contextlib
 import inspect
 import warnings
 from numbers import Integral, Real
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
 from sklearn.utils import check_random_state
+from sklearn.utils._metadata_requests import RequestMethod
 from sklearn.utils._param_validation import (
     Interval,
     validate_parameter_constraints,
@@ -46,9 +48,19 @@ from ._episodes import EpisodeLoader, EpisodeSampler, default_steps_per_epoch
 from .utils._validation import check_groups, encode_groups, split_sensitive_columns
 
 _FITTED_ATTRIBUTES = (
-    "classes_", "n_features_in_", "feature_names_in_", "n_features_model_",
-    "tasks_", "groups_", "task_source_", "support_X_", "support_y_", "support_w_",
-    "support_task_", "global_state_", "task_states_",
+    "classes_",
+    "n_features_in_",
+    "feature_names_in_",
+    "n_features_model_",
+    "tasks_",
+    "groups_",
+    "task_source_",
+    "support_X_",
+    "support_y_",
+    "support_w_",
+    "support_task_",
+    "global_state_",
+    "task_states_",
 )
 
 
@@ -100,6 +112,15 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         "random_state": ["random_state"],
     }
 
+    # skorch accepts any name in set_fit_request (its fit takes **fit_params);
+    # skmeta's methods name their metadata, so typos are caught as in sklearn.
+    set_fit_request = RequestMethod(
+        "fit", ["sample_weight", "sensitive_features", "tasks"]
+    )
+    set_partial_fit_request = RequestMethod(
+        "partial_fit", ["sample_weight", "sensitive_features", "tasks"]
+    )
+
     # ------------------------------------------------------------------ skorch
     def get_default_callbacks(self):
         return [
@@ -108,7 +129,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             ("valid_loss", PassthroughScoring(name="valid_loss")),
             (
                 "valid_acc",
-                EpochScoring(_encoded_accuracy, name="valid_acc", lower_is_better=False),
+                EpochScoring(
+                    _encoded_accuracy, name="valid_acc", lower_is_better=False
+                ),
             ),
             ("print_log", PrintLog()),
         ]
@@ -168,7 +191,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         """Validated float32 model input, targets and sensitive groups."""
         if self.sensitive_columns is None:
             if fitting:
-                X, y = validate_data(self, X, y, dtype=np.float32, copy=True, reset=reset)
+                X, y = validate_data(
+                    self, X, y, dtype=np.float32, copy=True, reset=reset
+                )
             else:
                 X = validate_data(self, X, dtype=np.float32, copy=True, reset=reset)
             return X, y, sensitive_features
@@ -195,8 +220,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             return sensitive
         return tasks if tasks is not None else sensitive
 
-    def _validate_fit_data(self, X, y, sensitive_features, tasks, sample_weight, *,
-                           classes, reset):
+    def _validate_fit_data(
+        self, X, y, sensitive_features, tasks, sample_weight, *, classes, reset
+    ):
         X, y, sensitive = self._validate_X(
             X, sensitive_features, y=y, reset=reset, fitting=True
         )
@@ -205,7 +231,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         sensitive = check_groups(
             sensitive,
             n_samples,
-            name="sensitive_features" if self.sensitive_columns is None
+            name="sensitive_features"
+            if self.sensitive_columns is None
             else "sensitive_columns",
         )
         tasks = check_groups(tasks, n_samples, name="tasks")
@@ -240,7 +267,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 np.unique(labels) if labels is not None else np.array([], dtype=object)
             )
             self.groups_ = (
-                np.unique(sensitive) if sensitive is not None
+                np.unique(sensitive)
+                if sensitive is not None
                 else np.array([], dtype=object)
             )
         elif classes is not None and not np.array_equal(
@@ -268,26 +296,35 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 self.tasks_ = np.concatenate([self.tasks_, new])
             task_codes = encode_groups(labels, self.tasks_)
         group_codes = (
-            encode_groups(sensitive, self.groups_) if sensitive is not None
+            encode_groups(sensitive, self.groups_)
+            if sensitive is not None
             else np.full(n_samples, -1, dtype=np.int64)
         )
-        data = {"X": X, "task": task_codes, "group": group_codes, "weight": sample_weight}
+        data = {
+            "X": X,
+            "task": task_codes,
+            "group": group_codes,
+            "weight": sample_weight,
+        }
         return data, y_enc
 
     def _validate_predict_data(self, X, sensitive_features, tasks):
-        X, _, sensitive = self._validate_X(X, sensitive_features, reset=False,
-                                           fitting=False)
+        X, _, sensitive = self._validate_X(
+            X, sensitive_features, reset=False, fitting=False
+        )
         n_samples = X.shape[0]
         sensitive = check_groups(
             sensitive,
             n_samples,
-            name="sensitive_features" if self.sensitive_columns is None
+            name="sensitive_features"
+            if self.sensitive_columns is None
             else "sensitive_columns",
         )
         tasks = check_groups(tasks, n_samples, name="tasks")
         labels = self._task_labels(sensitive, tasks)
         codes = (
-            np.full(n_samples, -1, dtype=np.int64) if labels is None
+            np.full(n_samples, -1, dtype=np.int64)
+            if labels is None
             else encode_groups(labels, self.tasks_)
         )
         return {"X": X, "task": codes}
@@ -328,15 +365,28 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             for attr in _FITTED_ATTRIBUTES:
                 self.__dict__.pop(attr, None)
         data, y_enc = self._validate_fit_data(
-            X, y, sensitive_features, tasks, sample_weight, classes=None,
+            X,
+            y,
+            sensitive_features,
+            tasks,
+            sample_weight,
+            classes=None,
             reset=not warm,
         )
         self._meta_train(data, y_enc, epochs=self.max_epochs, initialize=not warm)
         self._set_support(data, y_enc)
         return self
 
-    def partial_fit(self, X, y, *, classes=None, sensitive_features=None,
-                    tasks=None, sample_weight=None):
+    def partial_fit(
+        self,
+        X,
+        y,
+        *,
+        classes=None,
+        sensitive_features=None,
+        tasks=None,
+        sample_weight=None,
+    ):
         """Meta-train for one epoch (first call) or adapt to the given rows.
 
         On an unfitted estimator, this follows scikit-learn: ``classes`` is
@@ -381,21 +431,33 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             for attr in _FITTED_ATTRIBUTES:
                 self.__dict__.pop(attr, None)
             data, y_enc = self._validate_fit_data(
-                X, y, sensitive_features, tasks, sample_weight, classes=classes,
+                X,
+                y,
+                sensitive_features,
+                tasks,
+                sample_weight,
+                classes=classes,
                 reset=True,
             )
             self._meta_train(data, y_enc, epochs=1, initialize=True)
             self._set_support(data, y_enc)
             return self
         data, y_enc = self._validate_fit_data(
-            X, y, sensitive_features, tasks, sample_weight, classes=classes,
+            X,
+            y,
+            sensitive_features,
+            tasks,
+            sample_weight,
+            classes=classes,
             reset=False,
         )
         self._add_support(data, y_enc)
         return self
 
     def _seed(self):
-        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        return int(
+            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        )
 
     def _fork_rng(self):
         device = torch.device(self.device)
@@ -409,11 +471,11 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             if initialize:
                 self.initialize()
             self.notify("on_train_begin", X=data, y=y_enc)
-            try:
-                self.fit_loop(data, y_enc, epochs=epochs,
-                              rng=np.random.default_rng(seed))
-            except KeyboardInterrupt:  # how skorch's EarlyStopping ends training
-                pass
+            # KeyboardInterrupt is how skorch's EarlyStopping ends training.
+            with contextlib.suppress(KeyboardInterrupt):
+                self.fit_loop(
+                    data, y_enc, epochs=epochs, rng=np.random.default_rng(seed)
+                )
             self.notify("on_train_end", X=data, y=y_enc)
 
     def _episode_sampler(self, data, y, rng):
@@ -421,8 +483,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         if self.task_source_ == "pooled":
             tasks = np.zeros_like(tasks)
         kwargs = dict(
-            n_shots=self.n_shots, n_queries=self.n_queries,
-            meta_batch_size=self.meta_batch_size, rng=rng,
+            n_shots=self.n_shots,
+            n_queries=self.n_queries,
+            meta_batch_size=self.meta_batch_size,
+            rng=rng,
         )
         sampler = EpisodeSampler(tasks, y, len(self.classes_), **kwargs)
         if sampler.excluded.size and self.task_source_ != "pooled":
@@ -444,8 +508,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                     UserWarning,
                     stacklevel=4,
                 )
-            sampler = EpisodeSampler(np.zeros_like(tasks), y, len(self.classes_),
-                                     **kwargs)
+            sampler = EpisodeSampler(
+                np.zeros_like(tasks), y, len(self.classes_), **kwargs
+            )
             if sampler.eligible.size == 0:
                 raise ValueError(
                     "Meta-training needs at least 2 rows of one class to form a "
@@ -468,25 +533,37 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         train_data, train_y = _dataset_arrays(dataset_train)
         sampler = self._episode_sampler(train_data, train_y, rng)
         n_steps = self.steps_per_epoch or default_steps_per_epoch(
-            len(train_y), len(self.classes_), self.n_shots, self.n_queries,
+            len(train_y),
+            len(self.classes_),
+            self.n_shots,
+            self.n_queries,
             self.meta_batch_size,
         )
         iterator_train = EpisodeLoader(
             train_data, train_y, sampler, n_steps=n_steps, device=self.device
         )
         iterator_valid = (
-            None if dataset_valid is None
+            None
+            if dataset_valid is None
             else self.get_iterator(dataset_valid, training=False)
         )
-        on_epoch_kwargs = {"dataset_train": dataset_train, "dataset_valid": dataset_valid}
+        on_epoch_kwargs = {
+            "dataset_train": dataset_train,
+            "dataset_valid": dataset_valid,
+        }
         for _ in range(epochs):
             self.notify("on_epoch_begin", **on_epoch_kwargs)
-            self.run_single_epoch(iterator_train, training=True, prefix="train",
-                                  step_fn=self.train_step)
+            self.run_single_epoch(
+                iterator_train, training=True, prefix="train", step_fn=self.train_step
+            )
             if iterator_valid is not None:
                 self._set_support(train_data, train_y)
-                self.run_single_epoch(iterator_valid, training=False, prefix="valid",
-                                      step_fn=self.validation_step)
+                self.run_single_epoch(
+                    iterator_valid,
+                    training=False,
+                    prefix="valid",
+                    step_fn=self.validation_step,
+                )
             self.notify("on_epoch_end", **on_epoch_kwargs)
         return self
 
@@ -506,7 +583,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
 
     @staticmethod
     def _weighted_mean(losses, weights):
-        """Mean of ``losses`` weighted along the last axis (0 when all weights are 0)."""
+        """Mean of ``losses`` weighted along the last axis (0 if no weight)."""
         return (losses * weights).sum(-1) / weights.sum(-1).clamp_min(1e-12)
 
     # --------------------------------------------------------- task states
@@ -524,8 +601,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self.support_w_ = np.concatenate([self.support_w_, data["weight"]])
         self.support_task_ = np.concatenate([self.support_task_, data["task"]])
         touched = np.unique(data["task"])
-        self._refresh_states(touched[touched >= 0],
-                             recompute_global=bool((touched < 0).any()))
+        self._refresh_states(
+            touched[touched >= 0], recompute_global=bool((touched < 0).any())
+        )
 
     def _support_tensors(self, mask):
         device = self.device
@@ -565,7 +643,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         state = {**params, **dict(self.module_.named_buffers())}
         return {
             k: v.to(device=self.device, dtype=torch.float64)
-            if v.is_floating_point() else v.to(self.device)
+            if v.is_floating_point()
+            else v.to(self.device)
             for k, v in state.items()
         }
 
@@ -577,7 +656,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             dataset = self.get_dataset(
                 self._validate_predict_data(X, sensitive_features, tasks)
             )
-        logits = [yp.to(torch.float64) for yp in self.forward_iter(dataset)]
+        # DataLoader draws a seed from the global generator even when it does
+        # not shuffle; keep the caller's random state as it was.
+        with torch.random.fork_rng(devices=[]):
+            logits = [yp.to(torch.float64) for yp in self.forward_iter(dataset)]
         return torch.cat(logits) if logits else torch.empty(0, len(self.classes_))
 
     def predict_proba(self, X, *, sensitive_features=None, tasks=None):

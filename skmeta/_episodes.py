@@ -40,7 +40,9 @@ class EpisodeSampler:
         Source of randomness.
     """
 
-    def __init__(self, tasks, y, n_classes, *, n_shots, n_queries, meta_batch_size, rng):
+    def __init__(
+        self, tasks, y, n_classes, *, n_shots, n_queries, meta_batch_size, rng
+    ):
         self.n_classes = n_classes
         self.n_shots = n_shots
         self.n_queries = n_queries

@@ -12,8 +12,9 @@ from .modules import MLP
 from .utils._docstrings import fill_docstring
 
 
-def inner_loop(module, params, buffers, criterion, X, y, w, *, inner_lr, n_steps,
-               first_order):
+def inner_loop(
+    module, params, buffers, criterion, X, y, w, *, inner_lr, n_steps, first_order
+):
     """Adapt ``params`` with ``n_steps`` gradient steps on a weighted support set.
 
     Purely functional: ``module`` is only evaluated through
@@ -84,10 +85,10 @@ class MAMLClassifier(_MetaClassifier):
         ``module__hidden_units=(32, 32)``). Modules with batch
         normalisation are not supported.
 
-    inner_lr : float, default=0.1
+    inner_lr : float, default=0.3
         Step size of the inner (adaptation) loop.
 
-    inner_steps : int, default=1
+    inner_steps : int, default=3
         Gradient steps of the inner loop, in training and in adaptation.
 
     first_order : bool, default=False
@@ -162,7 +163,8 @@ class MAMLClassifier(_MetaClassifier):
     >>> groups = rng.choice(["a", "b"], size=200)
     >>> y = (X[:, 0] + (groups == "b") > 0).astype(int)
     >>> clf = MAMLClassifier(max_epochs=2, random_state=0)
-    >>> clf.fit(X, y, sensitive_features=groups).predict(X[:3], sensitive_features=groups[:3]).shape
+    >>> clf = clf.fit(X, y, sensitive_features=groups)
+    >>> clf.predict(X[:3], sensitive_features=groups[:3]).shape
     (3,)
     """
 
@@ -177,8 +179,8 @@ class MAMLClassifier(_MetaClassifier):
         self,
         module=MLP,
         *,
-        inner_lr=0.1,
-        inner_steps=1,
+        inner_lr=0.3,
+        inner_steps=3,
         first_order=False,
         n_shots=5,
         n_queries=15,
@@ -198,9 +200,17 @@ class MAMLClassifier(_MetaClassifier):
         **kwargs,
     ):
         super().__init__(
-            module, criterion=criterion, optimizer=optimizer, lr=lr,
-            max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
-            callbacks=callbacks, device=device, verbose=verbose, **kwargs,
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            callbacks=callbacks,
+            device=device,
+            verbose=verbose,
+            **kwargs,
         )
         self.inner_lr = inner_lr
         self.inner_steps = inner_steps
@@ -214,8 +224,15 @@ class MAMLClassifier(_MetaClassifier):
 
     def _adapt(self, params, X, y, w, *, first_order):
         return inner_loop(
-            self.module_, params, dict(self.module_.named_buffers()), self.criterion_,
-            X, y, w, inner_lr=self.inner_lr, n_steps=self.inner_steps,
+            self.module_,
+            params,
+            dict(self.module_.named_buffers()),
+            self.criterion_,
+            X,
+            y,
+            w,
+            inner_lr=self.inner_lr,
+            n_steps=self.inner_steps,
             first_order=first_order,
         )
 
@@ -229,7 +246,9 @@ class MAMLClassifier(_MetaClassifier):
             return functional_call(self.module_, (adapted, buffers), (Xq,))
 
         logits = vmap(query_logits, randomness="different")(
-            episodes["support_X"], episodes["support_y"], episodes["support_w"],
+            episodes["support_X"],
+            episodes["support_y"],
+            episodes["support_w"],
             episodes["query_X"],
         )
         losses = self.criterion_(logits.flatten(0, 1), episodes["query_y"].flatten())

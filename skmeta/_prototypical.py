@@ -185,9 +185,17 @@ class PrototypicalClassifier(_MetaClassifier):
         **kwargs,
     ):
         super().__init__(
-            module, criterion=criterion, optimizer=optimizer, lr=lr,
-            max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
-            callbacks=callbacks, device=device, verbose=verbose, **kwargs,
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            callbacks=callbacks,
+            device=device,
+            verbose=verbose,
+            **kwargs,
         )
         self.shrinkage = shrinkage
         self.n_shots = n_shots
@@ -204,8 +212,10 @@ class PrototypicalClassifier(_MetaClassifier):
         """Mean query loss over the tasks of a meta-batch."""
         n_classes = len(self.classes_)
         sums, counts = class_sums(
-            self._embed(episodes["support_X"]), episodes["support_y"],
-            episodes["support_w"], n_classes,
+            self._embed(episodes["support_X"]),
+            episodes["support_y"],
+            episodes["support_w"],
+            n_classes,
         )
         pooled_counts = counts.sum(0)
         pooled = sums.sum(0) / pooled_counts.clamp_min(1e-12)[:, None]
@@ -223,9 +233,11 @@ class PrototypicalClassifier(_MetaClassifier):
 
     @torch.no_grad()
     def _support_sums(self, X, y, w):
-        embeddings = torch.cat(
-            [self.module_(chunk) for chunk in X.split(4096)]
-        ) if len(X) else X.new_zeros((0, self._embedding_dim()))
+        embeddings = (
+            torch.cat([self.module_(chunk) for chunk in X.split(4096)])
+            if len(X)
+            else X.new_zeros((0, self._embedding_dim()))
+        )
         return class_sums(embeddings, y, w, len(self.classes_))
 
     def _embedding_dim(self):

@@ -51,7 +51,11 @@ class MLP(nn.Module):
     """
 
     def __init__(
-        self, n_features_in, n_classes, hidden_units=(64,), activation=nn.ReLU,
+        self,
+        n_features_in,
+        n_classes,
+        hidden_units=(64,),
+        activation=nn.ReLU,
         dropout=0.0,
     ):
         super().__init__()
@@ -93,8 +97,12 @@ class EmbeddingMLP(nn.Module):
     """
 
     def __init__(
-        self, n_features_in, hidden_units=(64,), embedding_dim=32,
-        activation=nn.ReLU, dropout=0.0,
+        self,
+        n_features_in,
+        hidden_units=(64,),
+        embedding_dim=32,
+        activation=nn.ReLU,
+        dropout=0.0,
     ):
         super().__init__()
         layers, width = _stack(n_features_in, hidden_units, activation, dropout)

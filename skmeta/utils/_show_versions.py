@@ -15,8 +15,15 @@ def show_versions():
     import torch
 
     print(f"python: {platform.python_version()} ({platform.platform()})")
-    for name in ["skmeta", "scikit-learn", "skorch", "torch", "fairlearn", "numpy",
-                 "pandas"]:
+    for name in [
+        "skmeta",
+        "scikit-learn",
+        "skorch",
+        "torch",
+        "fairlearn",
+        "numpy",
+        "pandas",
+    ]:
         try:
             print(f"{name}: {version(name)}")
         except PackageNotFoundError:

@@ -41,7 +41,9 @@ def check_groups(values, n_samples, *, name="sensitive_features"):
         return None
     if isinstance(values, pd.DataFrame | pd.Series):
         if values.isna().to_numpy().any():
-            raise ValueError(f"{name} contains missing values; every row needs a group.")
+            raise ValueError(
+                f"{name} contains missing values; every row needs a group."
+            )
         values = values.to_numpy(dtype=object)
     else:
         values = np.asarray(values, dtype=object)

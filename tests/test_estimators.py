@@ -1,0 +1,309 @@
+"""Behaviour of both estimators: inputs, groups, tasks, determinism, skorch."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone, is_classifier
+from skorch.callbacks import Callback, EarlyStopping, EpochScoring, LRScheduler
+from skorch.dataset import ValidSplit
+
+from skmeta import MAMLClassifier, PrototypicalClassifier
+
+ESTIMATORS = [MAMLClassifier, PrototypicalClassifier]
+FAST = dict(max_epochs=2, steps_per_epoch=5, random_state=0)
+
+
+@pytest.fixture(params=ESTIMATORS, ids=lambda k: k.__name__)
+def klass(request):
+    return request.param
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fit_numeric_arrays_and_string_labels(klass, grouped_data, dtype):
+    X, y, groups = grouped_data
+    labels = np.array(["no", "yes"])[y]
+    clf = klass(**FAST).fit(X.astype(dtype), labels, sensitive_features=groups)
+    assert is_classifier(clf)
+    assert clf.n_features_in_ == 4
+    np.testing.assert_array_equal(clf.classes_, ["no", "yes"])
+    pred = clf.predict(X, sensitive_features=groups)
+    assert set(pred) <= {"no", "yes"}
+    proba = clf.predict_proba(X, sensitive_features=groups)
+    assert proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_array_equal(pred, clf.classes_[proba.argmax(axis=1)])
+    scores = clf.decision_function(X, sensitive_features=groups)
+    assert scores.shape == (len(X),) and scores.dtype == np.float64
+    np.testing.assert_array_equal(scores > 0, proba[:, 1] > 0.5)
+    np.testing.assert_allclose(
+        np.exp(clf.predict_log_proba(X, sensitive_features=groups)), proba
+    )
+
+
+def test_multiclass_non_contiguous_labels_and_dataframe(klass, grouped_data):
+    X, _, groups = grouped_data
+    y = np.digitize(X[:, 0], [-0.5, 0.5]) * 5 + 3  # {3, 8, 13}
+    df = pd.DataFrame(X, columns=list("abcd"))
+    clf = klass(**FAST).fit(df, y, sensitive_features=pd.Series(groups))
+    np.testing.assert_array_equal(clf.classes_, [3, 8, 13])
+    np.testing.assert_array_equal(clf.feature_names_in_, list("abcd"))
+    assert clf.predict_proba(df).shape == (len(X), 3)
+    assert clf.decision_function(df).shape == (len(X), 3)
+    assert set(clf.predict(df)) <= {3, 8, 13}
+
+
+def test_same_seed_same_predictions_and_global_rng_untouched(klass, grouped_data):
+    X, y, groups = grouped_data
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    p1 = klass(**FAST).fit(X, y, sensitive_features=groups).predict_proba(X)
+    assert torch.equal(torch.get_rng_state(), state)
+    p2 = klass(**FAST).fit(X, y, sensitive_features=groups).predict_proba(X)
+    np.testing.assert_array_equal(p1, p2)
+    p3 = (
+        klass(**{**FAST, "random_state": 1})
+        .fit(X, y, sensitive_features=groups)
+        .predict_proba(X)
+    )
+    assert not np.allclose(p1, p3)
+
+
+def test_groups_have_their_own_state(klass, grouped_data):
+    X, y, groups = grouped_data
+    clf = klass(**FAST).fit(X, y, sensitive_features=groups)
+    assert clf.task_source_ == "sensitive_features"
+    np.testing.assert_array_equal(clf.tasks_, ["a", "b", "c"])
+    assert len(clf.task_states_) == 3
+    known = clf.predict_proba(X, sensitive_features=groups)
+    unknown = clf.predict_proba(X)  # the pooled state
+    assert not np.allclose(known, unknown)
+    # An unseen group label falls back to the pooled state.
+    np.testing.assert_allclose(
+        clf.predict_proba(X, sensitive_features=np.full(len(X), "zzz")), unknown
+    )
+    # A row's prediction does not depend on the other rows of the call.
+    np.testing.assert_allclose(
+        clf.predict_proba(X[:7], sensitive_features=groups[:7]), known[:7]
+    )
+
+
+def test_tasks_separate_from_sensitive_features(klass, grouped_data):
+    X, y, groups = grouped_data
+    sites = np.arange(len(X)) % 4
+    clf = klass(**FAST).fit(X, y, sensitive_features=groups, tasks=sites)
+    assert clf.task_source_ == "tasks"
+    np.testing.assert_array_equal(clf.tasks_, [0, 1, 2, 3])
+    np.testing.assert_array_equal(clf.groups_, ["a", "b", "c"])
+    p = clf.predict_proba(X, tasks=sites)
+    assert not np.allclose(p, clf.predict_proba(X))
+
+
+def test_pooled_when_no_groups(klass, grouped_data):
+    X, y, _ = grouped_data
+    clf = klass(**FAST).fit(X, y)
+    assert clf.task_source_ == "pooled"
+    assert len(clf.tasks_) == 0
+    assert clf.score(X, y) > 0.6
+
+
+def test_intersectional_groups_from_2d_sensitive_features(klass, grouped_data):
+    X, y, groups = grouped_data
+    sf = pd.DataFrame({"g": groups, "h": np.where(X[:, 2] > 0, "x", "z")})
+    clf = klass(**FAST).fit(X, y, sensitive_features=sf)
+    assert "a, x" in clf.tasks_ and len(clf.tasks_) == 6
+    np.testing.assert_allclose(
+        clf.predict_proba(X, sensitive_features=sf),
+        clf.predict_proba(X, sensitive_features=sf.to_numpy()),
+    )
+
+
+def test_sensitive_columns_equal_sensitive_features(klass, grouped_data):
+    X, y, groups = grouped_data
+    df = pd.DataFrame(X, columns=list("abcd")).assign(group=groups)
+    by_column = klass(sensitive_columns="group", **FAST).fit(df, y)
+    by_argument = klass(**FAST).fit(X, y, sensitive_features=groups)
+    assert by_column.n_features_in_ == 5
+    np.testing.assert_allclose(
+        by_column.predict_proba(df),
+        by_argument.predict_proba(X, sensitive_features=groups),
+    )
+    # Positions work on arrays; the groups may be any column.
+    arr = np.column_stack([groups == "a", X]).astype(float)
+    by_position = klass(sensitive_columns=[0], **FAST).fit(arr, y)
+    np.testing.assert_array_equal(by_position.tasks_, [0.0, 1.0])
+    assert by_position.predict(arr).shape == (len(X),)
+
+
+def test_small_groups_follow_the_documented_rule(klass, grouped_data):
+    X, y, groups = grouped_data
+    groups = groups.astype(object)
+    groups[0] = "single"  # one row: no query set possible
+    groups[1:4] = "tiny"
+    y = y.copy()
+    y[1:4] = 1  # one class only
+    with pytest.warns(UserWarning, match="left out of meta-training: single"):
+        clf = klass(**FAST).fit(X, y, sensitive_features=groups)
+    assert {"single", "tiny"} <= set(clf.tasks_)
+    p = clf.predict_proba(X[:4], sensitive_features=groups[:4])
+    assert np.isfinite(p).all()
+
+
+def test_inputs_are_not_modified(klass, grouped_data):
+    X, y, groups = grouped_data
+    df = pd.DataFrame(X, columns=list("abcd")).assign(g=groups)
+    w = np.linspace(0.5, 2, len(X))
+    copies = [X.copy(), y.copy(), groups.copy(), df.copy(), w.copy()]
+    clf = klass(**FAST).fit(X, y, sensitive_features=groups, sample_weight=w)
+    clf.partial_fit(X[:5], y[:5], sensitive_features=groups[:5], sample_weight=w[:5])
+    clf.predict_proba(X, sensitive_features=groups)
+    klass(sensitive_columns="g", **FAST).fit(df, y).predict(df)
+    for before, after in zip(copies, [X, y, groups, df, w], strict=True):
+        if isinstance(before, pd.DataFrame):
+            pd.testing.assert_frame_equal(before, after)
+        else:
+            np.testing.assert_array_equal(before, after)
+
+
+class _Recorder(Callback):
+    def initialize(self):
+        self.calls = []
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self.calls.append("train_begin")
+
+
+@pytest.mark.parametrize(
+    "params, fit_kwargs, match",
+    [
+        ({}, {"X": np.full((20, 2), np.nan)}, "NaN"),
+        ({}, {"X": np.full((20, 2), np.inf)}, "infinity"),
+        ({}, {"sensitive_features": np.zeros(19)}, "sensitive_features has 19 rows"),
+        ({}, {"tasks": np.zeros(21)}, "tasks has 21 rows"),
+        ({}, {"sample_weight": np.ones(19)}, "sample_weight"),
+        ({}, {"sensitive_features": [None] + ["a"] * 19}, "missing values"),
+        ({}, {"sensitive_features": pd.Series([np.nan] + ["a"] * 19)}, "missing"),
+        ({}, {"y": np.linspace(0, 1, 20)}, "Unknown label type"),
+        ({"n_shots": 0}, {}, "n_shots"),
+        ({"n_queries": -1}, {}, "n_queries"),
+        ({"max_epochs": 0}, {}, "max_epochs"),
+        ({"meta_batch_size": 0}, {}, "meta_batch_size"),
+        ({"sensitive_columns": ["nope"]}, {}, "not a column"),
+        ({"sensitive_columns": [7]}, {}, "not a column of X"),
+        (
+            {"sensitive_columns": [0]},
+            {"sensitive_features": np.zeros(20)},
+            "either sensitive_features or sensitive_columns",
+        ),
+    ],
+)
+def test_bad_input_raises_before_training(klass, params, fit_kwargs, match):
+    rng = np.random.RandomState(0)
+    kwargs = {"X": rng.normal(size=(20, 2)), "y": np.arange(20) % 2, **fit_kwargs}
+    if params.get("sensitive_columns") == ["nope"]:
+        kwargs["X"] = pd.DataFrame(kwargs["X"], columns=["a", "b"])
+    recorder = _Recorder()
+    clf = klass(callbacks=[recorder], **params)
+    with pytest.raises(ValueError, match=match):
+        clf.fit(**kwargs)
+    assert not getattr(recorder, "calls", [])
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"inner_lr": 0.0}, {"inner_lr": -1.0}, {"inner_steps": 0}, {"first_order": "yes"}],
+)
+def test_bad_maml_parameters(params):
+    X, y = np.random.RandomState(0).normal(size=(20, 2)), np.arange(20) % 2
+    with pytest.raises(ValueError, match=next(iter(params))):
+        MAMLClassifier(**params).fit(X, y)
+
+
+def test_bad_shrinkage():
+    X, y = np.random.RandomState(0).normal(size=(20, 2)), np.arange(20) % 2
+    with pytest.raises(ValueError, match="shrinkage"):
+        PrototypicalClassifier(shrinkage=-1.0).fit(X, y)
+
+
+def test_predict_checks(klass, grouped_data):
+    X, y, groups = grouped_data
+    with pytest.raises(Exception, match="not fitted"):
+        klass().predict(X)
+    clf = klass(**FAST).fit(X, y, sensitive_features=groups)
+    with pytest.raises(ValueError, match="X has 3 features"):
+        clf.predict(X[:, :3])
+    with pytest.raises(ValueError, match="sensitive_features has 5 rows"):
+        clf.predict(X, sensitive_features=groups[:5])
+    with pytest.raises(ValueError, match="NaN"):
+        clf.predict(np.full_like(X, np.nan))
+
+
+def test_skorch_parameters_history_and_callbacks(klass, grouped_data, capsys):
+    X, y, groups = grouped_data
+    hidden = {"module__hidden_units": (8, 8)}
+    clf = klass(
+        max_epochs=30,
+        steps_per_epoch=3,
+        random_state=0,
+        verbose=1,
+        optimizer=torch.optim.SGD,
+        lr=0.05,
+        optimizer__momentum=0.9,
+        callbacks=[
+            ("stop", EarlyStopping(monitor="train_loss", patience=1, threshold=10.0)),
+            ("sched", LRScheduler("StepLR", step_size=1, gamma=0.5)),
+        ],
+        **hidden,
+    ).fit(X, y, sensitive_features=groups)
+    assert 1 < len(clf.history) < 30  # early stopping fired
+    assert clf.module_.net[2].out_features == 8
+    assert isinstance(clf.optimizer_, torch.optim.SGD)
+    assert clf.optimizer_.param_groups[0]["lr"] < 0.05
+    assert "train_loss" in capsys.readouterr().out
+    assert clone(clf).get_params()["module__hidden_units"] == (8, 8)
+    clf.set_params(module__hidden_units=(4,))
+    assert clf.module_.net[0].out_features == 4
+
+
+def test_train_split_gives_validation_scores(klass, grouped_data):
+    X, y, groups = grouped_data
+    clf = klass(
+        max_epochs=2,
+        steps_per_epoch=5,
+        random_state=0,
+        train_split=ValidSplit(4, stratified=True),
+        callbacks=[EpochScoring("roc_auc", name="valid_auc", lower_is_better=False)],
+    ).fit(X, y, sensitive_features=groups)
+    for key in ["valid_loss", "valid_acc", "valid_auc"]:
+        values = clf.history[:, key]
+        assert len(values) == 2 and all(0 <= v < 5 for v in values)
+    # After fitting, every row (validation rows too) is in the support set.
+    assert len(clf.support_y_) == len(y)
+
+
+def test_pickle_and_clone(klass, grouped_data):
+    X, y, groups = grouped_data
+    clf = klass(**FAST).fit(X, y, sensitive_features=groups)
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(
+        restored.predict_proba(X, sensitive_features=groups),
+        clf.predict_proba(X, sensitive_features=groups),
+    )
+    fresh = clone(clf)
+    assert not hasattr(fresh, "classes_")
+    assert fresh.get_params()["random_state"] == 0
+
+
+def test_warm_start_continues_training(klass, grouped_data):
+    X, y, groups = grouped_data
+    clf = klass(warm_start=True, **FAST).fit(X, y, sensitive_features=groups)
+    before = [p.detach().clone() for p in clf.module_.parameters()]
+    clf.fit(X, y, sensitive_features=groups)
+    assert len(clf.history) == 4
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(before, clf.module_.parameters(), strict=True)
+    )

@@ -1,0 +1,240 @@
+"""The meta-learning maths against finite differences and hand computations."""
+
+import numpy as np
+import pytest
+import torch
+from torch.func import functional_call
+
+from skmeta import MAMLClassifier, PrototypicalClassifier
+
+
+def _episodes(n_tasks=3, n_support=6, n_query=5, n_features=3, n_classes=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ep = {}
+    for prefix, n in [("support_", n_support), ("query_", n_query)]:
+        ep[prefix + "X"] = torch.randn(
+            n_tasks, n, n_features, generator=g, dtype=torch.float64
+        )
+        ep[prefix + "y"] = torch.randint(0, n_classes, (n_tasks, n), generator=g)
+        w = torch.rand(n_tasks, n, generator=g, dtype=torch.float64) + 0.5
+        w[:, -1] = 0.0  # a padded slot
+        ep[prefix + "w"] = w
+    return ep
+
+
+def _fitted_float64(klass, **params):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    clf = klass(max_epochs=1, steps_per_epoch=1, random_state=0, **params).fit(X, y)
+    clf.module_.double()
+    return clf
+
+
+def _unrolled_maml_loss(clf, params, ep):
+    """Explicit per-task loop with torch.autograd.grad: the reference."""
+    ce = torch.nn.functional.cross_entropy
+    losses = []
+    for t in range(ep["support_X"].shape[0]):
+        p = dict(params)
+        for _ in range(clf.inner_steps):
+            ls = ce(
+                functional_call(clf.module_, p, (ep["support_X"][t],)),
+                ep["support_y"][t],
+                reduction="none",
+            )
+            ws = ep["support_w"][t]
+            inner = (ls * ws).sum() / ws.sum()
+            grads = torch.autograd.grad(
+                inner, list(p.values()), create_graph=not clf.first_order
+            )
+            p = {
+                k: v - clf.inner_lr * g
+                for (k, v), g in zip(p.items(), grads, strict=True)
+            }
+        lq = ce(
+            functional_call(clf.module_, p, (ep["query_X"][t],)),
+            ep["query_y"][t],
+            reduction="none",
+        )
+        wq = ep["query_w"][t]
+        losses.append((lq * wq).sum() / wq.sum())
+    return torch.stack(losses).mean()
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+@pytest.mark.parametrize("inner_steps", [1, 2])
+def test_maml_meta_gradient_matches_unrolled_reference(first_order, inner_steps):
+    clf = _fitted_float64(
+        MAMLClassifier, first_order=first_order, inner_steps=inner_steps, inner_lr=0.3
+    )
+    ep = _episodes()
+    params = dict(clf.module_.named_parameters())
+    loss, _ = clf._episode_loss(ep)
+    grads = torch.autograd.grad(loss, list(params.values()))
+    ref_loss = _unrolled_maml_loss(clf, params, ep)
+    ref_grads = torch.autograd.grad(ref_loss, list(params.values()))
+    assert loss.item() == pytest.approx(ref_loss.item(), abs=1e-12)
+    for g, r in zip(grads, ref_grads, strict=True):
+        np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("inner_steps", [1, 2])
+def test_second_order_meta_gradient_matches_finite_differences(inner_steps):
+    clf = _fitted_float64(MAMLClassifier, inner_steps=inner_steps, inner_lr=0.3)
+    ep = _episodes()
+    params = dict(clf.module_.named_parameters())
+    loss, _ = clf._episode_loss(ep)
+    grads = torch.autograd.grad(loss, list(params.values()))
+    eps = 1e-6
+    rng = np.random.RandomState(0)
+    with torch.no_grad():
+        for (name, p), g in zip(params.items(), grads, strict=True):
+            for idx in [tuple(rng.randint(s) for s in p.shape) for _ in range(3)]:
+                old = p[idx].item()
+                p[idx] = old + eps
+                up = clf._episode_loss(ep)[0].item()
+                p[idx] = old - eps
+                down = clf._episode_loss(ep)[0].item()
+                p[idx] = old
+                fd = (up - down) / (2 * eps)
+                assert g[idx].item() == pytest.approx(fd, rel=1e-6, abs=1e-8), name
+
+
+def test_first_order_differs_from_second_order():
+    ep = _episodes()
+    g = {}
+    for fo in [False, True]:
+        clf = _fitted_float64(MAMLClassifier, first_order=fo, inner_lr=0.5)
+        params = dict(clf.module_.named_parameters())
+        g[fo] = torch.autograd.grad(clf._episode_loss(ep)[0], list(params.values()))
+    pairs = zip(g[False], g[True], strict=True)
+    diff = max((a - b).abs().max().item() for a, b in pairs)
+    assert diff > 1e-6
+
+
+def test_first_order_gradient_is_query_gradient_at_adapted_parameters():
+    clf = _fitted_float64(MAMLClassifier, first_order=True, inner_lr=0.3, inner_steps=1)
+    ep = _episodes(n_tasks=1)
+    params = dict(clf.module_.named_parameters())
+    grads = torch.autograd.grad(clf._episode_loss(ep)[0], list(params.values()))
+    # Adapt with detached gradients, then differentiate the query loss there.
+    adapted = {k: v.detach() for k, v in params.items()}
+    ce = torch.nn.functional.cross_entropy
+    ls = ce(
+        functional_call(clf.module_, adapted, (ep["support_X"][0],)),
+        ep["support_y"][0],
+        reduction="none",
+    )
+    inner = (ls * ep["support_w"][0]).sum() / ep["support_w"][0].sum()
+    adapted_leaf = {k: v.clone().requires_grad_() for k, v in adapted.items()}
+    inner_grads = torch.autograd.grad(
+        (
+            ce(
+                functional_call(clf.module_, adapted_leaf, (ep["support_X"][0],)),
+                ep["support_y"][0],
+                reduction="none",
+            )
+            * ep["support_w"][0]
+        ).sum()
+        / ep["support_w"][0].sum(),
+        list(adapted_leaf.values()),
+    )
+    assert inner.item() > 0
+    at = {
+        k: (v - 0.3 * g).requires_grad_()
+        for (k, v), g in zip(adapted.items(), inner_grads, strict=True)
+    }
+    lq = ce(
+        functional_call(clf.module_, at, (ep["query_X"][0],)),
+        ep["query_y"][0],
+        reduction="none",
+    )
+    wq = ep["query_w"][0]
+    expected = torch.autograd.grad((lq * wq).sum() / wq.sum(), list(at.values()))
+    for g, e in zip(grads, expected, strict=True):
+        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_padded_slots_do_not_change_the_meta_gradient():
+    clf = _fitted_float64(MAMLClassifier)
+    ep = _episodes()
+    padded = {k: v.clone() for k, v in ep.items()}
+    padded["support_X"][:, -1] = 1e3  # weight 0 rows: their content is irrelevant
+    padded["query_X"][:, -1] = -1e3
+    params = list(clf.module_.parameters())
+    a = torch.autograd.grad(clf._episode_loss(ep)[0], params)
+    b = torch.autograd.grad(clf._episode_loss(padded)[0], params)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def _proto_reference(clf, ep, shrinkage):
+    """-log softmax(-||f(x) - c_y||^2), prototypes written out row by row."""
+    f = lambda X: clf.module_(X).detach().numpy()  # noqa: E731
+    n_tasks, n_classes = ep["support_X"].shape[0], len(clf.classes_)
+    emb_s = [f(ep["support_X"][t]) for t in range(n_tasks)]
+    ys, ws = ep["support_y"].numpy(), ep["support_w"].numpy()
+    pooled = np.stack(
+        [
+            sum(
+                ws[t, i] * emb_s[t][i]
+                for t in range(n_tasks)
+                for i in range(ys.shape[1])
+                if ys[t, i] == k
+            )
+            / sum(
+                ws[t, i]
+                for t in range(n_tasks)
+                for i in range(ys.shape[1])
+                if ys[t, i] == k
+            )
+            for k in range(n_classes)
+        ]
+    )
+    task_losses = []
+    for t in range(n_tasks):
+        protos = []
+        for k in range(n_classes):
+            rows = ys[t] == k
+            s = (ws[t, rows, None] * emb_s[t][rows]).sum(0)
+            n = ws[t, rows].sum()
+            protos.append((s + shrinkage * pooled[k]) / (n + shrinkage))
+        protos = np.stack(protos)
+        q = f(ep["query_X"][t])
+        d = ((q[:, None, :] - protos[None]) ** 2).sum(-1)
+        logp = -d - np.log(np.exp(-d).sum(1, keepdims=True))
+        yq, wq = ep["query_y"][t].numpy(), ep["query_w"][t].numpy()
+        nll = -logp[np.arange(len(yq)), yq]
+        task_losses.append((nll * wq).sum() / wq.sum())
+    return float(np.mean(task_losses))
+
+
+@pytest.mark.parametrize("shrinkage", [0.0, 2.0])
+def test_prototypical_loss_matches_formula(shrinkage):
+    clf = _fitted_float64(
+        PrototypicalClassifier, shrinkage=shrinkage, module__embedding_dim=4
+    )
+    ep = _episodes(n_support=8)
+    ep["support_y"][:, :2] = torch.tensor([0, 1])  # every task has both classes
+    ep["support_w"][:, :2] = 1.0
+    loss, logits = clf._episode_loss(ep)
+    assert loss.item() == pytest.approx(_proto_reference(clf, ep, shrinkage), rel=1e-10)
+    assert logits.shape == (3, 5, 2)
+
+
+def test_prototypical_predict_proba_is_softmax_of_minus_squared_distances(
+    grouped_data,
+):
+    X, y, groups = grouped_data
+    clf = PrototypicalClassifier(max_epochs=2, random_state=0).fit(
+        X, y, sensitive_features=groups
+    )
+    Xt = torch.as_tensor(X[:10].astype(np.float32), dtype=torch.float64)
+    emb = torch.func.functional_call(
+        clf.module_, {k: v.double() for k, v in clf.module_.state_dict().items()}, (Xt,)
+    ).numpy()
+    protos = clf.global_state_.double().numpy()
+    d = ((emb[:, None] - protos[None]) ** 2).sum(-1)
+    expected = np.exp(-d) / np.exp(-d).sum(1, keepdims=True)
+    np.testing.assert_allclose(clf.predict_proba(X[:10]), expected, rtol=1e-9)

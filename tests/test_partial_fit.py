@@ -1,0 +1,139 @@
+"""partial_fit: sklearn's incremental contract and few-shot adaptation."""
+
+import numpy as np
+import pytest
+import torch
+
+from skmeta import MAMLClassifier, PrototypicalClassifier
+
+FAST = dict(max_epochs=2, steps_per_epoch=5, random_state=0)
+
+
+@pytest.fixture(
+    params=[MAMLClassifier, PrototypicalClassifier], ids=lambda k: k.__name__
+)
+def klass(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def shifted():
+    """Groups a, b for training; group "new" has the opposite rule."""
+    rng = np.random.RandomState(1)
+    X = rng.normal(size=(400, 3))
+    groups = np.array(["a", "b", "new", "new"] * 100, dtype=object)
+    sign = np.where(groups == "new", -1.0, 1.0)
+    y = (sign * X[:, 0] > 0).astype(int)
+    return X, y, groups
+
+
+def test_first_call_needs_classes_and_runs_one_epoch(klass, shifted):
+    X, y, groups = shifted
+    clf = klass(**FAST)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[:50], y[:50], classes=[0, 1], sensitive_features=groups[:50])
+    assert len(clf.history) == 1
+    np.testing.assert_array_equal(clf.classes_, [0, 1])
+
+
+def test_first_call_keeps_classes_absent_from_the_batch(klass, shifted):
+    X, y, groups = shifted
+    clf = klass(**FAST).partial_fit(X[y == 0], y[y == 0], classes=[0, 1, 2])
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
+    assert clf.predict_proba(X).shape == (len(X), 3)
+
+
+def test_unseen_group_becomes_known_after_one_call(klass, shifted):
+    X, y, groups = shifted
+    train, new = groups != "new", groups == "new"
+    clf = klass(**FAST).fit(X[train], y[train], sensitive_features=groups[train])
+    meta = [p.detach().clone() for p in clf.module_.parameters()]
+    before_new = clf.predict_proba(X[new], sensitive_features=groups[new])
+    before_old = clf.predict_proba(X[train], sensitive_features=groups[train])
+
+    support = np.flatnonzero(new)[:10]
+    clf.partial_fit(X[support], y[support], sensitive_features=groups[support])
+
+    assert "new" in clf.tasks_
+    after_new = clf.predict_proba(X[new], sensitive_features=groups[new])
+    assert not np.allclose(before_new, after_new)
+    np.testing.assert_array_equal(
+        clf.predict_proba(X[train], sensitive_features=groups[train]), before_old
+    )
+    for a, b in zip(meta, clf.module_.parameters(), strict=True):
+        assert torch.equal(a, b)  # meta-learned parameters untouched
+    history_length = len(clf.history)
+    clf.partial_fit(X[support], y[support], sensitive_features=groups[support])
+    assert len(clf.history) == history_length  # adaptation is not training
+
+
+def test_repeated_calls_accumulate_support_rows(klass, shifted):
+    X, y, groups = shifted
+    train = groups != "new"
+    clf = klass(**FAST).fit(X[train], y[train], sensitive_features=groups[train])
+    rows = np.flatnonzero(groups == "new")
+    clf.partial_fit(X[rows[:4]], y[rows[:4]], sensitive_features=groups[rows[:4]])
+    one = clf.predict_proba(X[rows], sensitive_features=groups[rows])
+    clf.partial_fit(X[rows[4:8]], y[rows[4:8]], sensitive_features=groups[rows[4:8]])
+    two = clf.predict_proba(X[rows], sensitive_features=groups[rows])
+    code = list(clf.tasks_).index("new")
+    assert (clf.support_task_ == code).sum() == 8
+    # Same as adapting on the 8 rows at once.
+    other = klass(**FAST).fit(X[train], y[train], sensitive_features=groups[train])
+    other.partial_fit(X[rows[:8]], y[rows[:8]], sensitive_features=groups[rows[:8]])
+    np.testing.assert_allclose(
+        other.predict_proba(X[rows], sensitive_features=groups[rows]), two
+    )
+    assert not np.allclose(one, two)
+
+
+def test_one_row_per_class_is_enough(klass, shifted):
+    X, y, groups = shifted
+    train = groups != "new"
+    clf = klass(**FAST).fit(X[train], y[train], sensitive_features=groups[train])
+    rows = np.flatnonzero(groups == "new")
+    two = [rows[y[rows] == 0][0], rows[y[rows] == 1][0]]
+    clf.partial_fit(X[two], y[two], sensitive_features=groups[two])
+    p = clf.predict_proba(X[rows], sensitive_features=groups[rows])
+    assert np.isfinite(p).all()
+
+
+def test_adaptation_helps_a_new_group():
+    # Training groups follow different rules; the new group follows one of
+    # them, so a model adapted on its rows beats the pooled model.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(1200, 2))
+    groups = np.repeat(["a", "b", "c", "d", "new", "new"], 200).astype(object)
+    rule = {"a": X[:, 0], "b": -X[:, 0], "c": X[:, 1], "d": -X[:, 1], "new": -X[:, 0]}
+    y = (np.select([groups == g for g in rule], list(rule.values())) > 0).astype(int)
+    train = groups != "new"
+    rows = np.flatnonzero(~train)
+    support, query = rows[:20], rows[20:]
+    for klass in [MAMLClassifier, PrototypicalClassifier]:
+        clf = klass(max_epochs=10, random_state=0).fit(
+            X[train], y[train], sensitive_features=groups[train]
+        )
+        before = clf.score(X[query], y[query])
+        clf.partial_fit(X[support], y[support], sensitive_features=groups[support])
+        after = np.mean(
+            clf.predict(X[query], sensitive_features=groups[query]) == y[query]
+        )
+        assert after > max(before + 0.15, 0.75), klass.__name__
+
+
+def test_unknown_class_is_an_error(klass, shifted):
+    X, y, groups = shifted
+    clf = klass(**FAST).fit(X, y, sensitive_features=groups)
+    with pytest.raises(ValueError, match="not in classes_"):
+        clf.partial_fit(X[:3], [0, 1, 7], sensitive_features=groups[:3])
+    with pytest.raises(ValueError, match="differs from the classes"):
+        clf.partial_fit(X[:3], y[:3], classes=[0, 1, 2], sensitive_features=groups[:3])
+
+
+def test_rows_without_a_task_update_the_pooled_state(klass, shifted):
+    X, y, groups = shifted
+    clf = klass(**FAST).fit(X, y)
+    before = clf.predict_proba(X)
+    clf.partial_fit(X[:30], 1 - y[:30])
+    assert not np.allclose(before, clf.predict_proba(X))
