@@ -29,6 +29,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._metadata_requests import RequestMethod
 from sklearn.utils._param_validation import (
     Interval,
+    StrOptions,
     validate_parameter_constraints,
 )
 from sklearn.utils.multiclass import check_classification_targets
@@ -59,6 +60,8 @@ _FITTED_ATTRIBUTES = (
     "support_y_",
     "support_w_",
     "support_task_",
+    "support_pooled_",
+    "class_counts_",
     "global_state_",
     "task_states_",
 )
@@ -108,6 +111,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         "n_queries": [Interval(Integral, 1, None, closed="left")],
         "meta_batch_size": [Interval(Integral, 1, None, closed="left")],
         "steps_per_epoch": [Interval(Integral, 1, None, closed="left"), None],
+        "class_prior": [StrOptions({"task", "balanced"})],
         "sensitive_columns": [str, Integral, list, tuple, np.ndarray, None],
         "random_state": ["random_state"],
     }
@@ -593,6 +597,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self.support_y_ = np.asarray(y_enc, dtype=np.int64)
         self.support_w_ = np.asarray(data["weight"], dtype=np.float32)
         self.support_task_ = np.asarray(data["task"], dtype=np.int64)
+        self.support_pooled_ = np.ones(len(y_enc), dtype=bool)
         self._refresh_states(range(len(self.tasks_)), recompute_global=True)
 
     def _add_support(self, data, y_enc):
@@ -600,6 +605,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self.support_y_ = np.concatenate([self.support_y_, y_enc])
         self.support_w_ = np.concatenate([self.support_w_, data["weight"]])
         self.support_task_ = np.concatenate([self.support_task_, data["task"]])
+        # Rows given for a task adapt that task only; rows without one join
+        # the pooled support set, which serves unknown tasks.
+        self.support_pooled_ = np.concatenate([self.support_pooled_, data["task"] < 0])
         touched = np.unique(data["task"])
         self._refresh_states(
             touched[touched >= 0], recompute_global=bool((touched < 0).any())
@@ -618,9 +626,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         with self._fork_rng():
             torch.manual_seed(self._seed())
             if recompute_global:
-                # The pooled support set: every row, whatever its task.
+                # The pooled support set: the rows of fit, whatever their task,
+                # and the rows given to partial_fit without a task.
                 self.global_state_ = self._global_state(
-                    *self._support_tensors(slice(None))
+                    *self._support_tensors(self.support_pooled_)
                 )
             states = list(getattr(self, "task_states_", []))
             states += [None] * (len(self.tasks_) - len(states))
@@ -629,13 +638,38 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                     *self._support_tensors(self.support_task_ == t)
                 )
             self.task_states_ = states
+        n_classes = len(self.classes_)
+        counts = np.zeros((len(self.tasks_) + 1, n_classes))
+        known = self.support_task_ >= 0
+        np.add.at(
+            counts,
+            (self.support_task_[known] + 1, self.support_y_[known]),
+            self.support_w_[known],
+        )
+        pooled = self.support_pooled_
+        counts[0] = np.bincount(
+            self.support_y_[pooled], self.support_w_[pooled], n_classes
+        )
+        self.class_counts_ = counts
+
+    def _log_priors(self):
+        """Log class frequencies of each task (row 0: pooled), shrunk to pooled."""
+        counts = torch.as_tensor(self.class_counts_, dtype=torch.float64)
+        pooled = counts[0] / counts[0].sum().clamp_min(1e-12)
+        strength = len(self.classes_) * self.n_shots
+        priors = (counts + strength * pooled) / (counts.sum(1, keepdim=True) + strength)
+        priors[0] = pooled
+        return priors.clamp_min(1e-12).log().to(self.device)
 
     # ------------------------------------------------------------ prediction
     def infer(self, x, **fit_params):
         # Inference runs in float64, so that a row's prediction does not
         # depend on which rows share its batch (float32 matrix products do).
         x = to_tensor(x, device=self.device)
-        return self._logits(x["X"].to(torch.float64), x["task"])
+        logits = self._logits(x["X"].to(torch.float64), x["task"])
+        if self.class_prior == "task":
+            logits = logits + self._log_priors()[x["task"] + 1]
+        return logits
 
     def _module_float64(self, params=None):
         """Parameters and buffers of ``module_`` (or ``params``) in float64."""

@@ -186,6 +186,7 @@ class MAMLClassifier(_MetaClassifier):
         n_queries=15,
         meta_batch_size=8,
         steps_per_epoch=None,
+        class_prior="task",
         sensitive_columns=None,
         random_state=None,
         criterion=nn.CrossEntropyLoss,
@@ -219,6 +220,7 @@ class MAMLClassifier(_MetaClassifier):
         self.n_queries = n_queries
         self.meta_batch_size = meta_batch_size
         self.steps_per_epoch = steps_per_epoch
+        self.class_prior = class_prior
         self.sensitive_columns = sensitive_columns
         self.random_state = random_state
 
@@ -258,6 +260,10 @@ class MAMLClassifier(_MetaClassifier):
         return task_losses.mean(), logits
 
     def _state_from_support(self, X, y, w):
+        # Classes weigh the same, as in the training episodes.
+        class_w = torch.zeros(len(self.classes_), dtype=w.dtype, device=w.device)
+        class_w = class_w.index_add(0, y, w)
+        w = w / class_w.clamp_min(1e-12)[y]
         params = {k: v.detach() for k, v in self.module_.named_parameters()}
         if len(X) and float(w.sum()) > 0:
             params = self._adapt(params, X, y, w, first_order=True)

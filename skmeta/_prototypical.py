@@ -171,6 +171,7 @@ class PrototypicalClassifier(_MetaClassifier):
         n_queries=15,
         meta_batch_size=8,
         steps_per_epoch=None,
+        class_prior="task",
         sensitive_columns=None,
         random_state=None,
         criterion=nn.CrossEntropyLoss,
@@ -202,6 +203,7 @@ class PrototypicalClassifier(_MetaClassifier):
         self.n_queries = n_queries
         self.meta_batch_size = meta_batch_size
         self.steps_per_epoch = steps_per_epoch
+        self.class_prior = class_prior
         self.sensitive_columns = sensitive_columns
         self.random_state = random_state
 

@@ -227,9 +227,9 @@ def test_prototypical_predict_proba_is_softmax_of_minus_squared_distances(
     grouped_data,
 ):
     X, y, groups = grouped_data
-    clf = PrototypicalClassifier(max_epochs=2, random_state=0).fit(
-        X, y, sensitive_features=groups
-    )
+    clf = PrototypicalClassifier(
+        max_epochs=2, class_prior="balanced", random_state=0
+    ).fit(X, y, sensitive_features=groups)
     Xt = torch.as_tensor(X[:10].astype(np.float32), dtype=torch.float64)
     emb = torch.func.functional_call(
         clf.module_, {k: v.double() for k, v in clf.module_.state_dict().items()}, (Xt,)
@@ -238,3 +238,28 @@ def test_prototypical_predict_proba_is_softmax_of_minus_squared_distances(
     d = ((emb[:, None] - protos[None]) ** 2).sum(-1)
     expected = np.exp(-d) / np.exp(-d).sum(1, keepdims=True)
     np.testing.assert_allclose(clf.predict_proba(X[:10]), expected, rtol=1e-9)
+
+
+@pytest.mark.parametrize("klass", [MAMLClassifier, PrototypicalClassifier])
+def test_class_prior_adds_shrunk_log_frequencies(klass, grouped_data):
+    X, y, groups = grouped_data
+    params = dict(max_epochs=1, steps_per_epoch=2, n_shots=3, random_state=0)
+    task = klass(**params).fit(X, y, sensitive_features=groups)
+    balanced = klass(class_prior="balanced", **params).fit(
+        X, y, sensitive_features=groups
+    )
+    pooled = np.bincount(y) / len(y)
+    for g in ["a", "c"]:
+        rows = groups == g
+        counts = np.bincount(y[rows], minlength=2)
+        prior = (counts + 2 * 3 * pooled) / (counts.sum() + 2 * 3)
+        shift = np.log(task.predict_proba(X[rows], sensitive_features=groups[rows]))
+        shift -= np.log(
+            balanced.predict_proba(X[rows], sensitive_features=groups[rows])
+        )
+        shift -= np.log(prior)
+        np.testing.assert_allclose(shift - shift[:, :1], 0.0, atol=1e-9)
+    # Unknown tasks use the pooled frequencies.
+    shift = np.log(task.predict_proba(X)) - np.log(balanced.predict_proba(X))
+    shift -= np.log(pooled)
+    np.testing.assert_allclose(shift - shift[:, :1], 0.0, atol=1e-9)

@@ -20,7 +20,16 @@ n_shots : int, default=5
         training set holds, and at least 10 meta-batches."""
 
 _COMMON_PARAMETERS = """\
-sensitive_columns : str, int or list of str or int, default=None
+class_prior : {"task", "balanced"}, default="task"
+        Episodes hold as many rows of each class, so the model learns as if
+        classes were balanced. ``"task"`` corrects its predictions to the
+        class frequencies of each row's task (prior shift: the log frequency
+        is added to each logit), shrunk toward the pooled frequencies with a
+        weight of ``n_shots`` rows per class; predictions then aim at
+        accuracy. ``"balanced"`` keeps the balanced predictions, which aim at
+        balanced accuracy.
+
+    sensitive_columns : str, int or list of str or int, default=None
         Columns of ``X`` (names for a DataFrame, or positions) that hold the
         sensitive features. They are taken out of the model input and used
         exactly as ``sensitive_features`` would be, in every method. This is
