@@ -53,9 +53,14 @@ def main(max_epochs=10, random_state=0):
     adult = load_adult()
     train, test = adult.split == "train", adult.split == "test"
     sensitive = adult.sensitive_features
-    groups = (sensitive["sex"].astype(str) + " " + sensitive["race"].astype(str)).to_numpy()
+    groups = (
+        sensitive["sex"].astype(str) + " " + sensitive["race"].astype(str)
+    ).to_numpy()
     scaler = StandardScaler().fit(adult.data[train])
-    X_train, X_test = scaler.transform(adult.data[train]), scaler.transform(adult.data[test])
+    X_train, X_test = (
+        scaler.transform(adult.data[train]),
+        scaler.transform(adult.data[test]),
+    )
     y_train, y_test = adult.target[train], adult.target[test]
     g_train, g_test = groups[train], groups[test]
     print(
@@ -67,8 +72,13 @@ def main(max_epochs=10, random_state=0):
     start = time.perf_counter()
     baseline = LogisticRegression(max_iter=1000).fit(X_train, y_train)
     results.append(
-        _report("LogisticRegression", y_test, baseline.predict(X_test), g_test,
-                time.perf_counter() - start)
+        _report(
+            "LogisticRegression",
+            y_test,
+            baseline.predict(X_test),
+            g_test,
+            time.perf_counter() - start,
+        )
     )
     for klass in [MAMLClassifier, PrototypicalClassifier]:
         start = time.perf_counter()
@@ -79,11 +89,15 @@ def main(max_epochs=10, random_state=0):
             _report(klass.__name__, y_test, y_pred, g_test, time.perf_counter() - start)
         )
 
-    print(f"{'model':<24}{'accuracy':>10}{'worst group':>13}{'DP difference':>15}"
-          f"{'fit (s)':>9}")
+    print(
+        f"{'model':<24}{'accuracy':>10}{'worst group':>13}{'DP difference':>15}"
+        f"{'fit (s)':>9}"
+    )
     for r in results:
-        print(f"{r['name']:<24}{r['accuracy']:>10.3f}{r['worst group']:>13.3f}"
-              f"{r['dp difference']:>15.3f}{r['seconds']:>9.1f}")
+        print(
+            f"{r['name']:<24}{r['accuracy']:>10.3f}{r['worst group']:>13.3f}"
+            f"{r['dp difference']:>15.3f}{r['seconds']:>9.1f}"
+        )
 
     print("\nTest accuracy by group (rows in the training set):")
     counts = {g: int((g_train == g).sum()) for g in np.unique(groups)}
@@ -100,17 +114,22 @@ def main(max_epochs=10, random_state=0):
     rng = np.random.default_rng(random_state)
     support = rng.choice(rows, 30, replace=False)
     query = np.setdiff1d(rows, support)
-    print(f"\nHeld-out group {new!r}: trained without it, then partial_fit on "
-          f"{len(support)} of its rows; accuracy on its other {len(query)} test rows.")
+    print(
+        f"\nHeld-out group {new!r}: trained without it, then partial_fit on "
+        f"{len(support)} of its rows; accuracy on its other {len(query)} test rows."
+    )
     pooled = LogisticRegression(max_iter=1000).fit(X_train[seen], y_train[seen])
-    print(f"{'LogisticRegression (pooled)':<34}"
-          f"{accuracy_score(y_test[query], pooled.predict(X_test[query])):>8.3f}")
+    print(
+        f"{'LogisticRegression (pooled)':<34}"
+        f"{accuracy_score(y_test[query], pooled.predict(X_test[query])):>8.3f}"
+    )
     for klass in [MAMLClassifier, PrototypicalClassifier]:
         model = klass(max_epochs=max_epochs, random_state=random_state)
         model.fit(X_train[seen], y_train[seen], sensitive_features=g_train[seen])
         before = accuracy_score(y_test[query], model.predict(X_test[query]))
-        model.partial_fit(X_test[support], y_test[support],
-                          sensitive_features=g_test[support])
+        model.partial_fit(
+            X_test[support], y_test[support], sensitive_features=g_test[support]
+        )
         after = accuracy_score(
             y_test[query],
             model.predict(X_test[query], sensitive_features=g_test[query]),
