@@ -46,6 +46,7 @@ from skorch.utils import to_tensor
 from torch.utils.data import Dataset, Subset
 
 from ._episodes import EpisodeLoader, EpisodeSampler, default_steps_per_epoch
+from .fairness import PENALTIES
 from .utils._validation import check_groups, encode_groups, split_sensitive_columns
 
 _FITTED_ATTRIBUTES = (
@@ -62,6 +63,7 @@ _FITTED_ATTRIBUTES = (
     "support_task_",
     "support_pooled_",
     "class_counts_",
+    "dro_weights_",
     "global_state_",
     "task_states_",
 )
@@ -99,8 +101,8 @@ def _accepts(cls, name):
 class _MetaClassifier(ClassifierMixin, NeuralNet):
     """Base class of the skmeta classifiers; not for direct use.
 
-    Subclasses implement ``_episode_loss`` (the meta-training objective on a
-    padded meta-batch), ``_global_state`` / ``_task_state`` (what a support
+    Subclasses implement ``_query_logits`` (query predictions of a padded
+    meta-batch, after adaptation), ``_global_state`` / ``_task_state`` (what a support
     set turns into) and ``_logits`` (prediction from states).
     """
 
@@ -111,7 +113,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         "n_queries": [Interval(Integral, 1, None, closed="left")],
         "meta_batch_size": [Interval(Integral, 1, None, closed="left")],
         "steps_per_epoch": [Interval(Integral, 1, None, closed="left"), None],
-        "class_prior": [StrOptions({"task", "balanced"})],
+        "class_prior": [StrOptions({"auto", "task", "pooled", "balanced"})],
+        "constraints": [StrOptions(set(PENALTIES)), None],
+        "fairness_weight": [Interval(Real, 0, None, closed="left")],
+        "dro_step_size": [Interval(Real, 0, None, closed="left")],
         "sensitive_columns": [str, Integral, list, tuple, np.ndarray, None],
         "random_state": ["random_state"],
     }
@@ -248,6 +253,16 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             sample_weight = np.ones(n_samples, dtype=np.float32)
 
         if reset:
+            if (
+                self.constraints is not None
+                and self.fairness_weight > 0
+                and sensitive is None
+            ):
+                raise ValueError(
+                    f"constraints={self.constraints!r} with fairness_weight > 0 "
+                    "needs the groups: pass sensitive_features to fit, or set "
+                    "sensitive_columns."
+                )
             if n_samples < 2:
                 raise ValueError(
                     f"{type(self).__name__} needs at least 2 samples to form a "
@@ -483,9 +498,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             self.notify("on_train_end", X=data, y=y_enc)
 
     def _episode_sampler(self, data, y, rng):
+        """The sampler, and whether it draws from the pooled data."""
         tasks = data["task"]
         if self.task_source_ == "pooled":
-            tasks = np.zeros_like(tasks)
+            return self._pooled_sampler(data, y, rng), True
         kwargs = dict(
             n_shots=self.n_shots,
             n_queries=self.n_queries,
@@ -505,21 +521,30 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 stacklevel=4,
             )
         if sampler.eligible.size == 0:
-            if self.task_source_ != "pooled":
-                warnings.warn(
-                    "No task has a class with 2 rows; meta-training draws episodes "
-                    "from the pooled data instead.",
-                    UserWarning,
-                    stacklevel=4,
-                )
-            sampler = EpisodeSampler(
-                np.zeros_like(tasks), y, len(self.classes_), **kwargs
+            warnings.warn(
+                "No task has a class with 2 rows; meta-training draws episodes "
+                "from the pooled data instead.",
+                UserWarning,
+                stacklevel=4,
             )
-            if sampler.eligible.size == 0:
-                raise ValueError(
-                    "Meta-training needs at least 2 rows of one class to form a "
-                    "support and a query set."
-                )
+            return self._pooled_sampler(data, y, rng), True
+        return sampler, False
+
+    def _pooled_sampler(self, data, y, rng):
+        sampler = EpisodeSampler(
+            np.zeros_like(data["task"]),
+            y,
+            len(self.classes_),
+            n_shots=self.n_shots,
+            n_queries=self.n_queries,
+            meta_batch_size=self.meta_batch_size,
+            rng=rng,
+        )
+        if sampler.eligible.size == 0:
+            raise ValueError(
+                "Meta-training needs at least 2 rows of one class (with a "
+                "positive sample_weight) to form a support and a query set."
+            )
         return sampler
 
     def fit_loop(self, X, y=None, epochs=None, *, rng=None):
@@ -535,7 +560,19 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         rng = np.random.default_rng(self._seed()) if rng is None else rng
         dataset_train, dataset_valid = self.get_split_datasets(X, y)
         train_data, train_y = _dataset_arrays(dataset_train)
-        sampler = self._episode_sampler(train_data, train_y, rng)
+        # Rows of weight 0 take no part in episodes, as if they were dropped.
+        keep = train_data["weight"] > 0
+        episode_data = {key: value[keep] for key, value in train_data.items()}
+        sampler, pooled = self._episode_sampler(episode_data, train_y[keep], rng)
+        log_prior = self._shrunk_log_priors(
+            self._class_counts(train_data["task"], train_y, train_data["weight"])
+        )
+        pooled_log_prior = log_prior[0]
+        log_prior = log_prior[:1] if pooled else log_prior[1:]
+        if self.dro_step_size > 0:
+            self.dro_weights_ = torch.full(
+                (len(log_prior),), 1 / len(log_prior), device=self.device
+            )
         n_steps = self.steps_per_epoch or default_steps_per_epoch(
             len(train_y),
             len(self.classes_),
@@ -544,7 +581,13 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             self.meta_batch_size,
         )
         iterator_train = EpisodeLoader(
-            train_data, train_y, sampler, n_steps=n_steps, device=self.device
+            episode_data,
+            train_y[keep],
+            sampler,
+            n_steps=n_steps,
+            device=self.device,
+            log_prior=log_prior,
+            pooled_log_prior=pooled_log_prior,
         )
         iterator_valid = (
             None
@@ -577,6 +620,94 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         loss, y_pred = self._episode_loss(episodes)
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
+
+    def _episode_loss(self, episodes):
+        """Outer (meta) objective on a padded meta-batch.
+
+        The query loss of each task (a weighted mean over its query rows),
+        averaged over tasks or weighted by ``dro_step_size``, plus
+        ``fairness_weight`` times the penalty named by ``constraints``.
+        """
+        logits = self._query_logits(episodes)
+        weights = episodes["query_w"]
+        losses = self.criterion_(
+            logits.flatten(0, 1), episodes["query_y"].flatten()
+        ).view_as(weights)
+        task_losses = self._weighted_mean(losses, weights)
+        if self.dro_step_size > 0 and "task" in episodes:
+            loss = self._dro_loss(task_losses, episodes["task"])
+        else:
+            loss = task_losses.mean()
+        if self.constraints is not None and self.fairness_weight > 0:
+            loss = loss + self.fairness_weight * self._fairness_penalty(
+                logits, episodes
+            )
+        return loss, logits
+
+    def _dro_loss(self, task_losses, tasks):
+        """Group DRO: tasks with a higher query loss weigh exponentially more.
+
+        Weights ``q`` over the training tasks start uniform; after each
+        meta-batch, ``q_t <- q_t * exp(dro_step_size * L_t)`` for every task
+        ``t`` in it (``L_t`` its mean query loss there), then ``q`` is
+        normalised. The outer loss is the ``q``-weighted mean of the task
+        losses of the meta-batch.
+        """
+        with torch.no_grad():
+            n = len(self.dro_weights_)
+            total = torch.zeros(n, dtype=task_losses.dtype, device=tasks.device)
+            count = torch.zeros_like(total)
+            total.index_add_(0, tasks, task_losses.detach())
+            count.index_add_(0, tasks, torch.ones_like(task_losses))
+            mean = total / count.clamp_min(1)
+            q = self.dro_weights_.to(task_losses.dtype) * torch.exp(
+                self.dro_step_size * mean * (count > 0)
+            )
+            self.dro_weights_ = q / q.sum()
+        weights = self.dro_weights_[tasks].to(task_losses.dtype)
+        return (weights * task_losses).sum() / weights.sum()
+
+    def _class_prior(self):
+        """The ``class_prior`` in force: ``"auto"`` resolved."""
+        if self.class_prior != "auto":
+            return self.class_prior
+        constrained = self.constraints is not None and self.fairness_weight > 0
+        return "pooled" if constrained else "task"
+
+    def _fairness_penalty(self, logits, episodes):
+        """The ``constraints`` penalty on the query predictions.
+
+        Probabilities are those :meth:`predict_proba` would give (with the
+        class prior in force), and query rows are reweighted to their task's
+        class frequencies, so that the penalty estimates the gap on the
+        task's rows rather than on a class-balanced sample. Groups are
+        compared across the whole meta-batch when tasks are the groups, and
+        within each task when ``tasks`` were given.
+        """
+        n_classes = logits.shape[-1]
+        y, weights, groups = (
+            episodes["query_y"],
+            episodes["query_w"],
+            episodes["query_g"],
+        )
+        task_log_prior = episodes["log_prior"].to(logits.dtype)
+        offset = {
+            "task": task_log_prior,
+            "pooled": episodes["pooled_log_prior"].to(logits.dtype),
+            "balanced": torch.zeros_like(task_log_prior),
+        }[self._class_prior()]
+        proba = torch.softmax(logits + offset[:, None, :], dim=-1)
+        onehot = torch.nn.functional.one_hot(y, n_classes).to(weights.dtype)
+        mix = (onehot * weights[..., None]).sum(1)
+        mix = mix / mix.sum(-1, keepdim=True).clamp_min(1e-12)
+        ratio = task_log_prior.exp() / mix.clamp_min(1e-12)
+        weights = weights * ratio.gather(1, y)
+        penalty = PENALTIES[self.constraints]
+        if self.task_source_ == "tasks":
+            return penalty(proba, y, groups, weights).mean()
+        return penalty(
+            proba.flatten(0, 1), y.flatten(), groups.flatten(), weights.flatten()
+        )
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         losses = self.criterion_(y_pred, to_tensor(y_true, device=self.device))
@@ -638,28 +769,31 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                     *self._support_tensors(self.support_task_ == t)
                 )
             self.task_states_ = states
-        n_classes = len(self.classes_)
-        counts = np.zeros((len(self.tasks_) + 1, n_classes))
-        known = self.support_task_ >= 0
-        np.add.at(
-            counts,
-            (self.support_task_[known] + 1, self.support_y_[known]),
-            self.support_w_[known],
+        self.class_counts_ = self._class_counts(
+            self.support_task_, self.support_y_, self.support_w_, self.support_pooled_
         )
-        pooled = self.support_pooled_
-        counts[0] = np.bincount(
-            self.support_y_[pooled], self.support_w_[pooled], n_classes
-        )
-        self.class_counts_ = counts
 
-    def _log_priors(self):
-        """Log class frequencies of each task (row 0: pooled), shrunk to pooled."""
-        counts = torch.as_tensor(self.class_counts_, dtype=torch.float64)
+    def _class_counts(self, tasks, y, weights, pooled=None):
+        """Summed weight of each class: row 0 the pooled rows, row t + 1 task t."""
+        counts = np.zeros((len(self.tasks_) + 1, len(self.classes_)))
+        known = tasks >= 0
+        np.add.at(counts, (tasks[known] + 1, y[known]), weights[known])
+        pooled = slice(None) if pooled is None else pooled
+        counts[0] = np.bincount(y[pooled], weights[pooled], len(self.classes_))
+        return counts
+
+    def _shrunk_log_priors(self, counts):
+        """Log class frequencies per row of ``counts``, shrunk to row 0's.
+
+        Each task's frequencies are ``(n_tk + a * pi_k) / (n_t + a)`` where
+        ``pi`` are the pooled frequencies and ``a = n_classes * n_shots``.
+        """
+        counts = torch.as_tensor(counts, dtype=torch.float64)
         pooled = counts[0] / counts[0].sum().clamp_min(1e-12)
         strength = len(self.classes_) * self.n_shots
         priors = (counts + strength * pooled) / (counts.sum(1, keepdim=True) + strength)
         priors[0] = pooled
-        return priors.clamp_min(1e-12).log().to(self.device)
+        return priors.clamp_min(1e-12).log()
 
     # ------------------------------------------------------------ prediction
     def infer(self, x, **fit_params):
@@ -667,8 +801,11 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         # depend on which rows share its batch (float32 matrix products do).
         x = to_tensor(x, device=self.device)
         logits = self._logits(x["X"].to(torch.float64), x["task"])
-        if self.class_prior == "task":
-            logits = logits + self._log_priors()[x["task"] + 1]
+        class_prior = self._class_prior()
+        if class_prior != "balanced":
+            log_priors = self._shrunk_log_priors(self.class_counts_).to(self.device)
+            rows = x["task"] + 1 if class_prior == "task" else 0
+            logits = logits + log_priors[rows]
         return logits
 
     def _module_float64(self, params=None):

@@ -122,9 +122,27 @@ class EpisodeLoader:
 
     device : str or torch.device
         Where the tensors are put.
+
+    log_prior : torch.Tensor of shape (n_sampler_tasks, n_classes), default=None
+        Log class frequencies of each task the sampler draws, given to the
+        batch as ``"log_prior"``.
+
+    pooled_log_prior : torch.Tensor of shape (n_classes,), default=None
+        Log class frequencies of the pooled data, given to the batch as
+        ``"pooled_log_prior"`` (repeated for each task).
     """
 
-    def __init__(self, data, y, sampler, *, n_steps, device):
+    def __init__(
+        self,
+        data,
+        y,
+        sampler,
+        *,
+        n_steps,
+        device,
+        log_prior=None,
+        pooled_log_prior=None,
+    ):
         self.sampler = sampler
         self.n_steps = n_steps
         # Put the whole training set on the device once; episodes are gathers.
@@ -136,6 +154,10 @@ class EpisodeLoader:
         self.w = torch.as_tensor(w, device=device)
         self.g = torch.as_tensor(pad(data["group"]), device=device)
         self.device = device
+        self.log_prior = None if log_prior is None else log_prior.to(device)
+        self.pooled_log_prior = (
+            None if pooled_log_prior is None else pooled_log_prior.to(device)
+        )
 
     def __len__(self):
         return self.n_steps
@@ -152,11 +174,18 @@ class EpisodeLoader:
     def __iter__(self):
         for _ in range(self.n_steps):
             support, query, task_ids = self.sampler.sample()
+            task_ids = torch.as_tensor(task_ids, device=self.device)
             batch = {
                 **self._gather(support, "support_"),
                 **self._gather(query, "query_"),
-                "task": torch.as_tensor(task_ids, device=self.device),
+                "task": task_ids,
             }
+            if self.log_prior is not None:
+                batch["log_prior"] = self.log_prior[task_ids]
+            if self.pooled_log_prior is not None:
+                batch["pooled_log_prior"] = self.pooled_log_prior.expand(
+                    len(task_ids), -1
+                )
             yield batch, None
 
 

@@ -186,7 +186,10 @@ class MAMLClassifier(_MetaClassifier):
         n_queries=15,
         meta_batch_size=8,
         steps_per_epoch=None,
-        class_prior="task",
+        class_prior="auto",
+        constraints=None,
+        fairness_weight=0.0,
+        dro_step_size=0.0,
         sensitive_columns=None,
         random_state=None,
         criterion=nn.CrossEntropyLoss,
@@ -221,6 +224,9 @@ class MAMLClassifier(_MetaClassifier):
         self.meta_batch_size = meta_batch_size
         self.steps_per_epoch = steps_per_epoch
         self.class_prior = class_prior
+        self.constraints = constraints
+        self.fairness_weight = fairness_weight
+        self.dro_step_size = dro_step_size
         self.sensitive_columns = sensitive_columns
         self.random_state = random_state
 
@@ -238,8 +244,8 @@ class MAMLClassifier(_MetaClassifier):
             first_order=first_order,
         )
 
-    def _episode_loss(self, episodes):
-        """Mean query loss over the tasks of a meta-batch, after adaptation."""
+    def _query_logits(self, episodes):
+        """Query logits of every task of a meta-batch, after adaptation."""
         params = dict(self.module_.named_parameters())
         buffers = dict(self.module_.named_buffers())
 
@@ -247,17 +253,12 @@ class MAMLClassifier(_MetaClassifier):
             adapted = self._adapt(params, Xs, ys, ws, first_order=self.first_order)
             return functional_call(self.module_, (adapted, buffers), (Xq,))
 
-        logits = vmap(query_logits, randomness="different")(
+        return vmap(query_logits, randomness="different")(
             episodes["support_X"],
             episodes["support_y"],
             episodes["support_w"],
             episodes["query_X"],
         )
-        losses = self.criterion_(logits.flatten(0, 1), episodes["query_y"].flatten())
-        task_losses = self._weighted_mean(
-            losses.view_as(episodes["query_w"]), episodes["query_w"]
-        )
-        return task_losses.mean(), logits
 
     def _state_from_support(self, X, y, w):
         # Classes weigh the same, as in the training episodes.

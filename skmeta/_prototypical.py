@@ -171,7 +171,10 @@ class PrototypicalClassifier(_MetaClassifier):
         n_queries=15,
         meta_batch_size=8,
         steps_per_epoch=None,
-        class_prior="task",
+        class_prior="auto",
+        constraints=None,
+        fairness_weight=0.0,
+        dro_step_size=0.0,
         sensitive_columns=None,
         random_state=None,
         criterion=nn.CrossEntropyLoss,
@@ -204,14 +207,20 @@ class PrototypicalClassifier(_MetaClassifier):
         self.meta_batch_size = meta_batch_size
         self.steps_per_epoch = steps_per_epoch
         self.class_prior = class_prior
+        self.constraints = constraints
+        self.fairness_weight = fairness_weight
+        self.dro_step_size = dro_step_size
         self.sensitive_columns = sensitive_columns
         self.random_state = random_state
 
     def _embed(self, X):
         return self.module_(X.flatten(0, -2)).unflatten(0, X.shape[:-1])
 
-    def _episode_loss(self, episodes):
-        """Mean query loss over the tasks of a meta-batch."""
+    def _query_logits(self, episodes):
+        """Query logits of every task of a meta-batch.
+
+        Classes without a prototype get a very negative (finite) logit.
+        """
         n_classes = len(self.classes_)
         sums, counts = class_sums(
             self._embed(episodes["support_X"]),
@@ -224,14 +233,7 @@ class PrototypicalClassifier(_MetaClassifier):
         pooled = pooled.masked_fill((pooled_counts == 0)[:, None], float("nan"))
         prototypes = shrunk_prototypes(sums, counts, pooled, self.shrinkage)
         logits = prototype_logits(self._embed(episodes["query_X"]), prototypes)
-        losses = self.criterion_(
-            logits.flatten(0, 1).nan_to_num(neginf=-1e30),
-            episodes["query_y"].flatten(),
-        )
-        task_losses = self._weighted_mean(
-            losses.view_as(episodes["query_w"]), episodes["query_w"]
-        )
-        return task_losses.mean(), logits
+        return logits.nan_to_num(neginf=-1e30)
 
     @torch.no_grad()
     def _support_sums(self, X, y, w):

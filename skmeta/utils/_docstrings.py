@@ -20,14 +20,42 @@ n_shots : int, default=5
         training set holds, and at least 10 meta-batches."""
 
 _COMMON_PARAMETERS = """\
-class_prior : {"task", "balanced"}, default="task"
+class_prior : {"auto", "task", "pooled", "balanced"}, default="auto"
         Episodes hold as many rows of each class, so the model learns as if
         classes were balanced. ``"task"`` corrects its predictions to the
         class frequencies of each row's task (prior shift: the log frequency
         is added to each logit), shrunk toward the pooled frequencies with a
         weight of ``n_shots`` rows per class; predictions then aim at
-        accuracy. ``"balanced"`` keeps the balanced predictions, which aim at
-        balanced accuracy.
+        accuracy. ``"pooled"`` corrects every row to the pooled frequencies,
+        so that no group-specific base rate enters the predictions.
+        ``"balanced"`` keeps the balanced predictions, which aim at balanced
+        accuracy. ``"auto"`` is ``"pooled"`` when a fairness penalty is
+        active (``constraints`` with ``fairness_weight > 0``), else
+        ``"task"``.
+
+    constraints : {"demographic_parity", "equalized_odds", \
+            "true_positive_rate_parity"}, default=None
+        Fairness penalty added to the meta-objective (fairlearn's names): the
+        largest gap between sensitive groups in the mean predicted
+        probability (``"demographic_parity"``), conditioned on the true class
+        (``"equalized_odds"``: true and false positive rates;
+        ``"true_positive_rate_parity"``: true positive rate). It is computed
+        on the query predictions after adaptation, across the groups of the
+        meta-batch, or within each task across its groups when ``tasks`` are
+        given. See :mod:`skmeta.fairness`.
+
+    fairness_weight : float, default=0.0
+        Weight ``lambda >= 0`` of the penalty. ``0`` (or ``constraints=None``)
+        trains the unconstrained model.
+
+    dro_step_size : float, default=0.0
+        Worst-group weighting of the outer objective (group DRO). ``0``
+        averages the query losses of the tasks. With ``eta > 0``, weights
+        ``q`` over the training tasks start uniform and after each
+        meta-batch become ``q_t * exp(eta * L_t)`` for the tasks ``t`` in it
+        (``L_t`` their query loss), normalised; the outer loss is the
+        ``q``-weighted mean of the task losses. Larger values trade mean
+        accuracy for worst-group accuracy.
 
     sensitive_columns : str, int or list of str or int, default=None
         Columns of ``X`` (names for a DataFrame, or positions) that hold the
