@@ -2,6 +2,7 @@
 
 from numbers import Integral, Real
 
+import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval
 from torch import nn
@@ -13,7 +14,18 @@ from .utils._docstrings import fill_docstring
 
 
 def inner_loop(
-    module, params, buffers, criterion, X, y, w, *, inner_lr, n_steps, first_order
+    module,
+    params,
+    buffers,
+    criterion,
+    X,
+    y,
+    w,
+    *,
+    inner_lr,
+    n_steps,
+    first_order,
+    proximal_weight=0.0,
 ):
     """Adapt ``params`` with ``n_steps`` gradient steps on a weighted support set.
 
@@ -37,8 +49,8 @@ def inner_loop(
     X, y, w : torch.Tensor
         Support rows, their encoded classes and weights.
 
-    inner_lr : float
-        Step size.
+    inner_lr : float or dict of str to torch.Tensor
+        Step size, or one step size tensor per parameter (same shapes).
 
     n_steps : int
         Number of gradient steps.
@@ -52,16 +64,58 @@ def inner_loop(
         The adapted parameters.
     """
 
+    start = params
+
     def support_loss(p):
         losses = criterion(functional_call(module, (p, buffers), (X,)), y)
-        return (losses * w).sum() / w.sum().clamp_min(1e-12)
+        loss = (losses * w).sum() / w.sum().clamp_min(1e-12)
+        if proximal_weight:
+            loss = loss + proximal_weight / 2 * sum(
+                ((p[name] - start[name]) ** 2).sum() for name in p
+            )
+        return loss
 
     for _ in range(n_steps):
         grads = grad(support_loss)(params)
         if first_order:
             grads = {name: g.detach() for name, g in grads.items()}
-        params = {name: p - inner_lr * grads[name] for name, p in params.items()}
+        params = {
+            name: p
+            - (inner_lr[name] if isinstance(inner_lr, dict) else inner_lr) * grads[name]
+            for name, p in params.items()
+        }
     return params
+
+
+class InnerLearningRates(nn.Module):
+    """Learned per-parameter step sizes of the inner loop (Meta-SGD).
+
+    Holds one log step size per entry of each parameter of ``module``, so
+    the step sizes stay positive.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network whose parameters are adapted.
+
+    init : float
+        Initial step size of every entry.
+    """
+
+    def __init__(self, module, init):
+        super().__init__()
+        self.names = [name for name, _ in module.named_parameters()]
+        self.log_lr = nn.ParameterList(
+            nn.Parameter(torch.full_like(p, float(np.log(init)), requires_grad=True))
+            for _, p in module.named_parameters()
+        )
+
+    def forward(self):
+        """Step sizes by parameter name."""
+        return {
+            name: log_lr.exp()
+            for name, log_lr in zip(self.names, self.log_lr, strict=True)
+        }
 
 
 class MAMLClassifier(_MetaClassifier):
@@ -94,6 +148,12 @@ class MAMLClassifier(_MetaClassifier):
     first_order : bool, default=False
         Use first-order MAML, which ignores second derivatives. The default
         is second-order MAML.
+
+    learn_inner_lr : bool, default=False
+        Meta-learn one inner step size per network weight (Meta-SGD [2]_),
+        starting from ``inner_lr``. The meta-learner then decides how far
+        each weight moves on a support set, for example keeping the shared
+        representation and adapting the output layer.
 
     {episode_parameters}
 
@@ -153,6 +213,8 @@ class MAMLClassifier(_MetaClassifier):
     ----------
     .. [1] C. Finn, P. Abbeel, S. Levine, "Model-Agnostic Meta-Learning for
        Fast Adaptation of Deep Networks", ICML 2017.
+    .. [2] Z. Li, F. Zhou, F. Chen, H. Li, "Meta-SGD: Learning to Learn
+       Quickly for Few-Shot Learning", arXiv:1707.09835, 2017.
 
     Examples
     --------
@@ -173,6 +235,8 @@ class MAMLClassifier(_MetaClassifier):
         "inner_lr": [Interval(Real, 0, None, closed="neither")],
         "inner_steps": [Interval(Integral, 1, None, closed="left")],
         "first_order": ["boolean"],
+        "learn_inner_lr": ["boolean"],
+        "proximal_weight": [Interval(Real, 0, None, closed="left")],
     }
 
     def __init__(
@@ -182,6 +246,8 @@ class MAMLClassifier(_MetaClassifier):
         inner_lr=0.3,
         inner_steps=3,
         first_order=False,
+        learn_inner_lr=False,
+        proximal_weight=0.0,
         n_shots=5,
         n_queries=15,
         meta_batch_size=8,
@@ -219,6 +285,8 @@ class MAMLClassifier(_MetaClassifier):
         self.inner_lr = inner_lr
         self.inner_steps = inner_steps
         self.first_order = first_order
+        self.learn_inner_lr = learn_inner_lr
+        self.proximal_weight = proximal_weight
         self.n_shots = n_shots
         self.n_queries = n_queries
         self.meta_batch_size = meta_batch_size
@@ -230,6 +298,19 @@ class MAMLClassifier(_MetaClassifier):
         self.sensitive_columns = sensitive_columns
         self.random_state = random_state
 
+    def initialize_module(self):
+        super().initialize_module()
+        if self.learn_inner_lr:
+            # A second module, so skorch's optimizer, device moves and
+            # pickling handle the step sizes as they handle the network.
+            self.meta_sgd_ = InnerLearningRates(self.module_, self.inner_lr).to(
+                self.device
+            )
+        return self
+
+    def _step_sizes(self):
+        return self.meta_sgd_() if self.learn_inner_lr else self.inner_lr
+
     def _adapt(self, params, X, y, w, *, first_order):
         return inner_loop(
             self.module_,
@@ -239,9 +320,10 @@ class MAMLClassifier(_MetaClassifier):
             X,
             y,
             w,
-            inner_lr=self.inner_lr,
+            inner_lr=self._step_sizes(),
             n_steps=self.inner_steps,
             first_order=first_order,
+            proximal_weight=self.proximal_weight,
         )
 
     def _query_logits(self, episodes):
@@ -260,6 +342,7 @@ class MAMLClassifier(_MetaClassifier):
             episodes["query_X"],
         )
 
+    @torch.no_grad()  # torch.func.grad still differentiates inside
     def _state_from_support(self, X, y, w):
         # Classes weigh the same, as in the training episodes.
         class_w = torch.zeros(len(self.classes_), dtype=w.dtype, device=w.device)

@@ -2,7 +2,12 @@ import os
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import settings
+
+# The test models are tiny: one thread avoids the cost of intra-op parallelism
+# and keeps the suite fast when the machine is busy.
+torch.set_num_threads(1)
 
 settings.register_profile("ci", max_examples=25, deadline=None)
 settings.load_profile(os.getenv("HYPOTHESIS_PROFILE", "ci"))

@@ -307,3 +307,16 @@ def test_warm_start_continues_training(klass, grouped_data):
         not torch.equal(a, b)
         for a, b in zip(before, clf.module_.parameters(), strict=True)
     )
+
+
+def test_learned_step_sizes_are_trained_and_pickled(grouped_data):
+    X, y, groups = grouped_data
+    clf = MAMLClassifier(learn_inner_lr=True, inner_lr=0.2, **FAST)
+    clf.fit(X, y, sensitive_features=groups)
+    step_sizes = torch.cat([s.flatten() for s in clf.meta_sgd_().values()])
+    assert not torch.allclose(step_sizes, torch.full_like(step_sizes, 0.2))
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(
+        restored.predict_proba(X, sensitive_features=groups),
+        clf.predict_proba(X, sensitive_features=groups),
+    )

@@ -31,9 +31,11 @@ def _fitted_float64(klass, **params):
     return clf
 
 
-def _unrolled_maml_loss(clf, params, ep):
+def _unrolled_maml_loss(clf, params, ep, step_sizes=None):
     """Explicit per-task loop with torch.autograd.grad: the reference."""
     ce = torch.nn.functional.cross_entropy
+    if step_sizes is None:
+        step_sizes = dict.fromkeys(params, clf.inner_lr)
     losses = []
     for t in range(ep["support_X"].shape[0]):
         p = dict(params)
@@ -45,11 +47,14 @@ def _unrolled_maml_loss(clf, params, ep):
             )
             ws = ep["support_w"][t]
             inner = (ls * ws).sum() / ws.sum()
+            inner = inner + clf.proximal_weight / 2 * sum(
+                ((p[k] - params[k]) ** 2).sum() for k in p
+            )
             grads = torch.autograd.grad(
                 inner, list(p.values()), create_graph=not clf.first_order
             )
             p = {
-                k: v - clf.inner_lr * g
+                k: v - step_sizes[k] * g
                 for (k, v), g in zip(p.items(), grads, strict=True)
             }
         lq = ce(
@@ -77,6 +82,34 @@ def test_maml_meta_gradient_matches_unrolled_reference(first_order, inner_steps)
     assert loss.item() == pytest.approx(ref_loss.item(), abs=1e-12)
     for g, r in zip(grads, ref_grads, strict=True):
         np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_meta_gradient_with_proximal_term_and_learned_step_sizes(first_order):
+    clf = _fitted_float64(
+        MAMLClassifier,
+        first_order=first_order,
+        inner_steps=2,
+        inner_lr=0.2,
+        proximal_weight=0.7,
+        learn_inner_lr=True,
+    )
+    clf.meta_sgd_.double()
+    with torch.no_grad():  # distinct step sizes per entry
+        for log_lr in clf.meta_sgd_.log_lr:
+            log_lr.add_(0.3 * torch.randn_like(log_lr))
+    ep = _episodes()
+    params = dict(clf.module_.named_parameters())
+    learned = list(clf.meta_sgd_.parameters())
+    loss, _ = clf._episode_loss(ep)
+    grads = torch.autograd.grad(loss, list(params.values()) + learned)
+    ref = _unrolled_maml_loss(clf, params, ep, step_sizes=clf.meta_sgd_())
+    ref_grads = torch.autograd.grad(ref, list(params.values()) + learned)
+    assert loss.item() == pytest.approx(ref.item(), abs=1e-12)
+    for g, r in zip(grads, ref_grads, strict=True):
+        np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=1e-10, atol=1e-12)
+    # The step sizes are meta-learned: they get a gradient.
+    assert all(g.abs().sum() > 0 for g in grads[len(params) :])
 
 
 @pytest.mark.parametrize("inner_steps", [1, 2])

@@ -6,7 +6,15 @@ from .. import MAMLClassifier, PrototypicalClassifier
 INIT_PARAMS = {
     MAMLClassifier: [
         dict(max_epochs=6, lr=0.01, inner_lr=0.1, random_state=0),
-        dict(max_epochs=6, lr=0.01, first_order=True, inner_steps=2, random_state=0),
+        dict(
+            max_epochs=6,
+            lr=0.01,
+            first_order=True,
+            inner_steps=2,
+            learn_inner_lr=True,
+            proximal_weight=0.1,
+            random_state=0,
+        ),
     ],
     PrototypicalClassifier: [dict(max_epochs=6, lr=0.01, random_state=0)],
 }
