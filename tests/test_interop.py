@@ -1,0 +1,214 @@
+"""skmeta inside scikit-learn and fairlearn meta-estimators."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+from fairlearn.metrics import MetricFrame, demographic_parity_difference
+from fairlearn.postprocessing import ThresholdOptimizer
+from fairlearn.reductions import DemographicParity, ExponentiatedGradient
+from sklearn.compose import ColumnTransformer
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import (
+    GridSearchCV,
+    GroupKFold,
+    KFold,
+    cross_validate,
+)
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skmeta import MAMLClassifier, PrototypicalClassifier
+from skmeta.datasets import make_group_classification
+from skmeta.metrics import (
+    group_aware_accuracy_scorer,
+    neg_demographic_parity_difference_scorer,
+)
+
+FAST = dict(max_epochs=3, steps_per_epoch=5, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def biased_frame():
+    X, y, groups = make_group_classification(
+        n_groups=3,
+        n_samples_per_group=300,
+        n_features=4,
+        group_shift=0.3,
+        label_bias=0.7,
+        biased_groups=[2],
+        random_state=0,
+    )
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    df["group"] = np.array(["x", "y", "z"])[groups]
+    train = np.arange(len(y)) % 3 != 0
+    return df, y, train
+
+
+@pytest.mark.parametrize("constraints", ["demographic_parity", "equalized_odds"])
+@pytest.mark.parametrize("method", ["predict_proba", "decision_function"])
+def test_threshold_optimizer_refits_with_sensitive_columns(
+    biased_frame, constraints, method
+):
+    df, y, train = biased_frame
+    est = PrototypicalClassifier(sensitive_columns="group", **FAST)
+    to = ThresholdOptimizer(
+        estimator=est, constraints=constraints, predict_method=method, prefit=False
+    )
+    to.fit(df[train], y[train], sensitive_features=df["group"][train])
+    # The refitted model kept its per-group adaptation inside fairlearn.
+    assert set(to.estimator_.tasks_) == {"x", "y", "z"}
+    test = ~train
+    before = est.fit(df[train], y[train]).predict(df[test])
+    after = to.predict(df[test], sensitive_features=df["group"][test], random_state=0)
+    gap = lambda p: demographic_parity_difference(  # noqa: E731
+        y[test], p, sensitive_features=df["group"][test]
+    )
+    if constraints == "demographic_parity":
+        assert gap(after) < 0.5 * gap(before)
+
+
+@pytest.mark.parametrize("klass", [MAMLClassifier, PrototypicalClassifier])
+def test_threshold_optimizer_on_a_prefit_model(biased_frame, klass):
+    df, y, train = biased_frame
+    X, groups = df.drop(columns="group"), df["group"]
+    model = klass(**FAST).fit(X[train], y[train], sensitive_features=groups[train])
+    to = ThresholdOptimizer(
+        estimator=model,
+        constraints="demographic_parity",
+        prefit=True,
+        predict_method="predict_proba",
+    )
+    to.fit(X[train], y[train], sensitive_features=groups[train])
+    test = ~train
+    raw = model.predict(X[test], sensitive_features=groups[test])
+    fair = to.predict(X[test], sensitive_features=groups[test], random_state=0)
+    gap_raw = demographic_parity_difference(
+        y[test], raw, sensitive_features=groups[test]
+    )
+    gap_fair = demographic_parity_difference(
+        y[test], fair, sensitive_features=groups[test]
+    )
+    assert gap_fair < gap_raw
+    assert to.estimator_ is model
+
+
+def test_exponentiated_gradient_with_maml(biased_frame):
+    df, y, train = biased_frame
+    X, groups = df.drop(columns="group"), df["group"]
+    eg = ExponentiatedGradient(
+        MAMLClassifier(max_epochs=2, steps_per_epoch=3, random_state=0),
+        constraints=DemographicParity(),
+        max_iter=5,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fairlearn's own pandas warnings
+        eg.fit(X[train], y[train], sensitive_features=groups[train])
+    pred = eg.predict(X[~train], random_state=0)
+    assert set(np.unique(pred)) <= {0, 1} and len(pred) == (~train).sum()
+    assert len(eg.predictors_) >= 1
+
+
+def test_metric_frame_over_predictions(biased_frame):
+    df, y, _ = biased_frame
+    X, groups = df.drop(columns="group"), df["group"]
+    clf = MAMLClassifier(**FAST).fit(X, y, sensitive_features=groups)
+    frame = MetricFrame(
+        metrics=accuracy_score,
+        y_true=y,
+        y_pred=clf.predict(X, sensitive_features=groups),
+        sensitive_features=groups,
+    )
+    assert set(frame.by_group.index) == {"x", "y", "z"}
+
+
+def test_pipeline_with_routing(biased_frame):
+    df, y, train = biased_frame
+    X, groups = df.drop(columns="group"), df["group"]
+    with sklearn.config_context(enable_metadata_routing=True):
+        clf = MAMLClassifier(**FAST).set_fit_request(sensitive_features=True)
+        clf.set_predict_request(sensitive_features=True)
+        pipe = Pipeline(
+            [
+                (
+                    "scale",
+                    ColumnTransformer(
+                        [("num", StandardScaler(), ["a", "b", "c"])],
+                        remainder="passthrough",
+                    ),
+                ),
+                ("clf", clf),
+            ]
+        )
+        pipe.fit(X[train], y[train], sensitive_features=groups[train])
+        pred = pipe.predict(X[~train], sensitive_features=groups[~train])
+    fitted = pipe.named_steps["clf"]
+    assert set(fitted.tasks_) == {"x", "y", "z"}
+    direct = fitted.predict(
+        pipe[:-1].transform(X[~train]), sensitive_features=groups[~train]
+    )
+    np.testing.assert_array_equal(pred, direct)
+
+
+def test_legacy_fit_params_without_routing(biased_frame):
+    df, y, _ = biased_frame
+    X, groups = df.drop(columns="group"), df["group"]
+    pipe = Pipeline([("scale", StandardScaler()), ("clf", MAMLClassifier(**FAST))])
+    pipe.fit(X, y, clf__sensitive_features=groups)
+    assert set(pipe.named_steps["clf"].tasks_) == {"x", "y", "z"}
+    search = GridSearchCV(MAMLClassifier(**FAST), {"fairness_weight": [0.0, 1.0]}, cv=2)
+    search.fit(X, y, sensitive_features=groups)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_grid_search_over_fairness_with_routing(biased_frame):
+    df, y, _ = biased_frame
+    X, groups = df.drop(columns="group"), df["group"]
+    with sklearn.config_context(enable_metadata_routing=True):
+        est = PrototypicalClassifier(**FAST).set_fit_request(sensitive_features=True)
+        search = GridSearchCV(
+            est,
+            {"constraints": ["demographic_parity"], "fairness_weight": [0.0, 5.0]},
+            scoring={
+                "accuracy": group_aware_accuracy_scorer,
+                "dpd": neg_demographic_parity_difference_scorer,
+            },
+            refit="accuracy",
+            cv=KFold(3, shuffle=True, random_state=0),
+        )
+        search.fit(X, y, sensitive_features=groups)
+        results = search.cv_results_
+        scores = cross_validate(
+            est,
+            X,
+            y,
+            params={"sensitive_features": groups},
+            cv=3,
+            scoring={"dpd": neg_demographic_parity_difference_scorer},
+        )
+    dpd = -results["mean_test_dpd"]
+    assert dpd[1] < dpd[0]  # the penalty lowers the cross-validated disparity
+    assert np.isfinite(scores["test_dpd"]).all()
+
+
+def test_group_kfold_scores_groups_never_seen_in_training(biased_frame):
+    df, y, _ = biased_frame
+    X, groups = df.drop(columns="group"), df["group"]
+    cv = GroupKFold(3)
+    results = cross_validate(
+        MAMLClassifier(**FAST),
+        X,
+        y,
+        groups=groups,
+        cv=cv,
+        params={"sensitive_features": groups},
+        return_estimator=True,
+        return_indices=True,
+    )
+    for est, test in zip(results["estimator"], results["indices"]["test"], strict=True):
+        (held_out,) = set(groups.iloc[test])
+        assert held_out not in est.tasks_  # scored on the pooled state
+    assert np.isfinite(results["test_score"]).all()
+    assert results["test_score"].mean() > 0.5
