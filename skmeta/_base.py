@@ -61,6 +61,7 @@ _FITTED_ATTRIBUTES = (
     "support_y_",
     "support_w_",
     "support_task_",
+    "support_group_",
     "support_pooled_",
     "class_counts_",
     "dro_weights_",
@@ -117,6 +118,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         "constraints": [StrOptions(set(PENALTIES)), None],
         "fairness_weight": [Interval(Real, 0, None, closed="left")],
         "dro_step_size": [Interval(Real, 0, None, closed="left")],
+        "online_meta_update": ["boolean"],
         "sensitive_columns": [str, Integral, list, tuple, np.ndarray, None],
         "random_state": ["random_state"],
     }
@@ -413,7 +415,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         On a fitted estimator it adapts: the rows join the support set of
         their task, and the state of each task in the batch is recomputed
         from the meta-learned model. A task never seen before becomes known.
-        The meta-learned parameters do not change.
+        The meta-learned parameters do not change, unless
+        ``online_meta_update=True``: then the call also runs one epoch of
+        meta-training on every row seen so far (follow the meta-leader) and
+        adapts every task again.
 
         Parameters
         ----------
@@ -471,6 +476,17 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             reset=False,
         )
         self._add_support(data, y_enc)
+        if self.online_meta_update:
+            # Follow the meta-leader: one more epoch of meta-training on every
+            # row seen so far, then every task is adapted again.
+            support = {
+                "X": self.support_X_,
+                "task": self.support_task_,
+                "group": self.support_group_,
+                "weight": self.support_w_,
+            }
+            self._meta_train(support, self.support_y_, epochs=1, initialize=False)
+            self._refresh_states(range(len(self.tasks_)), recompute_global=True)
         return self
 
     def _seed(self):
@@ -728,6 +744,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self.support_y_ = np.asarray(y_enc, dtype=np.int64)
         self.support_w_ = np.asarray(data["weight"], dtype=np.float32)
         self.support_task_ = np.asarray(data["task"], dtype=np.int64)
+        self.support_group_ = np.asarray(data["group"], dtype=np.int64)
         self.support_pooled_ = np.ones(len(y_enc), dtype=bool)
         self._refresh_states(range(len(self.tasks_)), recompute_global=True)
 
@@ -736,6 +753,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self.support_y_ = np.concatenate([self.support_y_, y_enc])
         self.support_w_ = np.concatenate([self.support_w_, data["weight"]])
         self.support_task_ = np.concatenate([self.support_task_, data["task"]])
+        self.support_group_ = np.concatenate([self.support_group_, data["group"]])
         # Rows given for a task adapt that task only; rows without one join
         # the pooled support set, which serves unknown tasks.
         self.support_pooled_ = np.concatenate([self.support_pooled_, data["task"] < 0])

@@ -175,6 +175,7 @@ class PrototypicalClassifier(_MetaClassifier):
         constraints=None,
         fairness_weight=0.0,
         dro_step_size=0.0,
+        online_meta_update=False,
         sensitive_columns=None,
         random_state=None,
         criterion=nn.CrossEntropyLoss,
@@ -210,6 +211,7 @@ class PrototypicalClassifier(_MetaClassifier):
         self.constraints = constraints
         self.fairness_weight = fairness_weight
         self.dro_step_size = dro_step_size
+        self.online_meta_update = online_meta_update
         self.sensitive_columns = sensitive_columns
         self.random_state = random_state
 

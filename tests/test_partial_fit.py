@@ -137,3 +137,24 @@ def test_rows_without_a_task_update_the_pooled_state(klass, shifted):
     before = clf.predict_proba(X)
     clf.partial_fit(X[:30], 1 - y[:30])
     assert not np.allclose(before, clf.predict_proba(X))
+
+
+def test_online_meta_update_follows_the_meta_leader(klass, shifted):
+    X, y, groups = shifted
+    train = groups != "new"
+    clf = klass(online_meta_update=True, **FAST)
+    clf.fit(X[train], y[train], sensitive_features=groups[train])
+    meta = [p.detach().clone() for p in clf.module_.parameters()]
+    old = clf.predict_proba(X[train], sensitive_features=groups[train])
+    rows = np.flatnonzero(groups == "new")[:10]
+    clf.partial_fit(X[rows], y[rows], sensitive_features=groups[rows])
+    assert len(clf.history) == FAST["max_epochs"] + 1
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(meta, clf.module_.parameters(), strict=True)
+    )
+    # Every task is adapted again from the updated meta-parameters.
+    assert not np.allclose(
+        old, clf.predict_proba(X[train], sensitive_features=groups[train])
+    )
+    assert "new" in clf.tasks_

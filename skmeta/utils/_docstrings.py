@@ -57,6 +57,12 @@ class_prior : {"auto", "task", "pooled", "balanced"}, default="auto"
         ``q``-weighted mean of the task losses. Larger values trade mean
         accuracy for worst-group accuracy.
 
+    online_meta_update : bool, default=False
+        When data keeps arriving: ``partial_fit`` on a fitted estimator also
+        runs one epoch of meta-training on every row seen so far (follow the
+        meta-leader) and adapts every task again. Off, adaptation leaves the
+        meta-learned parameters as they are.
+
     sensitive_columns : str, int or list of str or int, default=None
         Columns of ``X`` (names for a DataFrame, or positions) that hold the
         sensitive features. They are taken out of the model input and used
