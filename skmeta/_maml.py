@@ -144,6 +144,13 @@ class MAMLClassifier(_MetaClassifier):
 
     inner_steps : int, default=3
         Gradient steps of the inner loop, in training and in adaptation.
+        Adaptation always takes the steps the initialisation was trained
+        for. Their size follows one rule: each support row moves the
+        parameters as far as a row of a training episode did, so a support
+        set lighter than an episode's ``n_classes * n_shots`` rows takes
+        steps scaled by its total weight over that number (adaptation on 1
+        to 5 rows moves less and does not overfit them), and a heavier one
+        takes the full steps on a less noisy gradient.
 
     first_order : bool, default=False
         Use first-order MAML, which ignores second derivatives. The default
@@ -313,7 +320,22 @@ class MAMLClassifier(_MetaClassifier):
     def _step_sizes(self):
         return self.meta_sgd_() if self.learn_inner_lr else self.inner_lr
 
-    def _adapt(self, params, X, y, w, *, first_order):
+    def _step_scale(self, w):
+        """How far a support set of total weight ``w.sum()`` may move.
+
+        Each support row moves the parameters as far as a row of a training
+        episode did: a support set lighter than an episode's
+        (``n_classes * n_shots`` rows) takes proportionally smaller steps; a
+        heavier one takes the same steps on a less noisy gradient.
+        """
+        return (w.sum() / (len(self.classes_) * self.n_shots)).clamp(max=1.0)
+
+    def _adapt(self, params, X, y, w, *, first_order, scale):
+        step_sizes = self._step_sizes()
+        if isinstance(step_sizes, dict):
+            step_sizes = {name: s * scale for name, s in step_sizes.items()}
+        else:
+            step_sizes = step_sizes * scale
         return inner_loop(
             self.module_,
             params,
@@ -322,7 +344,7 @@ class MAMLClassifier(_MetaClassifier):
             X,
             y,
             w,
-            inner_lr=self._step_sizes(),
+            inner_lr=step_sizes,
             n_steps=self.inner_steps,
             first_order=first_order,
             proximal_weight=self.proximal_weight,
@@ -334,7 +356,14 @@ class MAMLClassifier(_MetaClassifier):
         buffers = dict(self.module_.named_buffers())
 
         def query_logits(Xs, ys, ws, Xq):
-            adapted = self._adapt(params, Xs, ys, ws, first_order=self.first_order)
+            adapted = self._adapt(
+                params,
+                Xs,
+                ys,
+                ws,
+                first_order=self.first_order,
+                scale=self._step_scale(ws),
+            )
             return functional_call(self.module_, (adapted, buffers), (Xq,))
 
         return vmap(query_logits, randomness="different")(
@@ -346,17 +375,21 @@ class MAMLClassifier(_MetaClassifier):
 
     @torch.no_grad()  # torch.func.grad still differentiates inside
     def _state_from_support(self, X, y, w):
-        # Classes weigh the same, as in the training episodes.
-        class_w = torch.zeros(len(self.classes_), dtype=w.dtype, device=w.device)
-        class_w = class_w.index_add(0, y, w)
-        w = w / class_w.clamp_min(1e-12)[y]
         params = {k: v.detach() for k, v in self.module_.named_parameters()}
         if len(X) and float(w.sum()) > 0:
-            params = self._adapt(params, X, y, w, first_order=True)
+            scale = self._step_scale(w)
+            # Classes weigh the same, as in the training episodes.
+            class_w = torch.zeros(len(self.classes_), dtype=w.dtype, device=w.device)
+            class_w = class_w.index_add(0, y, w)
+            w = w / class_w.clamp_min(1e-12)[y]
+            params = self._adapt(params, X, y, w, first_order=True, scale=scale)
         return {k: v.detach().cpu() for k, v in params.items()}
 
-    _global_state = _state_from_support
-    _task_state = _state_from_support
+    def _global_state(self, X, y, w):
+        return self._state_from_support(X, y, w)
+
+    def _task_state(self, X, y, w):
+        return self._state_from_support(X, y, w)
 
     def _logits(self, X, task):
         out = None

@@ -53,8 +53,10 @@ def _unrolled_maml_loss(clf, params, ep, step_sizes=None):
             grads = torch.autograd.grad(
                 inner, list(p.values()), create_graph=not clf.first_order
             )
+            # Supports lighter than n_classes * n_shots rows take shorter steps.
+            scale = min(1.0, ws.sum() / (2 * clf.n_shots))
             p = {
-                k: v - step_sizes[k] * g
+                k: v - scale * step_sizes[k] * g
                 for (k, v), g in zip(p.items(), grads, strict=True)
             }
         lq = ce(
@@ -174,8 +176,9 @@ def test_first_order_gradient_is_query_gradient_at_adapted_parameters():
         list(adapted_leaf.values()),
     )
     assert inner.item() > 0
+    scale = min(1.0, ep["support_w"][0].sum().item() / (2 * clf.n_shots))
     at = {
-        k: (v - 0.3 * g).requires_grad_()
+        k: (v - scale * 0.3 * g).requires_grad_()
         for (k, v), g in zip(adapted.items(), inner_grads, strict=True)
     }
     lq = ce(
@@ -296,3 +299,35 @@ def test_class_prior_adds_shrunk_log_frequencies(klass, grouped_data):
     shift = np.log(task.predict_proba(X)) - np.log(balanced.predict_proba(X))
     shift -= np.log(pooled)
     np.testing.assert_allclose(shift - shift[:, :1], 0.0, atol=1e-9)
+
+
+def test_adaptation_on_few_rows_takes_proportionally_shorter_steps():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    clf = MAMLClassifier(
+        max_epochs=1,
+        steps_per_epoch=1,
+        inner_steps=1,
+        inner_lr=0.4,
+        n_shots=5,
+        random_state=0,
+    ).fit(X, y)
+    support = X[:2].copy(), np.array([0, 1])
+    clf.partial_fit(*support, tasks=["new", "new"])
+    theta = {k: v.detach().double() for k, v in clf.module_.named_parameters()}
+    leaf = {k: v.clone().requires_grad_() for k, v in theta.items()}
+    logits = functional_call(
+        clf.module_.double(), leaf, (torch.tensor(support[0]).double(),)
+    )
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor(support[1]))
+    grads = torch.autograd.grad(loss, list(leaf.values()))
+    scale = 2 / (2 * 5)  # two rows against an episode's 2 classes x 5 shots
+    state = clf.task_states_[list(clf.tasks_).index("new")]
+    for (name, value), g in zip(theta.items(), grads, strict=True):
+        np.testing.assert_allclose(
+            state[name].double().numpy(),
+            (value - scale * 0.4 * g).numpy(),
+            rtol=1e-5,
+            atol=1e-6,
+        )
