@@ -103,8 +103,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
     """Base class of the skmeta classifiers; not for direct use.
 
     Subclasses implement ``_query_logits`` (query predictions of a padded
-    meta-batch, after adaptation), ``_global_state`` / ``_task_state`` (what a support
-    set turns into) and ``_logits`` (prediction from states).
+    meta-batch, after adaptation), ``_global_state`` and ``_task_state``
+    (what a support set turns into) and ``_logits`` (predictions from the
+    states).
     """
 
     _parameter_constraints = {
@@ -181,11 +182,6 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "global_state_")
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        return tags
 
     # ------------------------------------------------------------- validation
     def _check_params(self):
@@ -381,19 +377,22 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             The fitted estimator.
         """
         self._check_params()
+        # warm_start keeps the meta-learned network (and its classes) and
+        # continues training it; tasks and support sets come from this call.
         warm = self.warm_start and self.__sklearn_is_fitted__()
-        if not warm:
-            for attr in _FITTED_ATTRIBUTES:
-                self.__dict__.pop(attr, None)
-        data, y_enc = self._validate_fit_data(
-            X,
-            y,
-            sensitive_features,
-            tasks,
-            sample_weight,
-            classes=None,
-            reset=not warm,
+        classes, n_features = (
+            (self.classes_, self.n_features_model_) if warm else (None, None)
         )
+        for attr in _FITTED_ATTRIBUTES:
+            self.__dict__.pop(attr, None)
+        data, y_enc = self._validate_fit_data(
+            X, y, sensitive_features, tasks, sample_weight, classes=classes, reset=True
+        )
+        if warm and self.n_features_model_ != n_features:
+            raise ValueError(
+                f"With warm_start=True, X must keep its {n_features} model "
+                f"features; got {self.n_features_model_}."
+            )
         self._meta_train(data, y_enc, epochs=self.max_epochs, initialize=not warm)
         self._set_support(data, y_enc)
         return self

@@ -320,3 +320,18 @@ def test_learned_step_sizes_are_trained_and_pickled(grouped_data):
         restored.predict_proba(X, sensitive_features=groups),
         clf.predict_proba(X, sensitive_features=groups),
     )
+
+
+def test_warm_start_keeps_classes_and_replaces_tasks(klass, grouped_data):
+    X, y, groups = grouped_data
+    clf = klass(warm_start=True, **FAST).fit(X, y, sensitive_features=groups)
+    clf.fit(
+        X[groups == "a"], y[groups == "a"], sensitive_features=groups[groups == "a"]
+    )
+    np.testing.assert_array_equal(clf.tasks_, ["a"])
+    np.testing.assert_array_equal(clf.classes_, [0, 1])
+    with pytest.raises(ValueError, match="keep its 4 model features"):
+        clf.fit(X[:, :3], y)
+    clf = klass(warm_start=True, **FAST).fit(X, y, sensitive_features=groups)
+    with pytest.raises(ValueError, match="not in classes_"):
+        clf.fit(X, y + 5)
