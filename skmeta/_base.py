@@ -494,7 +494,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         )
 
     def _fork_rng(self):
-        device = torch.device(self.device)
+        """Keep the caller's random state (CPU, and the CUDA device used)."""
+        device = torch.device("cpu" if self.device is None else self.device)
         devices = [device] if device.type == "cuda" else []
         return torch.random.fork_rng(devices=devices)
 
