@@ -124,6 +124,36 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         "random_state": ["random_state"],
     }
 
+    def __init__(
+        self,
+        module,
+        *,
+        n_shots,
+        n_queries,
+        meta_batch_size,
+        steps_per_epoch,
+        class_prior,
+        constraints,
+        fairness_weight,
+        dro_step_size,
+        online_meta_update,
+        sensitive_columns,
+        random_state,
+        **kwargs,
+    ):
+        super().__init__(module, **kwargs)
+        self.n_shots = n_shots
+        self.n_queries = n_queries
+        self.meta_batch_size = meta_batch_size
+        self.steps_per_epoch = steps_per_epoch
+        self.class_prior = class_prior
+        self.constraints = constraints
+        self.fairness_weight = fairness_weight
+        self.dro_step_size = dro_step_size
+        self.online_meta_update = online_meta_update
+        self.sensitive_columns = sensitive_columns
+        self.random_state = random_state
+
     # skorch accepts any name in set_fit_request (its fit takes **fit_params);
     # skmeta's methods name their metadata, so typos are caught as in sklearn.
     set_fit_request = RequestMethod(

@@ -279,6 +279,17 @@ class MAMLClassifier(_MetaClassifier):
     ):
         super().__init__(
             module,
+            n_shots=n_shots,
+            n_queries=n_queries,
+            meta_batch_size=meta_batch_size,
+            steps_per_epoch=steps_per_epoch,
+            class_prior=class_prior,
+            constraints=constraints,
+            fairness_weight=fairness_weight,
+            dro_step_size=dro_step_size,
+            online_meta_update=online_meta_update,
+            sensitive_columns=sensitive_columns,
+            random_state=random_state,
             criterion=criterion,
             optimizer=optimizer,
             lr=lr,
@@ -295,17 +306,6 @@ class MAMLClassifier(_MetaClassifier):
         self.first_order = first_order
         self.learn_inner_lr = learn_inner_lr
         self.proximal_weight = proximal_weight
-        self.n_shots = n_shots
-        self.n_queries = n_queries
-        self.meta_batch_size = meta_batch_size
-        self.steps_per_epoch = steps_per_epoch
-        self.class_prior = class_prior
-        self.constraints = constraints
-        self.fairness_weight = fairness_weight
-        self.dro_step_size = dro_step_size
-        self.online_meta_update = online_meta_update
-        self.sensitive_columns = sensitive_columns
-        self.random_state = random_state
 
     def initialize_module(self):
         super().initialize_module()

@@ -191,6 +191,17 @@ class PrototypicalClassifier(_MetaClassifier):
     ):
         super().__init__(
             module,
+            n_shots=n_shots,
+            n_queries=n_queries,
+            meta_batch_size=meta_batch_size,
+            steps_per_epoch=steps_per_epoch,
+            class_prior=class_prior,
+            constraints=constraints,
+            fairness_weight=fairness_weight,
+            dro_step_size=dro_step_size,
+            online_meta_update=online_meta_update,
+            sensitive_columns=sensitive_columns,
+            random_state=random_state,
             criterion=criterion,
             optimizer=optimizer,
             lr=lr,
@@ -203,17 +214,6 @@ class PrototypicalClassifier(_MetaClassifier):
             **kwargs,
         )
         self.shrinkage = shrinkage
-        self.n_shots = n_shots
-        self.n_queries = n_queries
-        self.meta_batch_size = meta_batch_size
-        self.steps_per_epoch = steps_per_epoch
-        self.class_prior = class_prior
-        self.constraints = constraints
-        self.fairness_weight = fairness_weight
-        self.dro_step_size = dro_step_size
-        self.online_meta_update = online_meta_update
-        self.sensitive_columns = sensitive_columns
-        self.random_state = random_state
 
     def _embed(self, X):
         return self.module_(X.flatten(0, -2)).unflatten(0, X.shape[:-1])

@@ -10,62 +10,6 @@ from torch import nn
 __all__ = ["MLP", "EmbeddingMLP"]
 
 
-def _stack(n_features_in, hidden_units, activation, dropout):
-    layers, width = [], n_features_in
-    for units in hidden_units:
-        layers += [nn.Linear(width, units), activation()]
-        if dropout:
-            layers.append(nn.Dropout(dropout))
-        width = units
-    return layers, width
-
-
-class MLP(nn.Module):
-    """Multi-layer perceptron that returns class logits.
-
-    The default module of :class:`~skmeta.MAMLClassifier`.
-
-    Parameters
-    ----------
-    n_features_in : int
-        Number of input features.
-
-    n_classes : int
-        Number of classes (size of the output layer).
-
-    hidden_units : tuple of int, default=(64,)
-        Width of each hidden layer.
-
-    activation : type of torch.nn.Module, default=torch.nn.ReLU
-        Non-linearity after each hidden layer.
-
-    dropout : float, default=0.0
-        Dropout probability after each hidden layer.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skmeta.modules import MLP
-    >>> MLP(n_features_in=4, n_classes=3)(torch.zeros(2, 4)).shape
-    torch.Size([2, 3])
-    """
-
-    def __init__(
-        self,
-        n_features_in,
-        n_classes,
-        hidden_units=(64,),
-        activation=nn.ReLU,
-        dropout=0.0,
-    ):
-        super().__init__()
-        layers, width = _stack(n_features_in, hidden_units, activation, dropout)
-        self.net = nn.Sequential(*layers, nn.Linear(width, n_classes))
-
-    def forward(self, X):
-        return self.net(X)
-
-
 class EmbeddingMLP(nn.Module):
     """Multi-layer perceptron that maps rows to an embedding.
 
@@ -105,8 +49,61 @@ class EmbeddingMLP(nn.Module):
         dropout=0.0,
     ):
         super().__init__()
-        layers, width = _stack(n_features_in, hidden_units, activation, dropout)
+        layers, width = [], n_features_in
+        for units in hidden_units:
+            layers += [nn.Linear(width, units), activation()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            width = units
         self.net = nn.Sequential(*layers, nn.Linear(width, embedding_dim))
 
     def forward(self, X):
         return self.net(X)
+
+
+class MLP(EmbeddingMLP):
+    """Multi-layer perceptron that returns class logits.
+
+    The default module of :class:`~skmeta.MAMLClassifier`: an
+    :class:`EmbeddingMLP` whose output has one unit per class.
+
+    Parameters
+    ----------
+    n_features_in : int
+        Number of input features.
+
+    n_classes : int
+        Number of classes (size of the output layer).
+
+    hidden_units : tuple of int, default=(64,)
+        Width of each hidden layer.
+
+    activation : type of torch.nn.Module, default=torch.nn.ReLU
+        Non-linearity after each hidden layer.
+
+    dropout : float, default=0.0
+        Dropout probability after each hidden layer.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmeta.modules import MLP
+    >>> MLP(n_features_in=4, n_classes=3)(torch.zeros(2, 4)).shape
+    torch.Size([2, 3])
+    """
+
+    def __init__(
+        self,
+        n_features_in,
+        n_classes,
+        hidden_units=(64,),
+        activation=nn.ReLU,
+        dropout=0.0,
+    ):
+        super().__init__(
+            n_features_in,
+            hidden_units=hidden_units,
+            embedding_dim=n_classes,
+            activation=activation,
+            dropout=dropout,
+        )
