@@ -154,6 +154,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self.sensitive_columns = sensitive_columns
         self.random_state = random_state
 
+    # Whether a task's state is computed from the global state (then every
+    # task is refreshed when the global state changes).
+    _task_states_use_global = False
+
     # skorch accepts any name in set_fit_request (its fit takes **fit_params);
     # skmeta's methods name their metadata, so typos are caught as in sklearn.
     set_fit_request = RequestMethod(
@@ -616,9 +620,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         pooled_log_prior = log_prior[0]
         log_prior = log_prior[:1] if pooled else log_prior[1:]
         if self.dro_step_size > 0:
-            self.dro_weights_ = torch.full(
-                (len(log_prior),), 1 / len(log_prior), device=self.device
-            )
+            self.dro_weights_ = torch.full((len(log_prior),), 1 / len(log_prior))
         n_steps = self.steps_per_epoch or default_steps_per_epoch(
             len(train_y),
             len(self.classes_),
@@ -701,16 +703,17 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         """
         with torch.no_grad():
             n = len(self.dro_weights_)
+            # Kept on the CPU, so that a model trained on a GPU unpickles anywhere.
+            q = self.dro_weights_.to(device=tasks.device, dtype=task_losses.dtype)
             total = torch.zeros(n, dtype=task_losses.dtype, device=tasks.device)
             count = torch.zeros_like(total)
             total.index_add_(0, tasks, task_losses.detach())
             count.index_add_(0, tasks, torch.ones_like(task_losses))
             mean = total / count.clamp_min(1)
-            q = self.dro_weights_.to(task_losses.dtype) * torch.exp(
-                self.dro_step_size * mean * (count > 0)
-            )
-            self.dro_weights_ = q / q.sum()
-        weights = self.dro_weights_[tasks].to(task_losses.dtype)
+            q = q * torch.exp(self.dro_step_size * mean * (count > 0))
+            q = q / q.sum()
+            self.dro_weights_ = q.cpu()
+        weights = q[tasks]
         return (weights * task_losses).sum() / weights.sum()
 
     def _class_prior(self):
@@ -788,9 +791,11 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         # the pooled support set, which serves unknown tasks.
         self.support_pooled_ = np.concatenate([self.support_pooled_, data["task"] < 0])
         touched = np.unique(data["task"])
-        self._refresh_states(
-            touched[touched >= 0], recompute_global=bool((touched < 0).any())
-        )
+        recompute_global = bool((touched < 0).any())
+        tasks = touched[touched >= 0]
+        if recompute_global and self._task_states_use_global:
+            tasks = range(len(self.tasks_))
+        self._refresh_states(tasks, recompute_global=recompute_global)
 
     def _support_tensors(self, mask):
         device = self.device

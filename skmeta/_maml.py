@@ -156,6 +156,12 @@ class MAMLClassifier(_MetaClassifier):
         Use first-order MAML, which ignores second derivatives. The default
         is second-order MAML.
 
+    proximal_weight : float, default=0.0
+        Weight ``mu`` of a proximal term ``mu / 2 * ||theta - theta_0||^2``
+        added to the support loss of the inner loop, which keeps the adapted
+        parameters ``theta`` near the initialisation ``theta_0`` (as in
+        implicit MAML). ``0`` gives plain MAML.
+
     learn_inner_lr : bool, default=False
         Meta-learn one inner step size per network weight (Meta-SGD [2]_),
         starting from ``inner_lr``. The meta-learner then decides how far
@@ -178,7 +184,7 @@ class MAMLClassifier(_MetaClassifier):
     n_features_in_ : int
         Number of columns of ``X`` seen in ``fit``.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names of ``X``, when it is a DataFrame with string names.
 
     tasks_ : ndarray of shape (n_tasks,)
@@ -197,8 +203,15 @@ class MAMLClassifier(_MetaClassifier):
     global_state_ : dict
         Parameters adapted to every support row, used for unknown tasks.
 
+    dro_weights_ : torch.Tensor of shape (n_tasks,)
+        Group DRO weights of the training tasks at the end of training; only
+        with ``dro_step_size > 0``.
+
     module_ : torch.nn.Module
         The meta-learned network (skorch attribute).
+
+    meta_sgd_ : InnerLearningRates
+        The learned inner step sizes; only with ``learn_inner_lr=True``.
 
     history_ : skorch.History
         Training history (skorch attribute), one row per epoch.

@@ -76,8 +76,8 @@ class PrototypicalClassifier(_MetaClassifier):
     prototypes, shrunk toward the global prototypes in proportion to how few
     rows it has; rows of unknown tasks use the global prototypes.
     :meth:`partial_fit` on a new task computes its prototypes from the rows
-    given. Predictions of a row never depend on the other rows of a
-    ``predict`` call.
+    given. Predictions of a row do not depend on the other rows of a
+    ``predict`` call (up to float64 rounding).
 
     Read more in the :ref:`User Guide <prototypical>`.
 
@@ -111,7 +111,7 @@ class PrototypicalClassifier(_MetaClassifier):
     n_features_in_ : int
         Number of columns of ``X`` seen in ``fit``.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names of ``X``, when it is a DataFrame with string names.
 
     tasks_ : ndarray of shape (n_tasks,)
@@ -128,6 +128,10 @@ class PrototypicalClassifier(_MetaClassifier):
 
     global_state_ : torch.Tensor of shape (n_classes, embedding_dim)
         Global prototypes (all support rows).
+
+    dro_weights_ : torch.Tensor of shape (n_tasks,)
+        Group DRO weights of the training tasks at the end of training; only
+        with ``dro_step_size > 0``.
 
     module_ : torch.nn.Module
         The embedding network (skorch attribute).
@@ -158,6 +162,7 @@ class PrototypicalClassifier(_MetaClassifier):
     """
 
     _module_outputs_classes = False
+    _task_states_use_global = True  # task prototypes shrink toward the global
     _parameter_constraints = {
         "shrinkage": [Interval(Real, 0, None, closed="left")],
     }

@@ -158,3 +158,15 @@ def test_online_meta_update_follows_the_meta_leader(klass, shifted):
         old, clf.predict_proba(X[train], sensitive_features=groups[train])
     )
     assert "new" in clf.tasks_
+
+
+def test_task_prototypes_follow_a_changed_global_state(shifted):
+    X, y, groups = shifted
+    clf = PrototypicalClassifier(**FAST).fit(X, y, sensitive_features=groups)
+    before = [state.clone() for state in clf.task_states_]
+    clf.partial_fit(X[:40], 1 - y[:40])  # rows without a task: new global state
+    for t, state in enumerate(clf.task_states_):
+        # Each task's prototypes shrink toward the new global prototypes.
+        expected = clf._task_state(*clf._support_tensors(clf.support_task_ == t))
+        torch.testing.assert_close(state, expected)
+        assert not torch.allclose(state, before[t])

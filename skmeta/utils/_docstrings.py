@@ -103,7 +103,7 @@ criterion : type of torch.nn.Module, default=torch.nn.CrossEntropyLoss
     callbacks : list of skorch callbacks, default=None
         Added to the defaults (``epoch_timer``, ``train_loss``,
         ``valid_loss``, ``valid_acc``, ``print_log``); see
-        :class:`skorch.NeuralNet`. Scorers of ``EpochScoring`` see the
+        :class:`skorch.net.NeuralNet`. Scorers of ``EpochScoring`` see the
         targets encoded as positions in ``classes_``.
 
     device : str or torch.device, default="cpu"
@@ -113,7 +113,7 @@ criterion : type of torch.nn.Module, default=torch.nn.CrossEntropyLoss
         ``1`` prints skorch's table of epochs.
 
     **kwargs : dict
-        Any other :class:`skorch.NeuralNet` argument, and the prefixed
+        Any other :class:`skorch.net.NeuralNet` argument, and the prefixed
         ``module__*``, ``optimizer__*``, ``criterion__*``, ``callbacks__*``
         arguments."""
 
