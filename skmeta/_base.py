@@ -118,6 +118,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         "class_prior": [StrOptions({"auto", "task", "pooled", "balanced"})],
         "constraints": [StrOptions(set(PENALTIES)), None],
         "fairness_weight": [Interval(Real, 0, None, closed="left")],
+        "fairness_temperature": [Interval(Real, 0, None, closed="neither")],
         "dro_step_size": [Interval(Real, 0, None, closed="left")],
         "online_meta_update": ["boolean"],
         "sensitive_columns": [str, Integral, list, tuple, np.ndarray, None],
@@ -135,6 +136,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         class_prior,
         constraints,
         fairness_weight,
+        fairness_temperature,
         dro_step_size,
         online_meta_update,
         sensitive_columns,
@@ -149,6 +151,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self.class_prior = class_prior
         self.constraints = constraints
         self.fairness_weight = fairness_weight
+        self.fairness_temperature = fairness_temperature
         self.dro_step_size = dro_step_size
         self.online_meta_update = online_meta_update
         self.sensitive_columns = sensitive_columns
@@ -727,7 +730,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         """The ``constraints`` penalty on the query predictions.
 
         Probabilities are those :meth:`predict_proba` would give (with the
-        class prior in force), and query rows are reweighted to their task's
+        class prior in force) at temperature ``fairness_temperature``, and
+        query rows are reweighted to their task's
         class frequencies, so that the penalty estimates the gap on the
         task's rows rather than on a class-balanced sample. Groups are
         compared across the whole meta-batch when tasks are the groups, and
@@ -745,7 +749,11 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             "pooled": episodes["pooled_log_prior"].to(logits.dtype),
             "balanced": torch.zeros_like(task_log_prior),
         }[self._class_prior()]
-        proba = torch.softmax(logits + offset[:, None, :], dim=-1)
+        # A temperature below 1 sharpens the probabilities toward the hard
+        # decisions that fairness metrics count.
+        proba = torch.softmax(
+            (logits + offset[:, None, :]) / self.fairness_temperature, dim=-1
+        )
         onehot = torch.nn.functional.one_hot(y, n_classes).to(weights.dtype)
         mix = (onehot * weights[..., None]).sum(1)
         mix = mix / mix.sum(-1, keepdim=True).clamp_min(1e-12)

@@ -145,6 +145,8 @@ def test_constraints_need_groups():
         MAMLClassifier(constraints="parity").fit(X, y)
     with pytest.raises(ValueError, match="fairness_weight"):
         MAMLClassifier(fairness_weight=-1.0).fit(X, y)
+    with pytest.raises(ValueError, match="fairness_temperature"):
+        MAMLClassifier(fairness_temperature=0.0).fit(X, y)
 
 
 @pytest.mark.parametrize("constraints", ["equalized_odds", "true_positive_rate_parity"])

@@ -48,6 +48,13 @@ class_prior : {"auto", "task", "pooled", "balanced"}, default="auto"
         Weight ``lambda >= 0`` of the penalty. ``0`` (or ``constraints=None``)
         trains the unconstrained model.
 
+    fairness_temperature : float, default=0.1
+        Temperature ``tau > 0`` of the probabilities the penalty is computed
+        on: ``softmax(logits / tau)``. Fairness metrics count hard decisions;
+        a temperature below 1 makes the penalty follow them (the gap in mean
+        probability at ``tau = 1`` can shrink while the gap in decisions
+        grows, as the model pushes every probability toward the threshold).
+
     dro_step_size : float, default=0.0
         Worst-group weighting of the outer objective (group DRO). ``0``
         averages the query losses of the tasks. With ``eta > 0``, weights
