@@ -197,6 +197,12 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             self.callbacks = params.pop("callbacks")
         return super().set_params(**params)
 
+    def load_params(self, *args, **kwargs):
+        """Load saved parameters (see skorch), then adapt every task again."""
+        super().load_params(*args, **kwargs)
+        if self.__sklearn_is_fitted__():
+            self._refresh_states(range(len(self.tasks_)), recompute_global=True)
+
     def get_metadata_routing(self):
         # A plain consumer: skmeta does not route fit arguments to a splitter.
         return self._get_metadata_request()

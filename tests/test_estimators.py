@@ -335,3 +335,30 @@ def test_warm_start_keeps_classes_and_replaces_tasks(klass, grouped_data):
     clf = klass(warm_start=True, **FAST).fit(X, y, sensitive_features=groups)
     with pytest.raises(ValueError, match="not in classes_"):
         clf.fit(X, y + 5)
+
+
+def test_progress_bar_and_checkpoint(klass, grouped_data, tmp_path):
+    from skorch.callbacks import Checkpoint, ProgressBar
+
+    X, y, groups = grouped_data
+    clf = klass(
+        callbacks=[
+            ProgressBar(),
+            Checkpoint(monitor="train_loss_best", dirname=str(tmp_path)),
+        ],
+        **FAST,
+    ).fit(X, y, sensitive_features=groups)
+    assert (tmp_path / "params.pt").exists()
+    assert any(row["event_cp"] for row in clf.history)
+    other = klass(**{**FAST, "random_state": 1}).fit(X, y, sensitive_features=groups)
+    before = other.predict_proba(X, sensitive_features=groups)
+    other.load_params(f_params=str(tmp_path / "params.pt"))
+    saved = torch.load(tmp_path / "params.pt", weights_only=True)
+    for name, value in other.module_.state_dict().items():
+        assert torch.equal(value, saved[name])
+    # The task states follow the loaded network.
+    after = other.predict_proba(X, sensitive_features=groups)
+    assert not np.allclose(before, after)
+    fresh = pickle.loads(pickle.dumps(other))
+    fresh._refresh_states(range(len(fresh.tasks_)), recompute_global=True)
+    np.testing.assert_allclose(after, fresh.predict_proba(X, sensitive_features=groups))
