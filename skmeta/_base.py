@@ -120,6 +120,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         "fairness_weight": [Interval(Real, 0, None, closed="left")],
         "fairness_temperature": [Interval(Real, 0, None, closed="neither")],
         "dro_step_size": [Interval(Real, 0, None, closed="left")],
+        "pooled_episodes": [Interval(Real, 0, 1, closed="both")],
         "online_meta_update": ["boolean"],
         "sensitive_columns": [str, Integral, list, tuple, np.ndarray, None],
         "random_state": ["random_state"],
@@ -138,6 +139,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         fairness_weight,
         fairness_temperature,
         dro_step_size,
+        pooled_episodes,
         online_meta_update,
         sensitive_columns,
         random_state,
@@ -153,6 +155,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self.fairness_weight = fairness_weight
         self.fairness_temperature = fairness_temperature
         self.dro_step_size = dro_step_size
+        self.pooled_episodes = pooled_episodes
         self.online_meta_update = online_meta_update
         self.sensitive_columns = sensitive_columns
         self.random_state = random_state
@@ -566,6 +569,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             n_queries=self.n_queries,
             meta_batch_size=self.meta_batch_size,
             rng=rng,
+            pooled_episodes=self.pooled_episodes,
         )
         sampler = EpisodeSampler(tasks, y, len(self.classes_), **kwargs)
         if sampler.excluded.size and self.task_source_ != "pooled":
@@ -708,21 +712,23 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         meta-batch, ``q_t <- q_t * exp(dro_step_size * L_t)`` for every task
         ``t`` in it (``L_t`` its mean query loss there), then ``q`` is
         normalised. The outer loss is the ``q``-weighted mean of the task
-        losses of the meta-batch.
+        losses of the meta-batch; episodes drawn from all rows
+        (``pooled_episodes``) weigh ``1 / n_tasks`` and do not update ``q``.
         """
+        known = tasks >= 0
         with torch.no_grad():
             n = len(self.dro_weights_)
             # Kept on the CPU, so that a model trained on a GPU unpickles anywhere.
             q = self.dro_weights_.to(device=tasks.device, dtype=task_losses.dtype)
             total = torch.zeros(n, dtype=task_losses.dtype, device=tasks.device)
             count = torch.zeros_like(total)
-            total.index_add_(0, tasks, task_losses.detach())
-            count.index_add_(0, tasks, torch.ones_like(task_losses))
+            total.index_add_(0, tasks[known], task_losses.detach()[known])
+            count.index_add_(0, tasks[known], torch.ones_like(task_losses[known]))
             mean = total / count.clamp_min(1)
             q = q * torch.exp(self.dro_step_size * mean * (count > 0))
             q = q / q.sum()
             self.dro_weights_ = q.cpu()
-        weights = q[tasks]
+        weights = torch.where(known, q[tasks.clamp_min(0)], 1 / n)
         return (weights * task_losses).sum() / weights.sum()
 
     def _class_prior(self):

@@ -38,11 +38,26 @@ class EpisodeSampler:
 
     rng : numpy.random.Generator
         Source of randomness.
+
+    pooled_episodes : float, default=0.0
+        Share of the episodes drawn from all rows, whatever their task; their
+        task id is ``-1``.
     """
 
     def __init__(
-        self, tasks, y, n_classes, *, n_shots, n_queries, meta_batch_size, rng
+        self,
+        tasks,
+        y,
+        n_classes,
+        *,
+        n_shots,
+        n_queries,
+        meta_batch_size,
+        rng,
+        pooled_episodes=0.0,
     ):
+        self.pooled_episodes = pooled_episodes
+        self.pooled_rows = {c: np.flatnonzero(y == c) for c in range(n_classes)}
         self.n_classes = n_classes
         self.n_shots = n_shots
         self.n_queries = n_queries
@@ -77,18 +92,21 @@ class EpisodeSampler:
                 (n_tasks, n_classes * n_queries), dtype=int64
             Row indices; padded slots hold ``-1``.
         task_ids : ndarray of shape (n_tasks,)
-            The tasks drawn.
+            The tasks drawn; ``-1`` for an episode drawn from all rows.
         """
         n_tasks = self.meta_batch_size
         replace = len(self.eligible) < n_tasks
         task_ids = self.rng.choice(self.eligible, size=n_tasks, replace=replace)
+        if self.pooled_episodes > 0:
+            pooled = self.rng.random(n_tasks) < self.pooled_episodes
+            task_ids = np.where(pooled, -1, task_ids)
         K, S, Q = self.n_classes, self.n_shots, self.n_queries
         support = np.full((n_tasks, K * S), -1, dtype=np.int64)
         query = np.full((n_tasks, K * Q), -1, dtype=np.int64)
         for i, t in enumerate(task_ids):
             for c in range(K):
-                idx = self.rows.get((int(t), c))
-                if idx is None:
+                idx = self.pooled_rows[c] if t < 0 else self.rows.get((int(t), c))
+                if idx is None or len(idx) == 0:
                     continue
                 n_s, n_q = self.split_sizes(len(idx))
                 drawn = idx[self.rng.permutation(len(idx))[: n_s + n_q]]
@@ -125,7 +143,7 @@ class EpisodeLoader:
 
     log_prior : torch.Tensor of shape (n_sampler_tasks, n_classes), default=None
         Log class frequencies of each task the sampler draws, given to the
-        batch as ``"log_prior"``.
+        batch as ``"log_prior"`` (pooled episodes get ``pooled_log_prior``).
 
     pooled_log_prior : torch.Tensor of shape (n_classes,), default=None
         Log class frequencies of the pooled data, given to the batch as
@@ -181,7 +199,11 @@ class EpisodeLoader:
                 "task": task_ids,
             }
             if self.log_prior is not None:
-                batch["log_prior"] = self.log_prior[task_ids]
+                table = self.log_prior
+                if self.pooled_log_prior is not None:
+                    # Row -1, the last one, serves the pooled episodes.
+                    table = torch.cat([table, self.pooled_log_prior[None]])
+                batch["log_prior"] = table[task_ids]
             if self.pooled_log_prior is not None:
                 batch["pooled_log_prior"] = self.pooled_log_prior.expand(
                     len(task_ids), -1

@@ -64,6 +64,14 @@ class_prior : {"auto", "task", "pooled", "balanced"}, default="auto"
         ``q``-weighted mean of the task losses. Larger values trade mean
         accuracy for worst-group accuracy.
 
+    pooled_episodes : float, default=0.0
+        Share of the training episodes drawn from all rows, whatever their
+        task, rather than from one task. Tasks are drawn uniformly, so small
+        tasks weigh as much as large ones and a class that is rare in a task
+        is drawn again and again; when the tasks differ little, pooled
+        episodes give a better shared network. ``1`` meta-trains on pooled
+        episodes only, while tasks still get their own adapted states.
+
     online_meta_update : bool, default=False
         When data keeps arriving: ``partial_fit`` on a fitted estimator also
         runs one epoch of meta-training on every row seen so far (follow the

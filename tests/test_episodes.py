@@ -1,0 +1,138 @@
+"""The episode sampler: sizes, disjointness, task membership, pooled episodes."""
+
+import numpy as np
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from skmeta import MAMLClassifier
+from skmeta._episodes import EpisodeLoader, EpisodeSampler
+
+
+@st.composite
+def labelled_tasks(draw):
+    n = draw(st.integers(2, 80))
+    n_classes = draw(st.integers(2, 3))
+    tasks = np.array(draw(st.lists(st.integers(0, 4), min_size=n, max_size=n)))
+    y = np.array(draw(st.lists(st.integers(0, n_classes - 1), min_size=n, max_size=n)))
+    return tasks, y, n_classes
+
+
+@given(
+    labelled_tasks(),
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.integers(0, 2**16),
+    st.sampled_from([0.0, 0.5, 1.0]),
+)
+def test_episodes_follow_the_small_task_rule(data, n_shots, n_queries, seed, pooled):
+    tasks, y, n_classes = data
+    sampler = EpisodeSampler(
+        tasks,
+        y,
+        n_classes,
+        n_shots=n_shots,
+        n_queries=n_queries,
+        meta_batch_size=3,
+        rng=np.random.default_rng(seed),
+        pooled_episodes=pooled,
+    )
+    if sampler.eligible.size == 0:
+        # No class with two rows anywhere: such tasks are excluded by name.
+        assert set(sampler.excluded) == set(np.unique(tasks))
+        return
+    support, query, task_ids = sampler.sample()
+    assert support.shape == (3, n_classes * n_shots)
+    assert query.shape == (3, n_classes * n_queries)
+    for i, t in enumerate(task_ids):
+        s, q = support[i][support[i] >= 0], query[i][query[i] >= 0]
+        assert not set(s) & set(q)  # support and query are disjoint
+        rows = np.flatnonzero(tasks == t) if t >= 0 else np.arange(len(y))
+        assert set(s) | set(q) <= set(rows)
+        for c in range(n_classes):
+            n_c = int((y[rows] == c).sum())
+            block_s = support[i, c * n_shots : (c + 1) * n_shots]
+            block_q = query[i, c * n_queries : (c + 1) * n_queries]
+            assert (y[block_s[block_s >= 0]] == c).all()
+            expected = sampler.split_sizes(n_c) if n_c else (0, 0)
+            assert ((block_s >= 0).sum(), (block_q >= 0).sum()) == expected
+    if pooled == 0.0:
+        assert (task_ids >= 0).all()
+    if pooled == 1.0:
+        assert (task_ids == -1).all()
+
+
+def test_same_seed_same_episodes():
+    rng = np.random.RandomState(0)
+    tasks, y = rng.randint(0, 4, 200), rng.randint(0, 2, 200)
+    draws = [
+        EpisodeSampler(
+            tasks,
+            y,
+            2,
+            n_shots=3,
+            n_queries=5,
+            meta_batch_size=4,
+            rng=np.random.default_rng(7),
+        ).sample()
+        for _ in range(2)
+    ]
+    for a, b in zip(*draws, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_pooled_episodes_get_the_pooled_class_prior():
+    rng = np.random.RandomState(0)
+    tasks, y = rng.randint(0, 3, 90), rng.randint(0, 2, 90)
+    sampler = EpisodeSampler(
+        tasks,
+        y,
+        2,
+        n_shots=2,
+        n_queries=3,
+        meta_batch_size=6,
+        rng=np.random.default_rng(0),
+        pooled_episodes=0.5,
+    )
+    data = {
+        "X": rng.normal(size=(90, 2)).astype(np.float32),
+        "weight": np.ones(90, np.float32),
+        "group": tasks,
+    }
+    log_prior = torch.log(torch.tensor([[0.2, 0.8], [0.5, 0.5], [0.9, 0.1]]))
+    pooled = torch.log(torch.tensor([0.6, 0.4]))
+    loader = EpisodeLoader(
+        data,
+        y,
+        sampler,
+        n_steps=1,
+        device="cpu",
+        log_prior=log_prior,
+        pooled_log_prior=pooled,
+    )
+    ((batch, _),) = list(loader)
+    for t, row in zip(batch["task"].tolist(), batch["log_prior"], strict=True):
+        torch.testing.assert_close(row, pooled if t < 0 else log_prior[t])
+    assert (batch["task"] < 0).any() and (batch["task"] >= 0).any()
+
+
+def test_pooled_episodes_with_fairness_and_dro(grouped_data):
+    X, y, groups = grouped_data
+    clf = MAMLClassifier(
+        pooled_episodes=0.5,
+        dro_step_size=0.3,
+        constraints="demographic_parity",
+        fairness_weight=1.0,
+        max_epochs=2,
+        steps_per_epoch=5,
+        random_state=0,
+    ).fit(X, y, sensitive_features=groups)
+    assert np.isfinite(clf.history[:, "train_loss"]).all()
+    assert abs(clf.dro_weights_.sum().item() - 1.0) < 1e-6
+    plain = MAMLClassifier(max_epochs=2, steps_per_epoch=5, random_state=0)
+    mixed = MAMLClassifier(
+        pooled_episodes=1.0, max_epochs=2, steps_per_epoch=5, random_state=0
+    )
+    p = plain.fit(X, y, sensitive_features=groups).predict_proba(X)
+    m = mixed.fit(X, y, sensitive_features=groups).predict_proba(X)
+    assert not np.allclose(p, m)
