@@ -104,8 +104,15 @@ GRIDS = {
     "LR on k rows": {"C": [0.01, 0.1, 1.0, 10.0]},
     "LR shrunk to pooled": {"alpha": [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0]},
     "MLP fine-tuned": {"lr": [1e-3, 1e-2], "max_epochs": [5, 20, 50]},
-    "MAML": {"inner_lr": [0.03, 0.1, 0.3, 1.0], "inner_steps": [3, 10]},
-    "ProtoNet": {"shrinkage": [1.0, 5.0, 20.0, 100.0, 500.0]},
+    "MAML": {
+        "inner_lr": [0.03, 0.1, 0.3, 1.0],
+        "inner_steps": [3, 10],
+        "pooled_episodes": [0.0, 0.5],
+    },
+    "ProtoNet": {
+        "shrinkage": [1.0, 5.0, 20.0, 100.0, 500.0],
+        "pooled_episodes": [0.0, 0.5],
+    },
 }
 # Training budgets of the full run and of --quick.
 META_STEPS = {"full": (20, 100), "quick": (2, 20)}  # (max_epochs, steps_per_epoch)
