@@ -107,11 +107,11 @@ GRIDS = {
     "MAML": {
         "inner_lr": [0.03, 0.1, 0.3, 1.0],
         "inner_steps": [3, 10],
-        "pooled_episodes": [0.0, 0.5],
+        "pooled_episodes": [0.0, 0.5, 1.0],
     },
     "ProtoNet": {
         "shrinkage": [1.0, 5.0, 20.0, 100.0, 500.0],
-        "pooled_episodes": [0.0, 0.5],
+        "pooled_episodes": [0.0, 0.5, 1.0],
     },
 }
 # Training budgets of the full run and of --quick.
@@ -283,13 +283,13 @@ class ShrunkLogisticRegression:
         return expit(X @ self.coef_ + self.intercept_)
 
 
-def _meta_kwargs(budget):
+def _meta_kwargs(budget, random_state):
     max_epochs, steps_per_epoch = META_STEPS[budget]
     return dict(
         max_epochs=max_epochs,
         steps_per_epoch=steps_per_epoch,
         class_prior="balanced",
-        random_state=RANDOM_STATE,
+        random_state=random_state,
     )
 
 
@@ -300,7 +300,9 @@ def merge_small_tasks(tasks):
     return np.where(np.isin(tasks, small), SMALL_TASKS, tasks)
 
 
-def fit_models(X, y, tasks, settings, budget, methods=METHODS):
+def fit_models(
+    X, y, tasks, settings, budget, methods=METHODS, random_state=RANDOM_STATE
+):
     """Fit every (meta-)model that is trained once, on the training groups."""
     models = {}
     tasks = merge_small_tasks(tasks)
@@ -326,15 +328,15 @@ def fit_models(X, y, tasks, settings, budget, methods=METHODS):
             iterator_train__shuffle=True,
             verbose=0,
         )
-        torch.manual_seed(RANDOM_STATE)
+        torch.manual_seed(random_state)
         models["pooled MLP"] = net.fit(X, y)
     if "MAML" in methods:
-        models["MAML"] = MAMLClassifier(**settings["MAML"], **_meta_kwargs(budget)).fit(
-            X, y, tasks=tasks
-        )
+        models["MAML"] = MAMLClassifier(
+            **settings["MAML"], **_meta_kwargs(budget, random_state)
+        ).fit(X, y, tasks=tasks)
     if "ProtoNet" in methods:
         models["ProtoNet"] = PrototypicalClassifier(
-            **settings["ProtoNet"], **_meta_kwargs(budget)
+            **settings["ProtoNet"], **_meta_kwargs(budget, random_state)
         ).fit(X, y, tasks=tasks)
     return models
 
@@ -451,6 +453,64 @@ def paired_differences(scores, methods):
                 row[meta] = (diff.mean(), _sem(diff))
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def training_seed_scores(data, settings, budget, heldout, train_seeds, seeds):
+    """Every model retrained per training seed; per-seed scores on the held-out groups.
+
+    The main tables train every model once (``random_state=0``), so their
+    standard errors only measure the support draws. Here the pooled MLP, MAML
+    and ProtoNet are retrained with ``random_state`` in ``train_seeds`` (the LR
+    fits are deterministic) and scored on the same support sets, to measure
+    how far retraining alone moves each method.
+    """
+    train = data.train
+    tables = []
+    for seed in train_seeds:
+        models = fit_models(
+            data.X[train],
+            data.y[train],
+            data.tasks[train],
+            settings,
+            budget,
+            random_state=seed,
+        )
+        records, _ = evaluate(
+            data, models, settings, heldout, seeds, METHODS, base_seed=0
+        )
+        scores = per_seed_scores(records)
+        means = scores.groupby(["k", "method"])[["bacc_mean", "bacc_worst"]].mean()
+        tables.append(means.reset_index().assign(train_seed=seed))
+    return pd.concat(tables, ignore_index=True)
+
+
+def report_training_seeds(table, methods):
+    """Best baseline's spread over training seeds, and the paired differences."""
+    rows = []
+    for k, metric in itertools.product(
+        sorted(table["k"].unique()), ("bacc_mean", "bacc_worst")
+    ):
+        at_k = table[table["k"] == k]
+        wide = at_k.pivot(index="train_seed", columns="method", values=metric)
+        best = wide[[b for b in BASELINES if b in wide]].mean().idxmax()
+        row = [
+            int(k),
+            METRICS[metric],
+            best,
+            f"{wide[best].mean():.3f} ± {wide[best].std(ddof=1):.3f}",
+        ]
+        for meta in (m for m in META if m in methods):
+            diff = 100 * (wide[meta] - wide[best])
+            row.append(_pm(diff.mean(), _sem(diff), digits=1, signed=True))
+        rows.append(row)
+    header = [
+        "k",
+        "metric",
+        "best baseline",
+        "its mean ± SD over training seeds",
+        *(m for m in META if m in methods),
+    ]
+    print(markdown_table(header, rows))
 
 
 # ----------------------------------------------------------------------- tuning
@@ -588,6 +648,18 @@ def run(name, args):
     )
     print(f"\nHeld-out groups, {args.seeds} paired seeds (mean ± SE over seeds):\n")
     report(data, records, skipped, METHODS)
+    if args.train_seeds > 1:
+        seeds = range(args.train_seed_supports)
+        table = training_seed_scores(
+            data, settings, budget, heldout, range(args.train_seeds), seeds
+        )
+        print(
+            f"\nRetrained with random_state 0-{args.train_seeds - 1} (every "
+            f"model; the same {len(seeds)} support sets per group): skmeta minus "
+            "the best baseline, points, mean ± SE over training seeds, each "
+            f"averaged over the {len(seeds)} support sets:\n"
+        )
+        report_training_seeds(table, METHODS)
     print(f"\n{name}: {time.perf_counter() - start:.0f} s")
     return records
 
@@ -603,7 +675,21 @@ def main(argv=None):
         "--no-tune", action="store_true", help="use DEFAULTS, skip the validation"
     )
     parser.add_argument("--tune-seeds", type=int, default=5)
+    parser.add_argument(
+        "--train-seeds",
+        type=int,
+        default=None,
+        help="retrain every model with this many random states (5; 2 with --quick)",
+    )
+    parser.add_argument(
+        "--train-seed-supports",
+        type=int,
+        default=5,
+        help="support sets per group when retraining",
+    )
     args = parser.parse_args(argv)
+    if args.train_seeds is None:
+        args.train_seeds = 2 if args.quick else 5
     if args.seeds is None:
         args.seeds = 2 if args.quick else 20
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
