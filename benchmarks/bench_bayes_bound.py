@@ -53,6 +53,8 @@ from bench_fewshot import (  # noqa: E402
     KS,
     RANDOM_STATE,
     ShrunkLogisticRegression,
+    _pm,
+    _sem,
     load_synthetic,
 )
 
@@ -113,10 +115,8 @@ class GroupPosterior:
         return weights @ proba, 1.0 / (weights**2).sum()
 
 
-def _pm(values, fmt=".3f"):
-    """Mean ± standard error over seeds."""
-    sem = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else np.nan
-    return f"{values.mean():{fmt}} ± {sem:{fmt.lstrip('+')}}"
+def _mean_sem(values, **kwargs):
+    return _pm(values.mean(), _sem(values), **kwargs)
 
 
 def main(argv=None):
@@ -129,7 +129,7 @@ def main(argv=None):
     n_samples = 4_000 if args.quick else 40_000
     start = time.perf_counter()
 
-    X_raw, y, groups, truth = make_group_classification(
+    X_raw, y, _, truth = make_group_classification(
         n_groups=20,
         n_samples_per_group=200,
         n_features=6,
@@ -142,15 +142,14 @@ def main(argv=None):
     pooled = LogisticRegression(
         class_weight="balanced", max_iter=1000, random_state=RANDOM_STATE
     ).fit(data.X[data.train], data.y[data.train])
-    heldout = data.heldout[-2:] if args.quick else data.heldout
+    # Positions in data.heldout: they seed the support draws.
+    positions = list(range(len(data.heldout)))[-2 if args.quick else 0 :]
+    heldout = [data.heldout[i] for i in positions]
 
     results = {}  # k -> array (seed, group, [bayes, true weights, shrunk LR, ESS])
     for k in ks:
         cells = np.empty((len(seeds), len(heldout), 4))
-        for t_index, task in enumerate(data.heldout):
-            if task not in heldout:
-                continue
-            g_col = heldout.index(task)
+        for g_col, (t_index, task) in enumerate(zip(positions, heldout, strict=True)):
             g = int(task[1:])
             rows = np.flatnonzero(data.tasks == task)
             by_class = [rows[y[rows] == c] for c in (0, 1)]
@@ -196,8 +195,9 @@ def main(argv=None):
         per_seed = cells[:, :, :3].mean(axis=1)  # (seed, method)
         diff = 100 * (per_seed[:, 0] - per_seed[:, 2])
         print(
-            f"| {k} | {_pm(per_seed[:, 1])} | {_pm(per_seed[:, 0])} | "
-            f"{_pm(per_seed[:, 2])} | {_pm(diff, '+.1f')} | "
+            f"| {k} | {_mean_sem(per_seed[:, 1])} | {_mean_sem(per_seed[:, 0])} | "
+            f"{_mean_sem(per_seed[:, 2])} | "
+            f"{_mean_sem(diff, digits=1, signed=True)} | "
             f"{cells[:, :, 3].min():.0f} |"
         )
     print(f"\nWall time: {time.perf_counter() - start:.0f} s")
