@@ -57,7 +57,8 @@ def _encode(frame):
     """One-hot encode categorical columns; numeric and boolean columns pass through.
 
     Columns are named ``col=value`` in category order; a missing value gives a row of
-    zeros in its column's block.
+    zeros in its column's block. Each block takes the place of its column, which
+    ``pd.get_dummies`` does not do: it moves every block after the other columns.
     """
     blocks, names = [], []
     for col, values in frame.items():
@@ -108,7 +109,7 @@ _PARAMETERS = """return_X_y : bool, default=False
         the ``category`` dtype, numeric columns as numbers) and ``target`` a Series.
         If False, ``data`` is a float64 array in which every categorical column is
         one-hot encoded as columns named ``column=value`` (a missing value gives zeros
-        in all columns of its block).
+        in all columns of its block; a missing numeric value stays NaN).
 
     return_sensitive : bool, default=False
         If True and ``return_X_y`` is True, return
@@ -132,8 +133,8 @@ _RETURNS = """data : {ndarray, DataFrame}
         target_names : ndarray of str
             The meaning of target 0 and target 1.
         frame : DataFrame
-            The raw table after row filtering, with every column, including the ones
-            left out of ``data``.
+            The raw table after row filtering and cleaning, with every column,
+            including the ones left out of ``data``.
         DESCR : str
             Description of the data set: provenance, licence, columns, preprocessing."""
 
@@ -414,15 +415,15 @@ def load_german_credit(
 
 # Heart disease -------------------------------------------------------------------
 
-# Codebook of the nominal columns (UCI heart-disease.names); other values are errors.
+# Codebook of the nominal columns (UCI heart-disease.names): raw code -> category.
 _HEART_CODES = {
-    "cp": [1, 2, 3, 4],
-    "restecg": [0, 1, 2],
-    "slope": [1, 2, 3],
-    "thal": ["fixed", "normal", "reversible"],
+    "cp": {1: 1, 2: 2, 3: 3, 4: 4},
+    "restecg": {0: 0, 1: 1, 2: 2},
+    "slope": {1: 1, 2: 2, 3: 3},
+    "thal": {3: "normal", 6: "fixed", 7: "reversible"},
 }
-# Measurements that identify a patient record (no two real records share them all).
-_HEART_RECORD = ["age", "sex", "trestbps", "chol", "fbs", "thalach", "exang", "oldpeak"]
+# Measurements recorded as 0 when they were not taken (no living patient has them).
+_HEART_ZERO_IS_MISSING = ("trestbps", "chol")
 
 _HEART = _Spec(
     name="heart_disease",
@@ -443,8 +444,11 @@ _HEART = _Spec(
         "ca",
         "thal",
     ),
-    sensitive_columns=("sex",),
-    sensitive={"sex": lambda f: f["sex"].map({0: "female", 1: "male"})},
+    sensitive_columns=("sex", "site"),
+    sensitive={
+        "sex": lambda f: f["sex"].map({0: "female", 1: "male"}),
+        "site": lambda f: f["site"],
+    },
 )
 
 
@@ -452,16 +456,29 @@ _HEART = _Spec(
 def load_heart_disease(
     *, return_X_y=False, as_frame=False, return_sensitive=False, drop_sensitive=True
 ):
-    """Load the Cleveland heart disease data set (297 rows).
+    """Load the UCI heart disease data set from four hospitals (920 rows).
 
-    Classify the angiographic diagnosis of heart disease (``target`` 1 = disease,
-    27.9 % of the rows; see the Notes of ``DESCR`` for how the bundled file defines
-    it). ``cp``, ``restecg``, ``slope`` and ``thal`` are nominal and one-hot encoded.
-    The sensitive feature is ``sex`` (``"female"`` or ``"male"``). Values outside
-    the UCI codebook count as missing, rows with missing values are dropped and so
-    are rows that repeat an earlier patient record: 6 of the 303 rows of the bundled
-    file, all of them re-coded copies of other rows. Source: Janosi, Steinbrunn,
-    Pfisterer and Detrano (1988), UCI Machine Learning Repository, CC BY 4.0.
+    Classify the angiographic diagnosis of coronary artery disease (``target`` 1 =
+    disease: ``num`` 1 to 4, more than 50 % narrowing of a major vessel; 55.3 % of
+    the rows). The rows come from four hospitals, given by ``site``: Cleveland (303
+    rows, 45.9 % positive), Hungary (294, 36.1 %), Switzerland (123, 93.5 %) and VA
+    Long Beach (200, 74.5 %), a real shift between groups that suits meta-learning
+    with one site per task. The sensitive features are ``sex`` (``"female"`` or
+    ``"male"``) and ``site``: pass ``sensitive_features["site"]`` as the tasks and
+    ``sensitive_features["sex"]`` as the sensitive feature, or the other way round.
+    Neither is in ``data`` unless ``drop_sensitive=False``. Every row of the source
+    is kept, duplicates included (see ``DESCR``).
+
+    Missing values are kept, not dropped: outside Cleveland ``ca``, ``thal`` and
+    ``slope`` are mostly missing, and a ``chol`` or ``trestbps`` of 0 in the source
+    (every Swiss row and 49 VA rows for ``chol``, one VA row for ``trestbps``)
+    means "not measured" and is turned into a missing value. The nominal columns
+    ``cp``, ``restecg``, ``slope`` and ``thal`` are one-hot encoded, a missing value
+    giving zeros in all columns of its block; the numeric columns keep NaN. The
+    skmeta estimators, like most scikit-learn ones, reject NaN: put an imputer such
+    as ``SimpleImputer(add_indicator=True)`` in front of them (see the Examples).
+    Source: Janosi, Steinbrunn, Pfisterer and Detrano (1988), UCI Machine Learning
+    Repository, CC BY 4.0.
 
     Parameters
     ----------
@@ -480,23 +497,44 @@ def load_heart_disease(
     See Also
     --------
     load_german_credit : Statlog German credit data.
+    sklearn.impute.SimpleImputer : Fill in the missing values.
 
     Examples
     --------
     >>> from skmeta.datasets import load_heart_disease
-    >>> X, y, groups = load_heart_disease(return_X_y=True, return_sensitive=True)
-    >>> X.shape, y.shape
-    ((297, 21), (297,))
-    >>> groups["sex"].value_counts().to_dict()
-    {'male': 201, 'female': 96}
+    >>> heart = load_heart_disease()
+    >>> heart.data.shape, round(float(heart.target.mean()), 3)
+    ((920, 21), 0.553)
+    >>> heart.sensitive_features["site"].value_counts().to_dict()
+    {'Cleveland': 303, 'Hungary': 294, 'VA Long Beach': 200, 'Switzerland': 123}
+    >>> heart.sensitive_features["sex"].value_counts().to_dict()
+    {'male': 726, 'female': 194}
+    >>> heart.frame.groupby("site", observed=True)["target"].mean().round(3).to_dict()
+    {'Cleveland': 0.459, 'Hungary': 0.361, 'Switzerland': 0.935, 'VA Long Beach': 0.745}
+
+    One site per task, ``sex`` as the sensitive feature, and the missing values
+    imputed, with an indicator column for each feature that has any:
+
+    >>> import numpy as np
+    >>> from sklearn.impute import SimpleImputer
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> X, y, sensitive = load_heart_disease(return_X_y=True, return_sensitive=True)
+    >>> tasks, sex = sensitive["site"], sensitive["sex"]
+    >>> int(np.isnan(X).any(axis=1).sum())  # rows with a missing numeric value
+    618
+    >>> prep = make_pipeline(SimpleImputer(add_indicator=True), StandardScaler())
+    >>> Xt = prep.fit_transform(X)
+    >>> Xt.shape, bool(np.isnan(Xt).any())  # 7 numeric columns have missing values
+    ((920, 28), False)
     """
     frame = _read("heart_disease")
-    valid = frame.notna().all(axis=1) & ~frame.duplicated(_HEART_RECORD)
+    for col in _HEART_ZERO_IS_MISSING:
+        frame[col] = frame[col].mask(frame[col] == 0)
     for col, codes in _HEART_CODES.items():
-        valid &= frame[col].isin(codes)
-    frame = frame[valid].copy()
-    for col, codes in _HEART_CODES.items():
-        frame[col] = frame[col].astype(pd.CategoricalDtype(codes))
+        # A value outside the codebook would become missing; the source has none.
+        categories = pd.CategoricalDtype(sorted(set(codes.values())))
+        frame[col] = frame[col].map(codes).astype(categories)
     return _load(
         _categorize(frame),
         _HEART,

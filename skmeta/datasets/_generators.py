@@ -9,6 +9,8 @@ __all__ = ["make_group_classification"]
 
 # Exponent of the Zipf law behind group_sizes="skewed".
 _ZIPF_EXPONENT = 1.5
+# Structures of the groups' shifts from the shared task.
+_SHIFTS = ("isotropic", "types", "low_rank")
 
 
 def _check_int(value, name, low):
@@ -47,6 +49,10 @@ def make_group_classification(
     *,
     group_sizes="equal",
     group_shift=1.0,
+    shift="isotropic",
+    n_types=3,
+    within_type_shift=None,
+    shift_rank=1,
     label_bias=0.0,
     biased_groups=None,
     n_informative=None,
@@ -59,19 +65,45 @@ def make_group_classification(
     Each group is a task: its rows follow their own linear decision rule, which is a
     random perturbation of a rule shared by all groups, and its inputs have their
     own mean. ``group_shift`` sets how far the groups stray from the shared rule,
-    ``group_sizes`` how the rows are spread over the groups, and ``label_bias``
-    plants a bias against some groups by relabelling some of their positives as
-    negatives. Useful for meta-learning across groups, few-shot adaptation to a new
-    group, and fairness audits, in the style of
-    :func:`sklearn.datasets.make_classification`.
+    ``shift`` how their shifts are structured (independent, clustered into a few
+    types, or confined to a low-dimensional subspace), ``group_sizes`` how the rows
+    are spread over the groups, and ``label_bias`` plants a bias against some groups
+    by relabelling some of their positives as negatives. Useful for meta-learning
+    across groups, few-shot adaptation to a new group, and fairness audits, in the
+    style of :func:`sklearn.datasets.make_classification`.
 
-    The model, with ``d = n_features`` and ``k = n_informative``:
+    The model, with ``d = n_features``, ``k = n_informative`` and
+    ``s = group_shift``:
 
     1. Shared weights: ``w0[:k] ~ N(0, I_k)``, ``w0[k:] = 0``.
-    2. For each group ``g``: weights ``w_g[:k] = w0[:k] + group_shift * N(0, I_k)``,
-       ``w_g[k:] = 0``; input mean ``mu_g = (group_shift / 2) * N(0, I_d)``;
-       intercept ``b_g = -mu_g . w_g``, which centres the group's scores at 0, so
-       each group has about as many positives as negatives.
+    2. For each group ``g``, draw ``e_g ~ N(0, I_k)`` and ``v_g ~ N(0, I_d)``. The
+       group's weights are ``w_g[:k] = w0[:k] + delta_g``, ``w_g[k:] = 0``, its
+       input mean is ``mu_g`` and its intercept ``b_g = -mu_g . w_g``, which
+       centres the group's scores at 0, so each group has about as many positives
+       as negatives. ``shift`` sets ``delta_g`` and ``mu_g``:
+
+       - ``"isotropic"``: ``delta_g = s * e_g`` and ``mu_g = (s / 2) * v_g``. Each
+         group strays independently, in every direction: a single Gaussian prior
+         around ``w0`` describes the groups exactly.
+       - ``"types"``: group ``g`` has type ``t_g = g % n_types``, and each type
+         ``t`` draws ``a_t ~ N(0, I_k)`` and ``m_t ~ N(0, I_d)`` (after the
+         ``e_g`` and ``v_g``). With ``s_w = within_type_shift``,
+         ``delta_g = s * a_{t_g} + s_w * e_g`` and
+         ``mu_g = (s / 2) * m_{t_g} + (s_w / 2) * v_g``: the groups form
+         ``n_types`` clusters, the weights of two groups of one type differ by
+         ``s_w * sqrt(2)`` per coordinate (standard deviation), those of two
+         groups of different types by ``sqrt(2 * (s**2 + s_w**2))``.
+       - ``"low_rank"``: ``U`` is a ``k x r`` matrix with orthonormal columns,
+         ``r = shift_rank``, shared by all groups: the Q factor of the QR
+         decomposition of a ``k x r`` matrix of ``N(0, 1)`` draws (made after
+         the ``e_g`` and ``v_g``), with column signs that make R's diagonal
+         positive, so that its span is uniformly random.
+         ``delta_g = s * sqrt(k / r) * U z_g`` with ``z_g = e_g[:r] ~ N(0, I_r)``
+         and ``mu_g = (s / 2) * v_g``. Every shift lies in the span of ``U``, and
+         ``E ||delta_g||^2 = s**2 * k`` as in the isotropic case (each shift is
+         ``sqrt(k / r)`` times longer along the ``r`` directions it may take).
+         With ``r = k`` this is the isotropic model in distribution.
+
     3. Group sizes ``n_g``: ``n_samples_per_group`` each (``"equal"``), the given
        sizes (array-like), or for ``"skewed"``
        ``n_g = 2 + m_g`` with ``m ~ Multinomial(n_groups * (n_samples_per_group -
@@ -88,7 +120,10 @@ def make_group_classification(
 
     All draws come from one generator seeded by ``random_state``, model parameters
     (steps 1-2) first, so the same ``random_state`` gives the same group rules
-    whatever ``group_sizes``, ``label_bias`` or ``flip_y`` are.
+    whatever ``group_sizes``, ``label_bias`` or ``flip_y`` are. Whatever ``shift``
+    is, ``w0``, the ``e_g`` and the ``v_g`` are drawn first, in the same order, so
+    the same ``random_state`` also gives the same ``w0`` under every ``shift`` and
+    the same input means under ``"isotropic"`` and ``"low_rank"``.
 
     Parameters
     ----------
@@ -109,8 +144,33 @@ def make_group_classification(
 
     group_shift : float, default=1.0
         Standard deviation of each group's weight shift from the shared weights
-        (twice that of its input mean shift); at least 0. With 0 every group has
-        the same rule and the same input distribution.
+        (twice that of its input mean shift), per coordinate; at least 0. With 0
+        every group has the same rule and the same input distribution. Under
+        ``shift="types"``, the standard deviation of each type's shift; under
+        ``"low_rank"``, the shift has the same expected squared norm as under
+        ``"isotropic"``.
+
+    shift : {"isotropic", "types", "low_rank"}, default="isotropic"
+        How the groups' shifts are structured (step 2 above). ``"isotropic"``:
+        independent shifts in every direction. ``"types"``: each group is a small
+        perturbation of one of ``n_types`` latent types, which differ from each
+        other in their weights and input means. ``"low_rank"``: the weight shifts
+        all lie in one random subspace of dimension ``shift_rank``. One pooled
+        isotropic Gaussian prior around the shared weights describes the first but
+        neither of the others.
+
+    n_types : int, default=3
+        Number of latent types, at least 1; group ``g`` has type
+        ``g % n_types``. Only used with ``shift="types"``.
+
+    within_type_shift : float, default=None
+        Standard deviation of a group's weight shift from its type's weights
+        (twice that of its input mean shift from its type's mean), at least 0.
+        None means ``group_shift / 10``. Only used with ``shift="types"``.
+
+    shift_rank : int, default=1
+        Dimension of the subspace the weight shifts lie in, between 1 and
+        ``n_informative``. Only used with ``shift="low_rank"``.
 
     label_bias : float, default=0.0
         Fraction of the positives of each biased group relabelled 0, in [0, 1].
@@ -151,7 +211,13 @@ def make_group_classification(
         ``(n_features,)``), ``weights`` (``w_g``, shape ``(n_groups, n_features)``),
         ``intercepts`` (``b_g``, shape ``(n_groups,)``), ``means`` (``mu_g``, shape
         ``(n_groups, n_features)``), ``sizes`` (rows per group) and
-        ``biased_groups`` (sorted ids).
+        ``biased_groups`` (sorted ids). With ``shift="types"`` also ``types``
+        (``t_g``, shape ``(n_groups,)``), ``type_weights`` (``w0 + s * a_t``, shape
+        ``(n_types, n_features)``) and ``type_means`` (``(s / 2) * m_t``, shape
+        ``(n_types, n_features)``); with ``shift="low_rank"`` also
+        ``shift_basis`` (``U`` padded with zero rows to shape
+        ``(n_features, shift_rank)``, so that ``weights - shared_weights`` lies in
+        the span of its columns).
 
     See Also
     --------
@@ -171,6 +237,21 @@ def make_group_classification(
     ... )
     >>> int(np.bincount(groups).sum()), int(np.bincount(groups).min()) >= 2
     (800, True)
+
+    Groups drawn from two latent types, and groups whose shifts share one
+    direction:
+
+    >>> *_, tasks = make_group_classification(
+    ...     n_groups=6, shift="types", n_types=2, return_tasks=True, random_state=0
+    ... )
+    >>> tasks.types.tolist()
+    [0, 1, 0, 1, 0, 1]
+    >>> *_, tasks = make_group_classification(
+    ...     shift="low_rank", shift_rank=1, return_tasks=True, random_state=0
+    ... )
+    >>> shifts = tasks.weights - tasks.shared_weights
+    >>> tasks.shift_basis.shape, int(np.linalg.matrix_rank(shifts))
+    ((6, 1), 1)
     """
     n_groups = _check_int(n_groups, "n_groups", 1)
     n_samples_per_group = _check_int(n_samples_per_group, "n_samples_per_group", 1)
@@ -183,6 +264,19 @@ def make_group_classification(
             f"n_informative must be <= n_features={n_features}, got {n_informative}."
         )
     group_shift = _check_real(group_shift, "group_shift", 0.0)
+    if not (isinstance(shift, str) and shift in _SHIFTS):
+        raise ValueError(
+            f"shift must be one of {', '.join(map(repr, _SHIFTS))}, got {shift!r}."
+        )
+    n_types = _check_int(n_types, "n_types", 1)
+    if within_type_shift is None:
+        within_type_shift = group_shift / 10
+    within_type_shift = _check_real(within_type_shift, "within_type_shift", 0.0)
+    shift_rank = _check_int(shift_rank, "shift_rank", 1)
+    if shift_rank > n_informative:
+        raise ValueError(
+            f"shift_rank must be <= n_informative={n_informative}, got {shift_rank}."
+        )
     label_bias = _check_real(label_bias, "label_bias", 0.0, 1.0)
     flip_y = _check_real(flip_y, "flip_y", 0.0, 1.0)
     if isinstance(group_sizes, str):
@@ -211,13 +305,41 @@ def make_group_classification(
         biased_groups = _check_ids(biased_groups, "biased_groups", n_groups)
     rng = check_random_state(random_state)
 
-    # Steps 1-2: the tasks.
+    # Steps 1-2: the tasks. The draws of the isotropic model come first whatever
+    # shift is; the other shifts draw what they need after them.
     k = n_informative
     shared = np.zeros(n_features)
     shared[:k] = rng.standard_normal(k)
     weights = np.zeros((n_groups, n_features))
-    weights[:, :k] = shared[:k] + group_shift * rng.standard_normal((n_groups, k))
-    means = group_shift / 2 * rng.standard_normal((n_groups, n_features))
+    weight_noise = rng.standard_normal((n_groups, k))
+    mean_noise = rng.standard_normal((n_groups, n_features))
+    shift_tasks = {}
+    if shift == "isotropic":
+        weights[:, :k] = shared[:k] + group_shift * weight_noise
+        means = group_shift / 2 * mean_noise
+    elif shift == "types":
+        types = np.arange(n_groups, dtype=np.int64) % n_types
+        type_weights = np.zeros((n_types, n_features))
+        type_weights[:, :k] = shared[:k] + group_shift * rng.standard_normal(
+            (n_types, k)
+        )
+        type_means = group_shift / 2 * rng.standard_normal((n_types, n_features))
+        weights[:, :k] = type_weights[types, :k] + within_type_shift * weight_noise
+        means = type_means[types] + within_type_shift / 2 * mean_noise
+        shift_tasks = {
+            "types": types,
+            "type_weights": type_weights,
+            "type_means": type_means,
+        }
+    else:  # low_rank
+        q, r = np.linalg.qr(rng.standard_normal((k, shift_rank)))
+        basis = np.zeros((n_features, shift_rank))
+        basis[:k] = q * np.where(np.diag(r) < 0, -1.0, 1.0)  # a unique, uniform U
+        z = weight_noise[:, :shift_rank]
+        scale = group_shift * np.sqrt(k / shift_rank)
+        weights[:, :k] = shared[:k] + scale * z @ basis[:k].T
+        means = group_shift / 2 * mean_noise
+        shift_tasks = {"shift_basis": basis}
     intercepts = -np.einsum("gf,gf->g", means, weights)
 
     # Step 3: the group sizes.
@@ -260,5 +382,6 @@ def make_group_classification(
         means=means,
         sizes=sizes,
         biased_groups=biased_groups,
+        **shift_tasks,
     )
     return X, y, groups, tasks
