@@ -1,4 +1,4 @@
-"""Plumbing shared by the meta-learning classifiers.
+"""The wiring shared by the meta-learning classifiers.
 
 Design note: the estimators *subclass* ``skorch.NeuralNet`` rather than own a
 net. A skorch user then finds everything where they expect it: ``module`` and
@@ -8,13 +8,23 @@ net. A skorch user then finds everything where they expect it: ``module`` and
 re-initialises what changed. Owning a net would mean forwarding each of these
 by hand. The price is skorch's ``__init__``, which sets ``history_``,
 ``initialized_`` and ``virtual_params_``: sklearn's
-``check_no_attributes_set_in_init`` is the one common check declared as an
-expected failure for that reason.
+``check_no_attributes_set_in_init`` is declared as an expected failure for
+that reason.
 
-What skmeta changes in skorch: episodes replace mini-batches in training
-(``fit_loop``, ``train_step_single``), ``sensitive_features`` and ``tasks``
-are explicit arguments, labels are encoded so that ``predict`` returns
-``classes_``, and prediction uses a per-task adapted state.
+This module only wires; the layers below it are (see the contributors'
+architecture page of the documentation):
+
+- ``_functional`` and ``_objectives``: the maths, in pure torch;
+- ``_episodes``: episode sampling;
+- ``_input``: validation and encoding of the arguments;
+- ``_support``: the rows each task adapts to.
+
+What skmeta changes in skorch: ``get_iterator(dataset, training=True)``
+returns the episode loader, so skorch's own ``fit_loop`` runs meta-training
+(episodes replace mini-batches), ``train_step_single`` computes the
+meta-objective, ``sensitive_features`` and ``tasks`` are explicit arguments,
+labels are encoded so that ``predict`` returns ``classes_``, and prediction
+uses a per-task adapted state.
 """
 
 import contextlib
@@ -26,28 +36,30 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
 from sklearn.utils import check_random_state
-from sklearn.utils._metadata_requests import RequestMethod
-from sklearn.utils._param_validation import (
+from sklearn.utils.validation import check_is_fitted
+from skorch import NeuralNet
+from skorch.callbacks import EpochScoring, EpochTimer, PassthroughScoring, PrintLog
+from skorch.utils import data_from_dataset, to_tensor
+from torch.utils.data import Dataset
+
+from ._compat import (
     Interval,
+    RequestMethod,
     StrOptions,
     validate_parameter_constraints,
 )
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_array,
-    check_is_fitted,
-    check_X_y,
-    validate_data,
-)
-from skorch import NeuralNet
-from skorch.callbacks import EpochScoring, EpochTimer, PassthroughScoring, PrintLog
-from skorch.utils import to_tensor
-from torch.utils.data import Dataset, Subset
-
 from ._episodes import EpisodeLoader, EpisodeSampler, default_steps_per_epoch
-from .fairness import PENALTIES
-from .utils._validation import check_groups, encode_groups, split_sensitive_columns
+from ._input import MetaInput, validate_fit_input, validate_predict_input
+from ._objectives import (
+    PENALTIES,
+    GroupDRO,
+    class_counts,
+    fairness_penalty,
+    prior_offset,
+    shrunk_log_priors,
+    weighted_mean,
+)
+from ._support import SupportSet
 
 _FITTED_ATTRIBUTES = (
     "classes_",
@@ -57,12 +69,7 @@ _FITTED_ATTRIBUTES = (
     "tasks_",
     "groups_",
     "task_source_",
-    "support_X_",
-    "support_y_",
-    "support_w_",
-    "support_task_",
-    "support_group_",
-    "support_pooled_",
+    "support_",
     "class_counts_",
     "dro_weights_",
     "global_state_",
@@ -73,19 +80,6 @@ _FITTED_ATTRIBUTES = (
 def _encoded_accuracy(net, X, y):
     """Accuracy on encoded targets, for the default ``valid_acc`` callback."""
     return float(np.mean(net.predict_proba(X).argmax(axis=1) == np.asarray(y)))
-
-
-def _dataset_arrays(dataset):
-    """Arrays behind a skorch ``Dataset`` or a ``Subset`` of one."""
-    indices = None
-    if isinstance(dataset, Subset):
-        indices = np.asarray(dataset.indices)
-        dataset = dataset.dataset
-    data, y = dataset.X, np.asarray(dataset.y)
-    if indices is not None:
-        data = {key: value[indices] for key, value in data.items()}
-        y = y[indices]
-    return data, y
 
 
 def _accepts(cls, name):
@@ -191,7 +185,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
     def _get_param_names(self):
         # skorch lists every attribute not ending in "_"; its bookkeeping set
         # `_params_to_validate` is not a hyperparameter.
-        return [k for k in super()._get_param_names() if k != "_params_to_validate"]
+        return [k for k in super()._get_param_names() if not k.startswith("_")]
 
     def set_params(self, **params):
         # skorch builds the callbacks as soon as `callbacks` is set; like any
@@ -229,168 +223,12 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
     def __sklearn_is_fitted__(self):
         return hasattr(self, "global_state_")
 
-    # ------------------------------------------------------------- validation
     def _check_params(self):
-        constraints = {}
-        for klass in reversed(type(self).__mro__):
-            constraints.update(getattr(klass, "_parameter_constraints", {}))
         validate_parameter_constraints(
-            constraints,
-            {name: getattr(self, name) for name in constraints},
+            self._parameter_constraints,
+            {name: getattr(self, name) for name in self._parameter_constraints},
             caller_name=type(self).__name__,
         )
-
-    def _validate_X(self, X, sensitive_features, *, y=None, reset, fitting):
-        """Validated float32 model input, targets and sensitive groups."""
-        if self.sensitive_columns is None:
-            if fitting:
-                X, y = validate_data(
-                    self, X, y, dtype=np.float32, copy=True, reset=reset
-                )
-            else:
-                X = validate_data(self, X, dtype=np.float32, copy=True, reset=reset)
-            return X, y, sensitive_features
-        if sensitive_features is not None:
-            raise ValueError(
-                "Pass either sensitive_features or sensitive_columns, not both: "
-                "sensitive_columns already names the columns of X that hold the "
-                "sensitive features."
-            )
-        if not hasattr(X, "shape") and not hasattr(X, "iloc"):
-            X = np.asarray(X, dtype=object)
-        validate_data(self, X, reset=reset, skip_check_array=True)
-        X_model, sensitive = split_sensitive_columns(X, self.sensitive_columns)
-        if fitting:
-            X_model, y = check_X_y(X_model, y, dtype=np.float32, copy=True)
-        else:
-            X_model = check_array(X_model, dtype=np.float32, copy=True, input_name="X")
-        return X_model, y, sensitive
-
-    def _task_labels(self, sensitive, tasks):
-        if self.task_source_ == "tasks":
-            return tasks
-        if self.task_source_ == "sensitive_features":
-            return sensitive
-        return tasks if tasks is not None else sensitive
-
-    def _validate_fit_data(
-        self, X, y, sensitive_features, tasks, sample_weight, *, classes, reset
-    ):
-        X, y, sensitive = self._validate_X(
-            X, sensitive_features, y=y, reset=reset, fitting=True
-        )
-        n_samples = X.shape[0]
-        check_classification_targets(y)
-        sensitive = check_groups(
-            sensitive,
-            n_samples,
-            name="sensitive_features"
-            if self.sensitive_columns is None
-            else "sensitive_columns",
-        )
-        tasks = check_groups(tasks, n_samples, name="tasks")
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=np.float32, ensure_non_negative=True, copy=True
-            )
-        else:
-            sample_weight = np.ones(n_samples, dtype=np.float32)
-
-        if reset:
-            if (
-                self.constraints is not None
-                and self.fairness_weight > 0
-                and sensitive is None
-            ):
-                raise ValueError(
-                    f"constraints={self.constraints!r} with fairness_weight > 0 "
-                    "needs the groups: pass sensitive_features to fit, or set "
-                    "sensitive_columns."
-                )
-            if n_samples < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs at least 2 samples to form a "
-                    f"support and a query set; got n_samples = {n_samples}."
-                )
-            self.classes_ = np.unique(y if classes is None else np.asarray(classes))
-            if len(self.classes_) < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs samples of at least 2 classes; "
-                    f"got only class {self.classes_[0]!r}."
-                )
-            self.n_features_model_ = X.shape[1]
-            if tasks is not None:
-                self.task_source_ = "tasks"
-            elif sensitive is not None:
-                self.task_source_ = "sensitive_features"
-            else:
-                self.task_source_ = "pooled"
-            labels = self._task_labels(sensitive, tasks)
-            self.tasks_ = (
-                np.unique(labels) if labels is not None else np.array([], dtype=object)
-            )
-            self.groups_ = (
-                np.unique(sensitive)
-                if sensitive is not None
-                else np.array([], dtype=object)
-            )
-        elif classes is not None and not np.array_equal(
-            np.unique(np.asarray(classes)), self.classes_
-        ):
-            raise ValueError(
-                f"classes={np.asarray(classes)!r} differs from the classes seen "
-                f"before (classes_={self.classes_!r})."
-            )
-        unseen = np.setdiff1d(np.unique(y), self.classes_)
-        if unseen.size:
-            raise ValueError(
-                f"y contains classes {unseen!r} that are not in classes_="
-                f"{self.classes_!r}; pass all classes with `classes` on the first "
-                "call to partial_fit."
-            )
-        y_enc = np.searchsorted(self.classes_, y).astype(np.int64)
-
-        labels = self._task_labels(sensitive, tasks)
-        if labels is None:
-            task_codes = np.full(n_samples, -1, dtype=np.int64)
-        else:
-            new = np.setdiff1d(np.unique(labels), self.tasks_)
-            if new.size:  # unseen tasks become known (partial_fit)
-                self.tasks_ = np.concatenate([self.tasks_, new])
-            task_codes = encode_groups(labels, self.tasks_)
-        group_codes = (
-            encode_groups(sensitive, self.groups_)
-            if sensitive is not None
-            else np.full(n_samples, -1, dtype=np.int64)
-        )
-        data = {
-            "X": X,
-            "task": task_codes,
-            "group": group_codes,
-            "weight": sample_weight,
-        }
-        return data, y_enc
-
-    def _validate_predict_data(self, X, sensitive_features, tasks):
-        X, _, sensitive = self._validate_X(
-            X, sensitive_features, reset=False, fitting=False
-        )
-        n_samples = X.shape[0]
-        sensitive = check_groups(
-            sensitive,
-            n_samples,
-            name="sensitive_features"
-            if self.sensitive_columns is None
-            else "sensitive_columns",
-        )
-        tasks = check_groups(tasks, n_samples, name="tasks")
-        labels = self._task_labels(sensitive, tasks)
-        codes = (
-            np.full(n_samples, -1, dtype=np.int64)
-            if labels is None
-            else encode_groups(labels, self.tasks_)
-        )
-        return {"X": X, "task": codes}
 
     # --------------------------------------------------------------- training
     def fit(self, X, y, *, sensitive_features=None, tasks=None, sample_weight=None):
@@ -429,18 +267,24 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         classes, n_features = (
             (self.classes_, self.n_features_model_) if warm else (None, None)
         )
-        for attr in _FITTED_ATTRIBUTES:
-            self.__dict__.pop(attr, None)
-        data, y_enc = self._validate_fit_data(
-            X, y, sensitive_features, tasks, sample_weight, classes=classes, reset=True
+        self._clear_fitted()
+        data = validate_fit_input(
+            self,
+            X,
+            y,
+            sensitive_features,
+            tasks,
+            sample_weight,
+            classes=classes,
+            reset=True,
         )
         if warm and self.n_features_model_ != n_features:
             raise ValueError(
                 f"With warm_start=True, X must keep its {n_features} model "
                 f"features; got {self.n_features_model_}."
             )
-        self._meta_train(data, y_enc, epochs=self.max_epochs, initialize=not warm)
-        self._set_support(data, y_enc)
+        self._meta_train(data, epochs=self.max_epochs, initialize=not warm)
+        self._set_support(SupportSet(data))
         return self
 
     def partial_fit(
@@ -491,48 +335,42 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self : object
             The estimator.
         """
-        if not self.__sklearn_is_fitted__():
+        first_call = not self.__sklearn_is_fitted__()
+        if first_call:
             if classes is None:
                 raise ValueError(
                     "classes must be passed on the first call to partial_fit."
                 )
             self._check_params()
-            for attr in _FITTED_ATTRIBUTES:
-                self.__dict__.pop(attr, None)
-            data, y_enc = self._validate_fit_data(
-                X,
-                y,
-                sensitive_features,
-                tasks,
-                sample_weight,
-                classes=classes,
-                reset=True,
-            )
-            self._meta_train(data, y_enc, epochs=1, initialize=True)
-            self._set_support(data, y_enc)
-            return self
-        data, y_enc = self._validate_fit_data(
+            self._clear_fitted()
+        data = validate_fit_input(
+            self,
             X,
             y,
             sensitive_features,
             tasks,
             sample_weight,
             classes=classes,
-            reset=False,
+            reset=first_call,
         )
-        self._add_support(data, y_enc)
+        if first_call:
+            self._meta_train(data, epochs=1, initialize=True)
+            self._set_support(SupportSet(data))
+            return self
+        self._add_support(data)
         if self.online_meta_update:
             # Follow the meta-leader: one more epoch of meta-training on every
             # row seen so far, then every task is adapted again.
-            support = {
-                "X": self.support_X_,
-                "task": self.support_task_,
-                "group": self.support_group_,
-                "weight": self.support_w_,
-            }
-            self._meta_train(support, self.support_y_, epochs=1, initialize=False)
+            support = self.support_
+            self._meta_train(
+                MetaInput(**support.as_dict(), y=support.y), epochs=1, initialize=False
+            )
             self._refresh_states(range(len(self.tasks_)), recompute_global=True)
         return self
+
+    def _clear_fitted(self):
+        for attr in _FITTED_ATTRIBUTES:
+            self.__dict__.pop(attr, None)
 
     def _seed(self):
         return int(
@@ -545,34 +383,99 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         devices = [device] if device.type == "cuda" else []
         return torch.random.fork_rng(devices=devices)
 
-    def _meta_train(self, data, y_enc, *, epochs, initialize):
+    def _meta_train(self, data, *, epochs, initialize):
+        """Run skorch's ``fit_loop`` on ``data``, seeded by ``random_state``."""
         seed = self._seed()
+        X, y = data.as_dict(), data.y
         with self._fork_rng():
             torch.manual_seed(seed)
             if initialize:
                 self.initialize()
-            self.notify("on_train_begin", X=data, y=y_enc)
-            # KeyboardInterrupt is how skorch's EarlyStopping ends training.
-            with contextlib.suppress(KeyboardInterrupt):
-                self.fit_loop(
-                    data, y_enc, epochs=epochs, rng=np.random.default_rng(seed)
-                )
-            self.notify("on_train_end", X=data, y=y_enc)
+            self._episode_seed_ = seed
+            try:
+                self.notify("on_train_begin", X=X, y=y)
+                # KeyboardInterrupt is how skorch's EarlyStopping ends training.
+                with contextlib.suppress(KeyboardInterrupt):
+                    self.fit_loop(X, y, epochs=epochs)
+                self.notify("on_train_end", X=X, y=y)
+            finally:
+                for attr in ("_episode_seed_", "_train_rows_", "_group_dro_"):
+                    self.__dict__.pop(attr, None)
+
+    def get_iterator(self, dataset, training=False):
+        """skorch's iterator for prediction; the episode loader for training.
+
+        ``fit_loop`` asks for the training iterator once per call: the
+        episodes are drawn from the training rows of ``dataset`` (those with
+        a positive weight), seeded by ``random_state``.
+        """
+        if not training:
+            return super().get_iterator(dataset, training=False)
+        data, y = data_from_dataset(dataset)
+        y = np.asarray(y)
+        # Kept until the end of fit_loop: validation adapts to these rows.
+        self._train_rows_ = (data, y)
+        rng = np.random.default_rng(
+            getattr(self, "_episode_seed_", None) or self._seed()
+        )
+        # Rows of weight 0 take no part in episodes, as if they were dropped.
+        keep = data["weight"] > 0
+        episode_data = {key: value[keep] for key, value in data.items()}
+        sampler, pooled = self._episode_sampler(episode_data, y[keep], rng)
+        log_prior = shrunk_log_priors(
+            class_counts(
+                data["task"], y, data["weight"], len(self.tasks_), len(self.classes_)
+            ),
+            self._prior_strength(),
+        )
+        pooled_log_prior = log_prior[0]
+        log_prior = log_prior[:1] if pooled else log_prior[1:]
+        if self.dro_step_size > 0:
+            self._group_dro_ = GroupDRO(len(log_prior), self.dro_step_size)
+            self.dro_weights_ = self._group_dro_.weights()
+        n_steps = self.steps_per_epoch or default_steps_per_epoch(
+            len(y),
+            len(self.classes_),
+            self.n_shots,
+            self.n_queries,
+            self.meta_batch_size,
+        )
+        return EpisodeLoader(
+            episode_data,
+            y[keep],
+            sampler,
+            n_steps=n_steps,
+            device=self.device,
+            log_prior=log_prior,
+            pooled_log_prior=pooled_log_prior,
+        )
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        if not training and iterator is not None:
+            # Validation rows are predicted as predict would: every task
+            # adapted to its training rows.
+            data, y = self._train_rows_
+            self._set_support(SupportSet(MetaInput(**data, y=y)))
+        return super().run_single_epoch(
+            iterator, training, prefix, step_fn, **fit_params
+        )
 
     def _episode_sampler(self, data, y, rng):
         """The sampler, and whether it draws from the pooled data."""
         tasks = data["task"]
         if self.task_source_ == "pooled":
             return self._pooled_sampler(data, y, rng), True
-        kwargs = dict(
+        sampler = EpisodeSampler(
+            tasks,
+            y,
+            len(self.classes_),
             n_shots=self.n_shots,
             n_queries=self.n_queries,
             meta_batch_size=self.meta_batch_size,
             rng=rng,
             pooled_episodes=self.pooled_episodes,
         )
-        sampler = EpisodeSampler(tasks, y, len(self.classes_), **kwargs)
-        if sampler.excluded.size and self.task_source_ != "pooled":
+        if sampler.excluded.size:
             names = [str(t) for t in self.tasks_[sampler.excluded][:20]]
             more = sampler.excluded.size - len(names)
             warnings.warn(
@@ -581,14 +484,14 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 f"{', '.join(names)}{f' and {more} more' if more > 0 else ''}. They "
                 "are still adapted to after fitting.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=2,
             )
         if sampler.eligible.size == 0:
             warnings.warn(
                 "No task has a class with 2 rows; meta-training draws episodes "
                 "from the pooled data instead.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=2,
             )
             return self._pooled_sampler(data, y, rng), True
         return sampler, False
@@ -610,71 +513,6 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             )
         return sampler
 
-    def fit_loop(self, X, y=None, epochs=None, *, rng=None):
-        """Run the meta-training epochs on the validated ``X`` dict.
-
-        Mirrors ``skorch.NeuralNet.fit_loop``: the same callbacks fire in the
-        same order; a training epoch is ``steps_per_epoch`` meta-batches of
-        episodes instead of one pass over mini-batches. With a ``train_split``
-        the validation rows are predicted as ``predict`` would, with each
-        task adapted to its training rows.
-        """
-        epochs = self.max_epochs if epochs is None else epochs
-        rng = np.random.default_rng(self._seed()) if rng is None else rng
-        dataset_train, dataset_valid = self.get_split_datasets(X, y)
-        train_data, train_y = _dataset_arrays(dataset_train)
-        # Rows of weight 0 take no part in episodes, as if they were dropped.
-        keep = train_data["weight"] > 0
-        episode_data = {key: value[keep] for key, value in train_data.items()}
-        sampler, pooled = self._episode_sampler(episode_data, train_y[keep], rng)
-        log_prior = self._shrunk_log_priors(
-            self._class_counts(train_data["task"], train_y, train_data["weight"])
-        )
-        pooled_log_prior = log_prior[0]
-        log_prior = log_prior[:1] if pooled else log_prior[1:]
-        if self.dro_step_size > 0:
-            self.dro_weights_ = torch.full((len(log_prior),), 1 / len(log_prior))
-        n_steps = self.steps_per_epoch or default_steps_per_epoch(
-            len(train_y),
-            len(self.classes_),
-            self.n_shots,
-            self.n_queries,
-            self.meta_batch_size,
-        )
-        iterator_train = EpisodeLoader(
-            episode_data,
-            train_y[keep],
-            sampler,
-            n_steps=n_steps,
-            device=self.device,
-            log_prior=log_prior,
-            pooled_log_prior=pooled_log_prior,
-        )
-        iterator_valid = (
-            None
-            if dataset_valid is None
-            else self.get_iterator(dataset_valid, training=False)
-        )
-        on_epoch_kwargs = {
-            "dataset_train": dataset_train,
-            "dataset_valid": dataset_valid,
-        }
-        for _ in range(epochs):
-            self.notify("on_epoch_begin", **on_epoch_kwargs)
-            self.run_single_epoch(
-                iterator_train, training=True, prefix="train", step_fn=self.train_step
-            )
-            if iterator_valid is not None:
-                self._set_support(train_data, train_y)
-                self.run_single_epoch(
-                    iterator_valid,
-                    training=False,
-                    prefix="valid",
-                    step_fn=self.validation_step,
-                )
-            self.notify("on_epoch_end", **on_epoch_kwargs)
-        return self
-
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
         episodes, _ = batch
@@ -694,42 +532,31 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         losses = self.criterion_(
             logits.flatten(0, 1), episodes["query_y"].flatten()
         ).view_as(weights)
-        task_losses = self._weighted_mean(losses, weights)
-        if self.dro_step_size > 0 and "task" in episodes:
-            loss = self._dro_loss(task_losses, episodes["task"])
+        task_losses = weighted_mean(losses, weights)
+        dro = getattr(self, "_group_dro_", None)
+        if self.dro_step_size > 0 and dro is not None and "task" in episodes:
+            loss = dro.loss(task_losses, episodes["task"])
+            self.dro_weights_ = dro.weights()
         else:
             loss = task_losses.mean()
         if self.constraints is not None and self.fairness_weight > 0:
-            loss = loss + self.fairness_weight * self._fairness_penalty(
-                logits, episodes
+            task_log_prior = episodes["log_prior"].to(logits.dtype)
+            loss = loss + self.fairness_weight * fairness_penalty(
+                logits,
+                episodes["query_y"],
+                weights,
+                episodes["query_g"],
+                constraint=self.constraints,
+                task_log_prior=task_log_prior,
+                offset=prior_offset(
+                    self._class_prior(),
+                    task_log_prior,
+                    episodes["pooled_log_prior"].to(logits.dtype),
+                ),
+                temperature=self.fairness_temperature,
+                within_tasks=self.task_source_ == "tasks",
             )
         return loss, logits
-
-    def _dro_loss(self, task_losses, tasks):
-        """Group DRO: tasks with a higher query loss weigh exponentially more.
-
-        Weights ``q`` over the training tasks start uniform; after each
-        meta-batch, ``q_t <- q_t * exp(dro_step_size * L_t)`` for every task
-        ``t`` in it (``L_t`` its mean query loss there), then ``q`` is
-        normalised. The outer loss is the ``q``-weighted mean of the task
-        losses of the meta-batch; episodes drawn from all rows
-        (``pooled_episodes``) weigh ``1 / n_tasks`` and do not update ``q``.
-        """
-        known = tasks >= 0
-        with torch.no_grad():
-            n = len(self.dro_weights_)
-            # Kept on the CPU, so that a model trained on a GPU unpickles anywhere.
-            q = self.dro_weights_.to(device=tasks.device, dtype=task_losses.dtype)
-            total = torch.zeros(n, dtype=task_losses.dtype, device=tasks.device)
-            count = torch.zeros_like(total)
-            total.index_add_(0, tasks[known], task_losses.detach()[known])
-            count.index_add_(0, tasks[known], torch.ones_like(task_losses[known]))
-            mean = total / count.clamp_min(1)
-            q = q * torch.exp(self.dro_step_size * mean * (count > 0))
-            q = q / q.sum()
-            self.dro_weights_ = q.cpu()
-        weights = torch.where(known, q[tasks.clamp_min(0)], 1 / n)
-        return (weights * task_losses).sum() / weights.sum()
 
     def _class_prior(self):
         """The ``class_prior`` in force: ``"auto"`` resolved."""
@@ -738,45 +565,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         constrained = self.constraints is not None and self.fairness_weight > 0
         return "pooled" if constrained else "task"
 
-    def _fairness_penalty(self, logits, episodes):
-        """The ``constraints`` penalty on the query predictions.
-
-        Probabilities are those :meth:`predict_proba` would give (with the
-        class prior in force) at temperature ``fairness_temperature``, and
-        query rows are reweighted to their task's
-        class frequencies, so that the penalty estimates the gap on the
-        task's rows rather than on a class-balanced sample. Groups are
-        compared across the whole meta-batch when tasks are the groups, and
-        within each task when ``tasks`` were given.
-        """
-        n_classes = logits.shape[-1]
-        y, weights, groups = (
-            episodes["query_y"],
-            episodes["query_w"],
-            episodes["query_g"],
-        )
-        task_log_prior = episodes["log_prior"].to(logits.dtype)
-        offset = {
-            "task": task_log_prior,
-            "pooled": episodes["pooled_log_prior"].to(logits.dtype),
-            "balanced": torch.zeros_like(task_log_prior),
-        }[self._class_prior()]
-        # A temperature below 1 sharpens the probabilities toward the hard
-        # decisions that fairness metrics count.
-        proba = torch.softmax(
-            (logits + offset[:, None, :]) / self.fairness_temperature, dim=-1
-        )
-        onehot = torch.nn.functional.one_hot(y, n_classes).to(weights.dtype)
-        mix = (onehot * weights[..., None]).sum(1)
-        mix = mix / mix.sum(-1, keepdim=True).clamp_min(1e-12)
-        ratio = task_log_prior.exp() / mix.clamp_min(1e-12)
-        weights = weights * ratio.gather(1, y)
-        penalty = PENALTIES[self.constraints]
-        if self.task_source_ == "tasks":
-            return penalty(proba, y, groups, weights).mean()
-        return penalty(
-            proba.flatten(0, 1), y.flatten(), groups.flatten(), weights.flatten()
-        )
+    def _prior_strength(self):
+        """Weight of the pooled class frequencies in a task's: ``n_shots`` rows
+        per class."""
+        return len(self.classes_) * self.n_shots
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         losses = self.criterion_(y_pred, to_tensor(y_true, device=self.device))
@@ -785,32 +577,15 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         weight = to_tensor(X["weight"], device=self.device)
         return (losses * weight).sum() / weight.sum().clamp_min(1e-12)
 
-    @staticmethod
-    def _weighted_mean(losses, weights):
-        """Mean of ``losses`` weighted along the last axis (0 if no weight)."""
-        return (losses * weights).sum(-1) / weights.sum(-1).clamp_min(1e-12)
-
     # --------------------------------------------------------- task states
-    def _set_support(self, data, y_enc):
+    def _set_support(self, support):
         """Store the support set and compute every task's state from it."""
-        self.support_X_ = np.asarray(data["X"], dtype=np.float32)
-        self.support_y_ = np.asarray(y_enc, dtype=np.int64)
-        self.support_w_ = np.asarray(data["weight"], dtype=np.float32)
-        self.support_task_ = np.asarray(data["task"], dtype=np.int64)
-        self.support_group_ = np.asarray(data["group"], dtype=np.int64)
-        self.support_pooled_ = np.ones(len(y_enc), dtype=bool)
+        self.support_ = support
         self._refresh_states(range(len(self.tasks_)), recompute_global=True)
 
-    def _add_support(self, data, y_enc):
-        self.support_X_ = np.concatenate([self.support_X_, data["X"]])
-        self.support_y_ = np.concatenate([self.support_y_, y_enc])
-        self.support_w_ = np.concatenate([self.support_w_, data["weight"]])
-        self.support_task_ = np.concatenate([self.support_task_, data["task"]])
-        self.support_group_ = np.concatenate([self.support_group_, data["group"]])
-        # Rows given for a task adapt that task only; rows without one join
-        # the pooled support set, which serves unknown tasks.
-        self.support_pooled_ = np.concatenate([self.support_pooled_, data["task"] < 0])
-        touched = np.unique(data["task"])
+    def _add_support(self, data):
+        self.support_.add(data)
+        touched = np.unique(data.task)
         recompute_global = bool((touched < 0).any())
         tasks = touched[touched >= 0]
         if recompute_global and self._task_states_use_global:
@@ -818,55 +593,25 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self._refresh_states(tasks, recompute_global=recompute_global)
 
     def _support_tensors(self, mask):
-        device = self.device
-        return (
-            torch.as_tensor(self.support_X_[mask], device=device),
-            torch.as_tensor(self.support_y_[mask], device=device),
-            torch.as_tensor(self.support_w_[mask], device=device),
-        )
+        return self.support_.tensors(mask, self.device)
 
     def _refresh_states(self, tasks, *, recompute_global):
         self._set_training(False)
+        support = self.support_
         with self._fork_rng():
             torch.manual_seed(self._seed())
             if recompute_global:
                 # The pooled support set: the rows of fit, whatever their task,
                 # and the rows given to partial_fit without a task.
                 self.global_state_ = self._global_state(
-                    *self._support_tensors(self.support_pooled_)
+                    *self._support_tensors(support.pooled)
                 )
             states = list(getattr(self, "task_states_", []))
             states += [None] * (len(self.tasks_) - len(states))
             for t in tasks:
-                states[t] = self._task_state(
-                    *self._support_tensors(self.support_task_ == t)
-                )
+                states[t] = self._task_state(*self._support_tensors(support.task == t))
             self.task_states_ = states
-        self.class_counts_ = self._class_counts(
-            self.support_task_, self.support_y_, self.support_w_, self.support_pooled_
-        )
-
-    def _class_counts(self, tasks, y, weights, pooled=None):
-        """Summed weight of each class: row 0 the pooled rows, row t + 1 task t."""
-        counts = np.zeros((len(self.tasks_) + 1, len(self.classes_)))
-        known = tasks >= 0
-        np.add.at(counts, (tasks[known] + 1, y[known]), weights[known])
-        pooled = slice(None) if pooled is None else pooled
-        counts[0] = np.bincount(y[pooled], weights[pooled], len(self.classes_))
-        return counts
-
-    def _shrunk_log_priors(self, counts):
-        """Log class frequencies per row of ``counts``, shrunk to row 0's.
-
-        Each task's frequencies are ``(n_tk + a * pi_k) / (n_t + a)`` where
-        ``pi`` are the pooled frequencies and ``a = n_classes * n_shots``.
-        """
-        counts = torch.as_tensor(counts, dtype=torch.float64)
-        pooled = counts[0] / counts[0].sum().clamp_min(1e-12)
-        strength = len(self.classes_) * self.n_shots
-        priors = (counts + strength * pooled) / (counts.sum(1, keepdim=True) + strength)
-        priors[0] = pooled
-        return priors.clamp_min(1e-12).log()
+        self.class_counts_ = support.class_counts(len(self.tasks_), len(self.classes_))
 
     # ------------------------------------------------------------ prediction
     def infer(self, x, **fit_params):
@@ -876,7 +621,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         logits = self._logits(x["X"].to(torch.float64), x["task"])
         class_prior = self._class_prior()
         if class_prior != "balanced":
-            log_priors = self._shrunk_log_priors(self.class_counts_).to(self.device)
+            log_priors = shrunk_log_priors(
+                self.class_counts_, self._prior_strength()
+            ).to(self.device)
             rows = x["task"] + 1 if class_prior == "task" else 0
             logits = logits + log_priors[rows]
         return logits
@@ -897,9 +644,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         if isinstance(X, Dataset):  # from skorch callbacks during training
             dataset = X
         else:
-            dataset = self.get_dataset(
-                self._validate_predict_data(X, sensitive_features, tasks)
-            )
+            data = validate_predict_input(self, X, sensitive_features, tasks)
+            dataset = self.get_dataset({"X": data.X, "task": data.task})
         # DataLoader draws a seed from the global generator even when it does
         # not shuffle; keep the caller's random state as it was.
         with torch.random.fork_rng(devices=[]):

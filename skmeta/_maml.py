@@ -2,120 +2,15 @@
 
 from numbers import Integral, Real
 
-import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval
 from torch import nn
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call, vmap
 
 from ._base import _MetaClassifier
+from ._compat import Interval
+from ._functional import InnerLearningRates, balance_classes, inner_loop, step_scale
 from .modules import MLP
 from .utils._docstrings import fill_docstring
-
-
-def inner_loop(
-    module,
-    params,
-    buffers,
-    criterion,
-    X,
-    y,
-    w,
-    *,
-    inner_lr,
-    n_steps,
-    first_order,
-    proximal_weight=0.0,
-):
-    """Adapt ``params`` with ``n_steps`` gradient steps on a weighted support set.
-
-    Purely functional: ``module`` is only evaluated through
-    :func:`torch.func.functional_call`, ``params`` is never modified.
-    With ``first_order=False`` the result stays differentiable with respect
-    to ``params`` through the inner gradients (second-order MAML); with
-    ``first_order=True`` the inner gradients are treated as constants.
-
-    Parameters
-    ----------
-    module : torch.nn.Module
-        The network whose parameters are adapted.
-
-    params, buffers : dict of str to torch.Tensor
-        Starting parameters and the module's buffers.
-
-    criterion : callable
-        Per-row loss ``criterion(logits, y)``.
-
-    X, y, w : torch.Tensor
-        Support rows, their encoded classes and weights.
-
-    inner_lr : float or dict of str to torch.Tensor
-        Step size, or one step size tensor per parameter (same shapes).
-
-    n_steps : int
-        Number of gradient steps.
-
-    first_order : bool
-        Whether to drop second-order terms.
-
-    Returns
-    -------
-    params : dict of str to torch.Tensor
-        The adapted parameters.
-    """
-
-    start = params
-
-    def support_loss(p):
-        losses = criterion(functional_call(module, (p, buffers), (X,)), y)
-        loss = (losses * w).sum() / w.sum().clamp_min(1e-12)
-        if proximal_weight:
-            loss = loss + proximal_weight / 2 * sum(
-                ((p[name] - start[name]) ** 2).sum() for name in p
-            )
-        return loss
-
-    for _ in range(n_steps):
-        grads = grad(support_loss)(params)
-        if first_order:
-            grads = {name: g.detach() for name, g in grads.items()}
-        params = {
-            name: p
-            - (inner_lr[name] if isinstance(inner_lr, dict) else inner_lr) * grads[name]
-            for name, p in params.items()
-        }
-    return params
-
-
-class InnerLearningRates(nn.Module):
-    """Learned per-parameter step sizes of the inner loop (Meta-SGD).
-
-    Holds one log step size per entry of each parameter of ``module``, so
-    the step sizes stay positive.
-
-    Parameters
-    ----------
-    module : torch.nn.Module
-        The network whose parameters are adapted.
-
-    init : float
-        Initial step size of every entry.
-    """
-
-    def __init__(self, module, init):
-        super().__init__()
-        self.names = [name for name, _ in module.named_parameters()]
-        self.log_lr = nn.ParameterList(
-            nn.Parameter(torch.full_like(p, float(np.log(init)), requires_grad=True))
-            for _, p in module.named_parameters()
-        )
-
-    def forward(self):
-        """Step sizes by parameter name."""
-        return {
-            name: log_lr.exp()
-            for name, log_lr in zip(self.names, self.log_lr, strict=True)
-        }
 
 
 class MAMLClassifier(_MetaClassifier):
@@ -252,6 +147,7 @@ class MAMLClassifier(_MetaClassifier):
 
     _module_outputs_classes = True
     _parameter_constraints = {
+        **_MetaClassifier._parameter_constraints,
         "inner_lr": [Interval(Real, 0, None, closed="neither")],
         "inner_steps": [Interval(Integral, 1, None, closed="left")],
         "first_order": ["boolean"],
@@ -338,14 +234,7 @@ class MAMLClassifier(_MetaClassifier):
         return self.meta_sgd_() if self.learn_inner_lr else self.inner_lr
 
     def _step_scale(self, w):
-        """How far a support set of total weight ``w.sum()`` may move.
-
-        Each support row moves the parameters as far as a row of a training
-        episode did: a support set lighter than an episode's
-        (``n_classes * n_shots`` rows) takes proportionally smaller steps; a
-        heavier one takes the same steps on a less noisy gradient.
-        """
-        return (w.sum() / (len(self.classes_) * self.n_shots)).clamp(max=1.0)
+        return step_scale(w, len(self.classes_), self.n_shots)
 
     def _adapt(self, params, X, y, w, *, first_order, scale):
         step_sizes = self._step_sizes()
@@ -396,9 +285,7 @@ class MAMLClassifier(_MetaClassifier):
         if len(X) and float(w.sum()) > 0:
             scale = self._step_scale(w)
             # Classes weigh the same, as in the training episodes.
-            class_w = torch.zeros(len(self.classes_), dtype=w.dtype, device=w.device)
-            class_w = class_w.index_add(0, y, w)
-            w = w / class_w.clamp_min(1e-12)[y]
+            w = balance_classes(y, w, len(self.classes_))
             params = self._adapt(params, X, y, w, first_order=True, scale=scale)
         return {k: v.detach().cpu() for k, v in params.items()}
 

@@ -3,64 +3,14 @@
 from numbers import Real
 
 import torch
-from sklearn.utils._param_validation import Interval
 from torch import nn
 from torch.func import functional_call
 
 from ._base import _MetaClassifier
+from ._compat import Interval
+from ._functional import class_sums, prototype_logits, shrunk_prototypes
 from .modules import EmbeddingMLP
 from .utils._docstrings import fill_docstring
-
-
-def class_sums(embeddings, y, w, n_classes):
-    """Weighted sums of embeddings and weights per class.
-
-    Parameters
-    ----------
-    embeddings : torch.Tensor of shape (..., n_rows, dim)
-    y : torch.Tensor of shape (..., n_rows), encoded classes
-    w : torch.Tensor of shape (..., n_rows), row weights
-    n_classes : int
-
-    Returns
-    -------
-    sums : torch.Tensor of shape (..., n_classes, dim)
-    counts : torch.Tensor of shape (..., n_classes)
-    """
-    onehot = nn.functional.one_hot(y, n_classes).to(embeddings.dtype) * w[..., None]
-    return onehot.transpose(-1, -2) @ embeddings, onehot.sum(-2)
-
-
-def shrunk_prototypes(sums, counts, prior, shrinkage):
-    """Prototypes ``(sums + shrinkage * prior) / (counts + shrinkage)``.
-
-    A class without rows keeps the prior; a class without a prior (NaN) gets
-    its plain mean; a class with neither stays NaN.
-    """
-    kappa = shrinkage * (~torch.isnan(prior).any(-1)).to(sums.dtype)
-    denom = counts + kappa
-    shrunk = (sums + kappa[..., None] * torch.nan_to_num(prior)) / denom.clamp_min(
-        1e-12
-    )[..., None]
-    return torch.where((denom > 0)[..., None], shrunk, prior.expand_as(shrunk))
-
-
-def prototype_logits(embeddings, prototypes):
-    """Minus squared Euclidean distances; ``-inf`` for missing (NaN) prototypes.
-
-    Parameters
-    ----------
-    embeddings : torch.Tensor of shape (..., n_rows, dim)
-    prototypes : torch.Tensor of shape (..., n_classes, dim)
-
-    Returns
-    -------
-    logits : torch.Tensor of shape (..., n_rows, n_classes)
-    """
-    missing = torch.isnan(prototypes).any(-1)
-    diff = embeddings.unsqueeze(-2) - torch.nan_to_num(prototypes).unsqueeze(-3)
-    logits = -(diff**2).sum(-1)
-    return logits.masked_fill(missing.unsqueeze(-2), float("-inf"))
 
 
 class PrototypicalClassifier(_MetaClassifier):
@@ -164,6 +114,7 @@ class PrototypicalClassifier(_MetaClassifier):
     _module_outputs_classes = False
     _task_states_use_global = True  # task prototypes shrink toward the global
     _parameter_constraints = {
+        **_MetaClassifier._parameter_constraints,
         "shrinkage": [Interval(Real, 0, None, closed="left")],
     }
 

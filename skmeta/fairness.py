@@ -27,7 +27,6 @@ __all__ = [
     "demographic_parity_penalty",
     "equalized_odds_penalty",
     "true_positive_rate_parity_penalty",
-    "PENALTIES",
 ]
 
 
@@ -200,13 +199,3 @@ def true_positive_rate_parity_penalty(proba, y, sensitive_features, sample_weigh
     """
     proba, y, groups, weights = _as_tensors(proba, y, sensitive_features, sample_weight)
     return _conditional_gap(proba, y, groups, weights, rates=(True,))
-
-
-#: The penalty of each value of the estimators' ``constraints`` parameter.
-PENALTIES = {
-    "demographic_parity": lambda proba, y, groups, w: demographic_parity_penalty(
-        proba, groups, w
-    ),
-    "equalized_odds": equalized_odds_penalty,
-    "true_positive_rate_parity": true_positive_rate_parity_penalty,
-}

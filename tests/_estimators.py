@@ -1,6 +1,6 @@
 """Settings for running scikit-learn's common checks on skmeta estimators."""
 
-from .. import MAMLClassifier, PrototypicalClassifier
+from skmeta import MAMLClassifier, PrototypicalClassifier
 
 # Small and fast, yet accurate enough for check_classifiers_train.
 INIT_PARAMS = {

@@ -1,6 +1,5 @@
+from _estimators import EXPECTED_FAILED_CHECKS, estimator_instances
 from sklearn.utils.estimator_checks import parametrize_with_checks
-
-from skmeta.utils._testing import EXPECTED_FAILED_CHECKS, estimator_instances
 
 
 @parametrize_with_checks(

@@ -281,7 +281,7 @@ def test_train_split_gives_validation_scores(klass, grouped_data):
         values = clf.history[:, key]
         assert len(values) == 2 and all(0 <= v < 5 for v in values)
     # After fitting, every row (validation rows too) is in the support set.
-    assert len(clf.support_y_) == len(y)
+    assert len(clf.support_) == len(y)
 
 
 def test_pickle_and_clone(klass, grouped_data):

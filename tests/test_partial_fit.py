@@ -78,7 +78,7 @@ def test_repeated_calls_accumulate_support_rows(klass, shifted):
     clf.partial_fit(X[rows[4:8]], y[rows[4:8]], sensitive_features=groups[rows[4:8]])
     two = clf.predict_proba(X[rows], sensitive_features=groups[rows])
     code = list(clf.tasks_).index("new")
-    assert (clf.support_task_ == code).sum() == 8
+    assert (clf.support_.task == code).sum() == 8
     # Same as adapting on the 8 rows at once.
     other = klass(**FAST).fit(X[train], y[train], sensitive_features=groups[train])
     other.partial_fit(X[rows[:8]], y[rows[:8]], sensitive_features=groups[rows[:8]])
@@ -167,6 +167,6 @@ def test_task_prototypes_follow_a_changed_global_state(shifted):
     clf.partial_fit(X[:40], 1 - y[:40])  # rows without a task: new global state
     for t, state in enumerate(clf.task_states_):
         # Each task's prototypes shrink toward the new global prototypes.
-        expected = clf._task_state(*clf._support_tensors(clf.support_task_ == t))
+        expected = clf._task_state(*clf._support_tensors(clf.support_.task == t))
         torch.testing.assert_close(state, expected)
         assert not torch.allclose(state, before[t])

@@ -1,0 +1,228 @@
+"""Validation and encoding of what users pass: X, y, groups, tasks, weights.
+
+Every public method of the estimators turns its arguments into a
+:class:`MetaInput` here, before any training or prediction starts, so that
+bad input fails with a message that names the argument, and the arrays the
+user passed are never modified (they are copied).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_X_y, validate_data
+
+from ._compat import _check_sample_weight
+from .utils._validation import check_groups, encode_groups, split_sensitive_columns
+
+__all__ = ["MetaInput", "validate_fit_input", "validate_predict_input"]
+
+
+@dataclass
+class MetaInput:
+    """Validated rows, encoded for the networks.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_samples, n_features_model), dtype=float32
+        Model input (without the sensitive columns).
+    task : ndarray of shape (n_samples,), dtype=int64
+        Position of each row's task in ``tasks_``; ``-1`` for none.
+    group : ndarray of shape (n_samples,), dtype=int64
+        Position of each row's sensitive group in ``groups_``; ``-1`` for none.
+    weight : ndarray of shape (n_samples,), dtype=float32
+        Row weights (ones when none were given).
+    y : ndarray of shape (n_samples,), dtype=int64, or None
+        Classes encoded as positions in ``classes_``; None at prediction.
+    """
+
+    X: np.ndarray
+    task: np.ndarray
+    group: np.ndarray
+    weight: np.ndarray
+    y: np.ndarray | None = None
+
+    def as_dict(self):
+        """The arrays a skorch ``Dataset`` carries as ``X`` (``y`` apart)."""
+        return {
+            "X": self.X,
+            "task": self.task,
+            "group": self.group,
+            "weight": self.weight,
+        }
+
+
+def _validate_X(estimator, X, sensitive_features, *, y=None, reset, fitting):
+    """Float32 model input, targets and the raw sensitive groups."""
+    columns = estimator.sensitive_columns
+    if columns is None:
+        if fitting:
+            X, y = validate_data(
+                estimator, X, y, dtype=np.float32, copy=True, reset=reset
+            )
+        else:
+            X = validate_data(estimator, X, dtype=np.float32, copy=True, reset=reset)
+        return X, y, sensitive_features
+    if sensitive_features is not None:
+        raise ValueError(
+            "Pass either sensitive_features or sensitive_columns, not both: "
+            "sensitive_columns already names the columns of X that hold the "
+            "sensitive features."
+        )
+    if not hasattr(X, "shape") and not hasattr(X, "iloc"):
+        X = np.asarray(X, dtype=object)
+    validate_data(estimator, X, reset=reset, skip_check_array=True)
+    X_model, sensitive = split_sensitive_columns(X, columns)
+    if fitting:
+        X_model, y = check_X_y(X_model, y, dtype=np.float32, copy=True)
+    else:
+        X_model = check_array(X_model, dtype=np.float32, copy=True, input_name="X")
+    return X_model, y, sensitive
+
+
+def _sensitive_name(estimator):
+    return (
+        "sensitive_features"
+        if estimator.sensitive_columns is None
+        else "sensitive_columns"
+    )
+
+
+def _task_labels(task_source, sensitive, tasks):
+    """The labels that define each row's task, given where tasks come from."""
+    if task_source == "tasks":
+        return tasks
+    if task_source == "sensitive_features":
+        return sensitive
+    return tasks if tasks is not None else sensitive
+
+
+def validate_fit_input(
+    estimator, X, y, sensitive_features, tasks, sample_weight, *, classes, reset
+):
+    """Validate and encode the arguments of ``fit`` or ``partial_fit``.
+
+    With ``reset=True`` (``fit``, first ``partial_fit``) this sets the
+    vocabulary of ``estimator``: ``classes_``, ``n_features_in_`` (and
+    ``feature_names_in_``), ``n_features_model_``, ``task_source_``,
+    ``tasks_`` and ``groups_``. Otherwise tasks never seen become known
+    (appended to ``tasks_``).
+
+    Returns
+    -------
+    data : MetaInput
+    """
+    name = type(estimator).__name__
+    X, y, sensitive = _validate_X(
+        estimator, X, sensitive_features, y=y, reset=reset, fitting=True
+    )
+    n_samples = X.shape[0]
+    check_classification_targets(y)
+    sensitive = check_groups(sensitive, n_samples, name=_sensitive_name(estimator))
+    tasks = check_groups(tasks, n_samples, name="tasks")
+    if sample_weight is not None:
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float32, ensure_non_negative=True, copy=True
+        )
+    else:
+        sample_weight = np.ones(n_samples, dtype=np.float32)
+
+    if reset:
+        if (
+            estimator.constraints is not None
+            and estimator.fairness_weight > 0
+            and sensitive is None
+        ):
+            raise ValueError(
+                f"constraints={estimator.constraints!r} with fairness_weight > 0 "
+                "needs the groups: pass sensitive_features to fit, or set "
+                "sensitive_columns."
+            )
+        if n_samples < 2:
+            raise ValueError(
+                f"{name} needs at least 2 samples to form a support and a query "
+                f"set; got n_samples = {n_samples}."
+            )
+        estimator.classes_ = np.unique(y if classes is None else np.asarray(classes))
+        if len(estimator.classes_) < 2:
+            raise ValueError(
+                f"{name} needs samples of at least 2 classes; got only class "
+                f"{estimator.classes_[0]!r}."
+            )
+        estimator.n_features_model_ = X.shape[1]
+        if tasks is not None:
+            estimator.task_source_ = "tasks"
+        elif sensitive is not None:
+            estimator.task_source_ = "sensitive_features"
+        else:
+            estimator.task_source_ = "pooled"
+        labels = _task_labels(estimator.task_source_, sensitive, tasks)
+        estimator.tasks_ = (
+            np.unique(labels) if labels is not None else np.array([], dtype=object)
+        )
+        estimator.groups_ = (
+            np.unique(sensitive)
+            if sensitive is not None
+            else np.array([], dtype=object)
+        )
+    elif classes is not None and not np.array_equal(
+        np.unique(np.asarray(classes)), estimator.classes_
+    ):
+        raise ValueError(
+            f"classes={np.asarray(classes)!r} differs from the classes seen "
+            f"before (classes_={estimator.classes_!r})."
+        )
+    unseen = np.setdiff1d(np.unique(y), estimator.classes_)
+    if unseen.size:
+        raise ValueError(
+            f"y contains classes {unseen!r} that are not in classes_="
+            f"{estimator.classes_!r}; pass all classes with `classes` on the first "
+            "call to partial_fit."
+        )
+    y_enc = np.searchsorted(estimator.classes_, y).astype(np.int64)
+
+    labels = _task_labels(estimator.task_source_, sensitive, tasks)
+    if labels is None:
+        task_codes = np.full(n_samples, -1, dtype=np.int64)
+    else:
+        new = np.setdiff1d(np.unique(labels), estimator.tasks_)
+        if new.size:  # unseen tasks become known (partial_fit)
+            estimator.tasks_ = np.concatenate([estimator.tasks_, new])
+        task_codes = encode_groups(labels, estimator.tasks_)
+    group_codes = (
+        encode_groups(sensitive, estimator.groups_)
+        if sensitive is not None
+        else np.full(n_samples, -1, dtype=np.int64)
+    )
+    return MetaInput(
+        X=X, task=task_codes, group=group_codes, weight=sample_weight, y=y_enc
+    )
+
+
+def validate_predict_input(estimator, X, sensitive_features, tasks):
+    """Validate and encode the arguments of the prediction methods.
+
+    Returns
+    -------
+    data : MetaInput
+        ``group`` is all ``-1`` and ``weight`` all ones: prediction uses
+        neither.
+    """
+    X, _, sensitive = _validate_X(
+        estimator, X, sensitive_features, reset=False, fitting=False
+    )
+    n_samples = X.shape[0]
+    sensitive = check_groups(sensitive, n_samples, name=_sensitive_name(estimator))
+    tasks = check_groups(tasks, n_samples, name="tasks")
+    labels = _task_labels(estimator.task_source_, sensitive, tasks)
+    codes = (
+        np.full(n_samples, -1, dtype=np.int64)
+        if labels is None
+        else encode_groups(labels, estimator.tasks_)
+    )
+    return MetaInput(
+        X=X,
+        task=codes,
+        group=np.full(n_samples, -1, dtype=np.int64),
+        weight=np.ones(n_samples, dtype=np.float32),
+    )
