@@ -4,10 +4,10 @@ Design note: the estimators *subclass* ``skorch.NeuralNet`` rather than own a
 net. A skorch user then finds everything where they expect it: ``module`` and
 ``module__*``, ``optimizer`` and ``optimizer__*``, ``callbacks`` (with
 ``callbacks__*``), ``history``, ``initialize``, ``save_params`` and
-``load_params``, device-agnostic pickling, and ``set_params`` that
-re-initialises what changed. Owning a net would mean forwarding each of these
-by hand. The price is skorch's ``__init__``, which sets ``history_``,
-``initialized_`` and ``virtual_params_``: sklearn's
+``load_params``, device-agnostic pickling, ``trim_for_prediction``, and
+``set_params`` that re-initialises what changed. Owning a net would mean
+forwarding each of these by hand. The price is skorch's ``__init__``, which
+sets ``history_``, ``initialized_`` and ``virtual_params_``: sklearn's
 ``check_no_attributes_set_in_init`` is declared as an expected failure for
 that reason.
 
@@ -24,7 +24,8 @@ returns the episode loader, so skorch's own ``fit_loop`` runs meta-training
 (episodes replace mini-batches), ``train_step_single`` computes the
 meta-objective, ``sensitive_features`` and ``tasks`` are explicit arguments,
 labels are encoded so that ``predict`` returns ``classes_``, and prediction
-uses a per-task adapted state.
+evaluates each row with its task's adapted state, many tasks at once,
+without going through skorch's per-row ``Dataset``.
 """
 
 import contextlib
@@ -39,6 +40,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 from skorch.callbacks import EpochScoring, EpochTimer, PassthroughScoring, PrintLog
+from skorch.exceptions import SkorchTrainingImpossibleError
 from skorch.utils import data_from_dataset, to_tensor
 from torch.utils.data import Dataset
 
@@ -60,6 +62,7 @@ from ._objectives import (
     weighted_mean,
 )
 from ._support import SupportSet
+from .utils._docstrings import fill_doc
 
 _FITTED_ATTRIBUTES = (
     "classes_",
@@ -72,9 +75,12 @@ _FITTED_ATTRIBUTES = (
     "support_",
     "class_counts_",
     "dro_weights_",
-    "global_state_",
-    "task_states_",
+    "states_",
+    "log_priors_",
 )
+
+# Rows evaluated per chunk at prediction (bounds the memory of one call).
+_PREDICT_CHUNK = 65536
 
 
 def _encoded_accuracy(net, X, y):
@@ -96,10 +102,16 @@ def _accepts(cls, name):
 class _MetaClassifier(ClassifierMixin, NeuralNet):
     """Base class of the skmeta classifiers; not for direct use.
 
-    Subclasses implement ``_query_logits`` (query predictions of a padded
-    meta-batch, after adaptation), ``_global_state`` and ``_task_state``
-    (what a support set turns into) and ``_logits`` (predictions from the
-    states).
+    Subclasses implement:
+
+    - ``_query_logits(episodes)``: query logits of a padded meta-batch, after
+      adaptation (training);
+    - ``_adapt_states(X, y, w, prior)``: the states of a batch of padded
+      support sets (``X`` of shape ``(n_tasks, n_rows, n_features)``), as a
+      dict of tensors with a leading task dimension; ``prior`` is the pooled
+      state for task states, None for the pooled state itself;
+    - ``_state_logits(X, index, states, dtype)``: logits of rows ``X``, each
+      evaluated with the state ``index`` (0: pooled, ``t + 1``: task ``t``).
     """
 
     _parameter_constraints = {
@@ -116,6 +128,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         "dro_step_size": [Interval(Real, 0, None, closed="left")],
         "pooled_episodes": [Interval(Real, 0, 1, closed="both")],
         "online_meta_update": ["boolean"],
+        "support_size": [Interval(Integral, 1, None, closed="left")],
+        "unknown_groups": [StrOptions({"warn", "pooled", "error"})],
+        "inference_dtype": [StrOptions({"float32", "float64"})],
         "sensitive_columns": [str, Integral, list, tuple, np.ndarray, None],
         "random_state": ["random_state"],
     }
@@ -135,6 +150,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         dro_step_size,
         pooled_episodes,
         online_meta_update,
+        support_size,
+        unknown_groups,
+        inference_dtype,
         sensitive_columns,
         random_state,
         **kwargs,
@@ -151,11 +169,14 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self.dro_step_size = dro_step_size
         self.pooled_episodes = pooled_episodes
         self.online_meta_update = online_meta_update
+        self.support_size = support_size
+        self.unknown_groups = unknown_groups
+        self.inference_dtype = inference_dtype
         self.sensitive_columns = sensitive_columns
         self.random_state = random_state
 
-    # Whether a task's state is computed from the global state (then every
-    # task is refreshed when the global state changes).
+    # Whether a task's state is computed from the pooled state (then every
+    # task is refreshed when the pooled state changes).
     _task_states_use_global = False
 
     # skorch accepts any name in set_fit_request (its fit takes **fit_params);
@@ -183,8 +204,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         ]
 
     def _get_param_names(self):
-        # skorch lists every attribute not ending in "_"; its bookkeeping set
-        # `_params_to_validate` is not a hyperparameter.
+        # skorch lists every attribute not ending in "_"; private attributes
+        # (its `_params_to_validate`) are not hyperparameters.
         return [k for k in super()._get_param_names() if not k.startswith("_")]
 
     def set_params(self, **params):
@@ -197,8 +218,21 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
     def load_params(self, *args, **kwargs):
         """Load saved parameters (see skorch), then adapt every task again."""
         super().load_params(*args, **kwargs)
-        if self.__sklearn_is_fitted__():
+        if self.__sklearn_is_fitted__() and hasattr(self, "support_"):
             self._refresh_states(range(len(self.tasks_)), recompute_global=True)
+        return self
+
+    def trim_for_prediction(self):
+        """Drop what only training and adaptation need (see skorch).
+
+        On top of skorch's trimming (optimizer, criterion, callbacks,
+        history), the support store goes: the model keeps the meta-learned
+        network, the adapted state of every task and the class frequencies,
+        and no training row. ``fit`` and ``partial_fit`` then raise.
+        """
+        super().trim_for_prediction()
+        self.__dict__.pop("support_", None)
+        return self
 
     def get_metadata_routing(self):
         # A plain consumer: skmeta does not route fit arguments to a splitter.
@@ -207,10 +241,16 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
     def initialize_module(self):
         kwargs = self.get_params_for("module")
         if isinstance(self.module, type):
-            if _accepts(self.module, "n_features_in"):
-                kwargs.setdefault("n_features_in", self.n_features_model_)
-            if self._module_outputs_classes and _accepts(self.module, "n_classes"):
-                kwargs.setdefault("n_classes", len(self.classes_))
+            # Sized from the data once fitted; a user restoring saved weights
+            # into a new object (skorch's pattern) sets module__* instead.
+            if "n_features_in" not in kwargs and _accepts(self.module, "n_features_in"):
+                kwargs["n_features_in"] = self.n_features_model_
+            if (
+                self._module_outputs_classes
+                and "n_classes" not in kwargs
+                and _accepts(self.module, "n_classes")
+            ):
+                kwargs["n_classes"] = len(self.classes_)
         self.module_ = self.initialized_instance(self.module, kwargs)
         return self
 
@@ -221,7 +261,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         return self
 
     def __sklearn_is_fitted__(self):
-        return hasattr(self, "global_state_")
+        return hasattr(self, "states_")
 
     def _check_params(self):
         validate_parameter_constraints(
@@ -236,7 +276,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, sparse matrix or DataFrame of shape (n_samples, n_features)
             Training data.
 
         y : array-like of shape (n_samples,)
@@ -253,7 +293,11 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             ``sensitive_features``, episodes are drawn from the pooled data.
 
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each row in every loss.
+            Non-negative weight of each row in every loss. Weights are
+            relative: they are rescaled to sum to the number of rows with a
+            positive weight, so multiplying them all by a constant does not
+            change the model, and the rules that count rows (step sizes,
+            shrinkage, class priors) see effective row counts.
 
         Returns
         -------
@@ -261,6 +305,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             The fitted estimator.
         """
         self._check_params()
+        self.check_training_readiness()
         # warm_start keeps the meta-learned network (and its classes) and
         # continues training it; tasks and support sets come from this call.
         warm = self.warm_start and self.__sklearn_is_fitted__()
@@ -284,7 +329,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 f"features; got {self.n_features_model_}."
             )
         self._meta_train(data, epochs=self.max_epochs, initialize=not warm)
-        self._set_support(SupportSet(data))
+        self._set_support(self._new_support(data))
         return self
 
     def partial_fit(
@@ -306,12 +351,12 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         from the meta-learned model. A task never seen before becomes known.
         The meta-learned parameters do not change, unless
         ``online_meta_update=True``: then the call also runs one epoch of
-        meta-training on every row seen so far (follow the meta-leader) and
-        adapts every task again.
+        meta-training on the rows kept in the support store (follow the
+        meta-leader) and adapts every task again.
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, sparse matrix or DataFrame of shape (n_samples, n_features)
             New rows.
 
         y : array-like of shape (n_samples,)
@@ -322,19 +367,22 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
 
         sensitive_features : array-like of shape (n_samples,) or \
                 (n_samples, n_sensitive), default=None
-            Sensitive group of each row.
+            Sensitive group of each row. Rows without a group (None) join
+            the pooled support set, which serves unknown groups.
 
         tasks : array-like of shape (n_samples,), default=None
             Task of each row, when tasks are not the sensitive groups.
 
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each row.
+            Non-negative weight of each row, relative within this call (see
+            :meth:`fit`).
 
         Returns
         -------
         self : object
             The estimator.
         """
+        self.check_training_readiness()
         first_call = not self.__sklearn_is_fitted__()
         if first_call:
             if classes is None:
@@ -343,6 +391,11 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 )
             self._check_params()
             self._clear_fitted()
+        elif not hasattr(self, "support_"):
+            raise SkorchTrainingImpossibleError(
+                "This model was trimmed for prediction: it kept no support rows, "
+                "so it cannot adapt any more."
+            )
         data = validate_fit_input(
             self,
             X,
@@ -355,18 +408,27 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         )
         if first_call:
             self._meta_train(data, epochs=1, initialize=True)
-            self._set_support(SupportSet(data))
+            self._set_support(self._new_support(data))
             return self
         self._add_support(data)
         if self.online_meta_update:
-            # Follow the meta-leader: one more epoch of meta-training on every
-            # row seen so far, then every task is adapted again.
-            support = self.support_
-            self._meta_train(
-                MetaInput(**support.as_dict(), y=support.y), epochs=1, initialize=False
-            )
+            # Follow the meta-leader: one more epoch of meta-training on the
+            # rows kept, then every task is adapted again.
+            self._meta_train(self._kept_rows(), epochs=1, initialize=False)
             self._refresh_states(range(len(self.tasks_)), recompute_global=True)
         return self
+
+    def _kept_rows(self):
+        """The support store's rows as training data (``online_meta_update``)."""
+        store = (
+            self.support_.pooled
+            if self.task_source_ == "pooled"
+            else self.support_.tasks
+        )
+        data = store.as_dict()
+        if self.task_source_ == "pooled":
+            data["task"] = np.full(len(data["task"]), -1, dtype=np.int64)
+        return MetaInput(**data, y=store.y[: store.n].copy())
 
     def _clear_fitted(self):
         for attr in _FITTED_ATTRIBUTES:
@@ -391,7 +453,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             torch.manual_seed(seed)
             if initialize:
                 self.initialize()
+            self._check_module()
             self._episode_seed_ = seed
+            self._input_scale_ = float(np.abs(data.X).max(initial=0.0))
             try:
                 self.notify("on_train_begin", X=X, y=y)
                 # KeyboardInterrupt is how skorch's EarlyStopping ends training.
@@ -399,8 +463,17 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                     self.fit_loop(X, y, epochs=epochs)
                 self.notify("on_train_end", X=X, y=y)
             finally:
-                for attr in ("_episode_seed_", "_train_rows_", "_group_dro_"):
+                for attr in (
+                    "_episode_seed_",
+                    "_input_scale_",
+                    "_train_rows_",
+                    "_group_dro_",
+                ):
                     self.__dict__.pop(attr, None)
+                self._set_training(False)
+
+    def _check_module(self):
+        """Reject modules the estimator cannot train (see subclasses)."""
 
     def get_iterator(self, dataset, training=False):
         """skorch's iterator for prediction; the episode loader for training.
@@ -415,9 +488,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         y = np.asarray(y)
         # Kept until the end of fit_loop: validation adapts to these rows.
         self._train_rows_ = (data, y)
-        rng = np.random.default_rng(
-            getattr(self, "_episode_seed_", None) or self._seed()
-        )
+        seed = getattr(self, "_episode_seed_", None)
+        rng = np.random.default_rng(self._seed() if seed is None else seed)
         # Rows of weight 0 take no part in episodes, as if they were dropped.
         keep = data["weight"] > 0
         episode_data = {key: value[keep] for key, value in data.items()}
@@ -455,7 +527,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             # Validation rows are predicted as predict would: every task
             # adapted to its training rows.
             data, y = self._train_rows_
-            self._set_support(SupportSet(MetaInput(**data, y=y)))
+            self._set_support(self._new_support(MetaInput(**data, y=y)))
         return super().run_single_epoch(
             iterator, training, prefix, step_fn, **fit_params
         )
@@ -517,8 +589,29 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self._set_training(True)
         episodes, _ = batch
         loss, y_pred = self._episode_loss(episodes)
+        if not torch.isfinite(loss):
+            self._raise_non_finite(f"the meta-training loss is {loss.item()}")
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
+
+    def _raise_non_finite(self, what):
+        scale = getattr(self, "_input_scale_", None)
+        hints = [
+            "standardise the features (e.g. with sklearn.preprocessing."
+            "StandardScaler)"
+            + (f"; the largest absolute value in X is {scale:.3g}" if scale else ""),
+            f"lower lr (now {self.lr})",
+        ]
+        hints += self._divergence_hints()
+        if self.dro_step_size > 0:
+            hints.append(f"lower dro_step_size (now {self.dro_step_size})")
+        raise FloatingPointError(
+            f"{type(self).__name__} diverged: {what}. Training stopped; no "
+            "fitted model was kept. To fix it, " + ", or ".join(hints) + "."
+        )
+
+    def _divergence_hints(self):
+        return []
 
     def _episode_loss(self, episodes):
         """Outer (meta) objective on a padded meta-batch.
@@ -577,10 +670,21 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         weight = to_tensor(X["weight"], device=self.device)
         return (losses * weight).sum() / weight.sum().clamp_min(1e-12)
 
-    # --------------------------------------------------------- task states
+    # ------------------------------------------------------------ task states
+    def _new_support(self, data):
+        support = SupportSet(
+            self.n_features_model_,
+            len(self.classes_),
+            self.support_size,
+            random_state=self._seed(),
+        )
+        support.add(data, pooled=np.ones(len(data.y), dtype=bool))
+        return support
+
     def _set_support(self, support):
         """Store the support set and compute every task's state from it."""
         self.support_ = support
+        self.__dict__.pop("states_", None)
         self._refresh_states(range(len(self.tasks_)), recompute_global=True)
 
     def _add_support(self, data):
@@ -592,66 +696,155 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             tasks = range(len(self.tasks_))
         self._refresh_states(tasks, recompute_global=recompute_global)
 
-    def _support_tensors(self, mask):
-        return self.support_.tensors(mask, self.device)
-
     def _refresh_states(self, tasks, *, recompute_global):
+        """Recompute the pooled state and the states of ``tasks``.
+
+        Task states are computed many tasks at once: tasks are sorted by
+        their number of rows and adapted in padded batches of similar sizes.
+        A task without rows (all its rows weighed 0) gets the pooled state,
+        as unknown tasks do.
+        """
         self._set_training(False)
         support = self.support_
-        with self._fork_rng():
+        tasks = np.asarray(list(tasks), dtype=np.int64)
+        n_states = len(self.tasks_) + 1
+        with self._fork_rng(), torch.no_grad():
             torch.manual_seed(self._seed())
-            if recompute_global:
-                # The pooled support set: the rows of fit, whatever their task,
-                # and the rows given to partial_fit without a task.
-                self.global_state_ = self._global_state(
-                    *self._support_tensors(support.pooled)
+            if recompute_global or not hasattr(self, "states_"):
+                n = support.pooled.n
+                pooled = self._adapt_states(
+                    *self._padded(
+                        support.pooled, np.arange(n), np.array([0]), np.array([n])
+                    ),
+                    prior=None,
                 )
-            states = list(getattr(self, "task_states_", []))
-            states += [None] * (len(self.tasks_) - len(states))
-            for t in tasks:
-                states[t] = self._task_state(*self._support_tensors(support.task == t))
-            self.task_states_ = states
-        self.class_counts_ = support.class_counts(len(self.tasks_), len(self.classes_))
+                self._check_finite(pooled, "the state adapted to the pooled data")
+                self.states_ = self._grow_states(pooled, n_states, reset=True)
+            else:
+                self.states_ = self._grow_states(self.states_, n_states)
+            prior = {name: v[0].clone() for name, v in self.states_.items()}
+            # Tasks default to the pooled state, then those with rows adapt.
+            for name, v in self.states_.items():
+                v[tasks + 1] = prior[name]
+            order, keys, starts, ends = support.tasks.by_key()
+            wanted = np.isin(keys, tasks)
+            keys, starts, ends = keys[wanted], starts[wanted], ends[wanted]
+            sizes = ends - starts
+            by_size = np.argsort(sizes, kind="stable")
+            i = 0
+            while i < len(by_size):
+                # Tasks of similar sizes, as many as fit the row budget padded.
+                j = i + 1
+                while (
+                    j < len(by_size)
+                    and (j - i + 1) * int(sizes[by_size[j]]) <= _PREDICT_CHUNK
+                ):
+                    j += 1
+                chosen = by_size[i:j]
+                states = self._adapt_states(
+                    *self._padded(support.tasks, order, starts[chosen], ends[chosen]),
+                    prior=prior,
+                )
+                self._check_finite(states, "the state adapted to a task's rows")
+                for name, v in states.items():
+                    self.states_[name][keys[chosen] + 1] = v
+                i = j
+        counts = support.class_counts(len(self.tasks_))
+        self.class_counts_ = counts
+        self.log_priors_ = shrunk_log_priors(counts, self._prior_strength()).to(
+            self.device
+        )
 
-    # ------------------------------------------------------------ prediction
+    def _padded(self, store, order, starts, ends):
+        """Padded ``(X, y, w)`` of shape ``(n_tasks, n_rows, ...)``: task ``i``
+        holds the rows ``order[starts[i]:ends[i]]`` of ``store``, padding
+        weighs 0."""
+        lengths = ends - starts
+        n_tasks, n_max, total = (
+            len(lengths),
+            max(1, int(lengths.max())),
+            int(lengths.sum()),
+        )
+        offsets = np.cumsum(lengths) - lengths
+        task = np.repeat(np.arange(n_tasks), lengths)
+        slot = np.arange(total) - np.repeat(offsets, lengths)
+        rows = order[np.repeat(starts, lengths) + slot]
+        X = np.zeros((n_tasks, n_max, store.X.shape[1]), dtype=np.float32)
+        y = np.zeros((n_tasks, n_max), dtype=np.int64)
+        w = np.zeros((n_tasks, n_max), dtype=np.float32)
+        X[task, slot], y[task, slot], w[task, slot] = (
+            store.X[rows],
+            store.y[rows],
+            store.weight[rows],
+        )
+        device = self.device
+        return (
+            torch.as_tensor(X, device=device),
+            torch.as_tensor(y, device=device),
+            torch.as_tensor(w, device=device),
+        )
+
+    def _grow_states(self, states, n_states, *, reset=False):
+        """States with room for ``n_states`` rows (the first row kept)."""
+        grown = {}
+        for name, v in states.items():
+            if reset:
+                v = v[:1].expand(n_states, *v.shape[1:]).clone()
+            elif len(v) < n_states:
+                extra = v[:1].expand(n_states - len(v), *v.shape[1:])
+                v = torch.cat([v, extra])
+            grown[name] = v
+        return grown
+
+    def _check_finite(self, states, what):
+        for name, v in states.items():
+            if v.is_floating_point() and not torch.isfinite(v).all():
+                self._raise_non_finite(f"{what} holds non-finite values ({name})")
+
+    # ------------------------------------------------------------- prediction
     def infer(self, x, **fit_params):
-        # Inference runs in float64, so that a row's prediction does not
-        # depend on which rows share its batch (float32 matrix products do).
+        # skorch's validation batches: a dict with "X" and "task".
         x = to_tensor(x, device=self.device)
-        logits = self._logits(x["X"].to(torch.float64), x["task"])
+        return self._predict_logits(x["X"], x["task"]).to(torch.float32)
+
+    def _inference_dtype(self):
+        return torch.float64 if self.inference_dtype == "float64" else torch.float32
+
+    def _predict_logits(self, X, task):
+        """Logits of rows ``X`` (tensor) of tasks ``task``, class prior added."""
+        dtype = self._inference_dtype()
+        X = X.to(device=self.device, dtype=dtype)
+        task = task.to(self.device)
+        logits = self._state_logits(X, task + 1, self.states_, dtype)
         class_prior = self._class_prior()
         if class_prior != "balanced":
-            log_priors = shrunk_log_priors(
-                self.class_counts_, self._prior_strength()
-            ).to(self.device)
-            rows = x["task"] + 1 if class_prior == "task" else 0
-            logits = logits + log_priors[rows]
+            rows = task + 1 if class_prior == "task" else torch.zeros_like(task)
+            logits = logits + self.log_priors_.to(dtype)[rows]
         return logits
 
-    def _module_float64(self, params=None):
-        """Parameters and buffers of ``module_`` (or ``params``) in float64."""
-        params = dict(self.module_.named_parameters()) if params is None else params
-        state = {**params, **dict(self.module_.named_buffers())}
-        return {
-            k: v.to(device=self.device, dtype=torch.float64)
-            if v.is_floating_point()
-            else v.to(self.device)
-            for k, v in state.items()
-        }
-
     def _forward_logits(self, X, sensitive_features, tasks):
+        """Float64 logits for the prediction methods, chunk by chunk."""
         check_is_fitted(self)
         if isinstance(X, Dataset):  # from skorch callbacks during training
-            dataset = X
+            data, _ = data_from_dataset(X)
+            X, task = np.asarray(data["X"]), np.asarray(data["task"])
         else:
             data = validate_predict_input(self, X, sensitive_features, tasks)
-            dataset = self.get_dataset({"X": data.X, "task": data.task})
-        # DataLoader draws a seed from the global generator even when it does
-        # not shuffle; keep the caller's random state as it was.
-        with torch.random.fork_rng(devices=[]):
-            logits = [yp.to(torch.float64) for yp in self.forward_iter(dataset)]
-        return torch.cat(logits) if logits else torch.empty(0, len(self.classes_))
+            X, task = data.X, data.task
+        out = np.empty((X.shape[0], len(self.classes_)), dtype=np.float64)
+        with torch.inference_mode():
+            for start in range(0, X.shape[0], _PREDICT_CHUNK):
+                stop = start + _PREDICT_CHUNK
+                chunk = X[start:stop]
+                if not isinstance(chunk, np.ndarray):  # sparse: densify a chunk
+                    chunk = chunk.toarray()
+                logits = self._predict_logits(
+                    torch.as_tensor(chunk), torch.as_tensor(task[start:stop])
+                )
+                out[start:stop] = logits.to(torch.float64).cpu().numpy()
+        return out
 
+    @fill_doc
     def predict_proba(self, X, *, sensitive_features=None, tasks=None):
         """Class probabilities, from each row's task state.
 
@@ -660,15 +853,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
-            Input rows.
-
-        sensitive_features : array-like of shape (n_samples,) or \
-                (n_samples, n_sensitive), default=None
-            Sensitive group of each row, when groups are the tasks.
-
-        tasks : array-like of shape (n_samples,), default=None
-            Task of each row, when the model was fitted with ``tasks``.
+        {predict_parameters}
 
         Returns
         -------
@@ -676,66 +861,52 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             Rows sum to 1; columns follow ``classes_``.
         """
         logits = self._forward_logits(X, sensitive_features, tasks)
-        return torch.softmax(logits, dim=1).numpy()
+        logits -= logits.max(axis=1, keepdims=True)
+        proba = np.exp(logits)
+        proba /= proba.sum(axis=1, keepdims=True)
+        return proba
 
+    @fill_doc
     def predict_log_proba(self, X, *, sensitive_features=None, tasks=None):
         """Logarithm of :meth:`predict_proba`.
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
-            Input rows.
-
-        sensitive_features : array-like, default=None
-            As in :meth:`predict_proba`.
-
-        tasks : array-like of shape (n_samples,), default=None
-            As in :meth:`predict_proba`.
+        {predict_parameters}
 
         Returns
         -------
         log_proba : ndarray of shape (n_samples, n_classes), dtype=float64
         """
         logits = self._forward_logits(X, sensitive_features, tasks)
-        return torch.log_softmax(logits, dim=1).numpy()
+        logits -= logits.max(axis=1, keepdims=True)
+        return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
 
+    @fill_doc
     def decision_function(self, X, *, sensitive_features=None, tasks=None):
         """Scores: the logit difference for binary problems, logits otherwise.
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
-            Input rows.
-
-        sensitive_features : array-like, default=None
-            As in :meth:`predict_proba`.
-
-        tasks : array-like of shape (n_samples,), default=None
-            As in :meth:`predict_proba`.
+        {predict_parameters}
 
         Returns
         -------
         scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
             float64; positive values favour ``classes_[1]`` in binary problems.
         """
-        logits = self._forward_logits(X, sensitive_features, tasks).numpy()
+        logits = self._forward_logits(X, sensitive_features, tasks)
         if logits.shape[1] == 2:
             return logits[:, 1] - logits[:, 0]
         return logits
 
+    @fill_doc
     def predict(self, X, *, sensitive_features=None, tasks=None):
         """Class labels, from each row's task state.
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
-            Input rows.
-
-        sensitive_features : array-like, default=None
-            As in :meth:`predict_proba`.
-
-        tasks : array-like of shape (n_samples,), default=None
-            As in :meth:`predict_proba`.
+        {predict_parameters}
 
         Returns
         -------
@@ -743,4 +914,4 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             Labels from ``classes_``.
         """
         logits = self._forward_logits(X, sensitive_features, tasks)
-        return self.classes_[logits.argmax(dim=1).numpy()]
+        return self.classes_[logits.argmax(axis=1)]

@@ -7,21 +7,112 @@ estimators in ``_maml.py`` and ``_prototypical.py`` wire these functions to
 their fitted attributes.
 """
 
+import copy
 import math
+import threading
+import weakref
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad
+from torch.func import functional_call, grad, vmap
 
 __all__ = [
     "InnerLearningRates",
     "balance_classes",
+    "blocked_forward",
     "class_sums",
     "inner_loop",
     "prototype_logits",
     "shrunk_prototypes",
+    "stateless_forward",
     "step_scale",
 ]
+
+_THREAD = threading.local()
+
+
+def _private_copy(module):
+    """This thread's copy of ``module``, in evaluation mode, for functional calls.
+
+    :func:`torch.func.functional_call` swaps the tensors of the module it is
+    given for the duration of the call, so two threads calling it on one
+    module see each other's tensors. Prediction therefore calls it on a copy
+    that belongs to the calling thread; the copy's own tensors are never read
+    (every parameter and buffer is passed in), only its structure.
+    """
+    copies = getattr(_THREAD, "copies", None)
+    if copies is None:
+        copies = _THREAD.copies = weakref.WeakKeyDictionary()
+    private = copies.get(module)
+    if private is None:
+        private = copy.deepcopy(module).eval().requires_grad_(False)
+        copies[module] = private
+    return private
+
+
+def stateless_forward(module, params, buffers, X):
+    """``module(X)`` with the given tensors, in evaluation mode; thread-safe.
+
+    Never modifies ``module``: the call runs on this thread's private copy.
+    """
+    return functional_call(_private_copy(module), (params, buffers), (X,))
+
+
+def blocked_forward(module, states, buffers, X, index, *, max_block_params=2**24):
+    """Rows evaluated with their own parameters, many parameter sets at once.
+
+    Row ``i`` is evaluated with the parameters ``{name: v[index[i]]}`` of
+    ``states``. Rows are grouped by ``index`` into blocks of equal size (one
+    set of parameters per block, padding at the end of each group), and the
+    blocks are evaluated together under :func:`torch.func.vmap`; no Python
+    loop runs over the parameter sets.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    states : dict of str to torch.Tensor of shape (n_states, ...)
+    buffers : dict of str to torch.Tensor
+    X : torch.Tensor of shape (n_rows, n_features)
+    index : torch.Tensor of shape (n_rows,), dtype=int64
+    max_block_params : int, default=2**24
+        Most parameter entries gathered at once (bounds the memory used).
+
+    Returns
+    -------
+    out : torch.Tensor of shape (n_rows, n_outputs)
+    """
+    n = len(X)
+    order = torch.argsort(index, stable=True)
+    present, counts = torch.unique_consecutive(index[order], return_counts=True)
+    # Blocks of about the mean number of rows per parameter set: padding stays
+    # below one block per set, so below n rows in all.
+    size = int(min(4096, max(16, -(-n // len(present)))))
+    n_blocks = -(-counts // size)
+    block_state = present.repeat_interleave(n_blocks)
+    first_row = torch.cumsum(counts, 0) - counts
+    first_block = torch.cumsum(n_blocks, 0) - n_blocks
+    rank = torch.arange(n, device=X.device) - first_row.repeat_interleave(counts)
+    row_block = first_block.repeat_interleave(counts) + rank // size
+    row_slot = rank % size
+    blocks = X.new_zeros((len(block_state), size, X.shape[1]))
+    blocks[row_block, row_slot] = X[order]
+
+    private = _private_copy(module)
+
+    def evaluate(params, x):
+        return functional_call(private, (params, buffers), (x,))
+
+    per_block = sum(v[0].numel() for v in states.values())
+    chunk = max(1, max_block_params // max(per_block, 1))
+    outputs = []
+    for start in range(0, len(block_state), chunk):
+        which = block_state[start : start + chunk]
+        params = {name: v[which].to(X.dtype) for name, v in states.items()}
+        outputs.append(vmap(evaluate)(params, blocks[start : start + chunk]))
+    out_blocks = torch.cat(outputs)
+    out = out_blocks.new_empty((n, out_blocks.shape[-1]))
+    out[order] = out_blocks[row_block, row_slot]
+    return out
 
 
 # ----------------------------------------------------------------------- MAML
@@ -115,9 +206,9 @@ def step_scale(w, n_classes, n_shots):
 
 def balance_classes(y, w, n_classes):
     """Row weights rescaled so that every class present sums to 1."""
-    class_w = torch.zeros(n_classes, dtype=w.dtype, device=w.device)
-    class_w = class_w.index_add(0, y, w)
-    return w / class_w.clamp_min(1e-12)[y]
+    onehot = nn.functional.one_hot(y, n_classes).to(w.dtype)
+    class_w = (onehot * w[..., None]).sum(-2)
+    return w / class_w.clamp_min(1e-12).gather(-1, y)
 
 
 class InnerLearningRates(nn.Module):
@@ -171,33 +262,48 @@ def class_sums(embeddings, y, w, n_classes):
     return onehot.transpose(-1, -2) @ embeddings, onehot.sum(-2)
 
 
-def shrunk_prototypes(sums, counts, prior, shrinkage):
+def shrunk_prototypes(sums, counts, prior, prior_present, shrinkage):
     """Prototypes ``(sums + shrinkage * prior) / (counts + shrinkage)``.
 
-    A class without rows keeps the prior; a class without a prior (NaN) gets
-    its plain mean; a class with neither stays NaN.
+    Parameters
+    ----------
+    sums : torch.Tensor of shape (..., n_classes, dim)
+    counts : torch.Tensor of shape (..., n_classes)
+    prior : torch.Tensor of shape (..., n_classes, dim)
+    prior_present : torch.Tensor of shape (..., n_classes), dtype=bool
+        Classes that have a prior prototype.
+    shrinkage : float or torch.Tensor broadcastable to counts
+
+    Returns
+    -------
+    prototypes : torch.Tensor of shape (..., n_classes, dim)
+        A class without rows keeps the prior; a class without a prior gets
+        its plain mean; a class with neither gets zeros, and is marked
+        missing.
+    present : torch.Tensor of shape (..., n_classes), dtype=bool
     """
-    kappa = shrinkage * (~torch.isnan(prior).any(-1)).to(sums.dtype)
+    kappa = shrinkage * prior_present.to(sums.dtype)
     denom = counts + kappa
-    shrunk = (sums + kappa[..., None] * torch.nan_to_num(prior)) / denom.clamp_min(
-        1e-12
-    )[..., None]
-    return torch.where((denom > 0)[..., None], shrunk, prior.expand_as(shrunk))
+    present = denom > 0
+    prototypes = (sums + kappa[..., None] * prior) / denom.clamp_min(1e-12)[..., None]
+    return prototypes * present[..., None].to(sums.dtype), present
 
 
-def prototype_logits(embeddings, prototypes):
-    """Minus squared Euclidean distances; ``-inf`` for missing (NaN) prototypes.
+def prototype_logits(embeddings, prototypes, present):
+    """Minus squared Euclidean distances to the prototypes.
 
     Parameters
     ----------
     embeddings : torch.Tensor of shape (..., n_rows, dim)
     prototypes : torch.Tensor of shape (..., n_classes, dim)
+    present : torch.Tensor of shape (..., n_classes), dtype=bool
+        Classes with a prototype; the others get the most negative finite
+        logit of the dtype (probability 0, and no NaN in any precision).
 
     Returns
     -------
     logits : torch.Tensor of shape (..., n_rows, n_classes)
     """
-    missing = torch.isnan(prototypes).any(-1)
-    diff = embeddings.unsqueeze(-2) - torch.nan_to_num(prototypes).unsqueeze(-3)
+    diff = embeddings.unsqueeze(-2) - prototypes.unsqueeze(-3)
     logits = -(diff**2).sum(-1)
-    return logits.masked_fill(missing.unsqueeze(-2), float("-inf"))
+    return logits.masked_fill(~present.unsqueeze(-2), torch.finfo(logits.dtype).min)

@@ -6,6 +6,7 @@ bad input fails with a message that names the argument, and the arrays the
 user passed are never modified (they are copied).
 """
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,13 @@ from sklearn.utils.validation import check_array, check_X_y, validate_data
 from ._compat import _check_sample_weight
 from .utils._validation import check_groups, encode_groups, split_sensitive_columns
 
-__all__ = ["MetaInput", "validate_fit_input", "validate_predict_input"]
+__all__ = [
+    "MetaInput",
+    "UnknownGroupWarning",
+    "check_unknown",
+    "validate_fit_input",
+    "validate_predict_input",
+]
 
 
 @dataclass
@@ -122,8 +129,20 @@ def validate_fit_input(
     tasks = check_groups(tasks, n_samples, name="tasks")
     if sample_weight is not None:
         sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float32, ensure_non_negative=True, copy=True
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True, copy=True
         )
+        if not np.isfinite(sample_weight).all():
+            raise ValueError("sample_weight must be finite.")
+        total = sample_weight.sum()
+        if total <= 0:
+            raise ValueError(
+                "sample_weight sums to 0: no row would count. Give at least one "
+                "row a positive weight."
+            )
+        # Weights are relative: rescaled to sum to the number of rows that
+        # count, so that the rules counting rows see effective row counts.
+        sample_weight = sample_weight * (np.count_nonzero(sample_weight) / total)
+        sample_weight = sample_weight.astype(np.float32)
     else:
         sample_weight = np.ones(n_samples, dtype=np.float32)
 
@@ -202,6 +221,9 @@ def validate_fit_input(
 def validate_predict_input(estimator, X, sensitive_features, tasks):
     """Validate and encode the arguments of the prediction methods.
 
+    Rows whose group (or task) was never seen follow the estimator's
+    ``unknown_groups`` policy (see :func:`check_unknown`).
+
     Returns
     -------
     data : MetaInput
@@ -215,14 +237,64 @@ def validate_predict_input(estimator, X, sensitive_features, tasks):
     sensitive = check_groups(sensitive, n_samples, name=_sensitive_name(estimator))
     tasks = check_groups(tasks, n_samples, name="tasks")
     labels = _task_labels(estimator.task_source_, sensitive, tasks)
-    codes = (
-        np.full(n_samples, -1, dtype=np.int64)
-        if labels is None
-        else encode_groups(labels, estimator.tasks_)
-    )
+    if labels is None or len(estimator.tasks_) == 0:
+        # No groups given, or a model that knows none: the pooled model.
+        codes = np.full(n_samples, -1, dtype=np.int64)
+    else:
+        codes = encode_groups(labels, estimator.tasks_)
+        check_unknown(estimator, labels, codes)
     return MetaInput(
         X=X,
         task=codes,
         group=np.full(n_samples, -1, dtype=np.int64),
         weight=np.ones(n_samples, dtype=np.float32),
     )
+
+
+class UnknownGroupWarning(UserWarning):
+    """Rows of groups (or tasks) never seen were predicted by the pooled model."""
+
+
+def check_unknown(estimator, labels, codes):
+    """Apply ``unknown_groups`` to the rows whose label is not in ``tasks_``."""
+    unknown = codes < 0
+    if not unknown.any():
+        return
+    policy = estimator.unknown_groups
+    names = pd_unique(labels[unknown])
+    shown = ", ".join(repr(v) for v in names[:10]) + (
+        f" and {len(names) - 10} more" if len(names) > 10 else ""
+    )
+    what = "tasks" if estimator.task_source_ == "tasks" else "sensitive groups"
+    message = (
+        f"{int(unknown.sum())} of {len(codes)} rows belong to {what} never seen "
+        f"in fit or partial_fit: {shown}."
+    )
+    if unknown.all():
+        message += " No row's label is known."
+        known = estimator.tasks_[0]
+        if type(known) is not type(labels[0]):
+            message += (
+                f" The labels seen are like {known!r} ({type(known).__name__}); "
+                f"these are like {labels[0]!r} ({type(labels[0]).__name__})."
+            )
+    if policy == "error":
+        raise ValueError(
+            message + " Adapt to them first with partial_fit, or set "
+            "unknown_groups='warn' or 'pooled' to predict them with the model "
+            "adapted to the pooled data."
+        )
+    if policy == "warn" or unknown.all():
+        warnings.warn(
+            message + " They are predicted with the model adapted to the pooled "
+            "data (unknown_groups='pooled' silences this warning unless no row "
+            "is known; partial_fit adapts to a new group).",
+            UnknownGroupWarning,
+            stacklevel=4,
+        )
+
+
+def pd_unique(values):
+    """Unique values in order of appearance."""
+    _, first = np.unique(values.astype(str), return_index=True)
+    return values[np.sort(first)]

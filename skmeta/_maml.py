@@ -8,7 +8,13 @@ from torch.func import functional_call, vmap
 
 from ._base import _MetaClassifier
 from ._compat import Interval
-from ._functional import InnerLearningRates, balance_classes, inner_loop, step_scale
+from ._functional import (
+    InnerLearningRates,
+    balance_classes,
+    blocked_forward,
+    inner_loop,
+    step_scale,
+)
 from .modules import MLP
 from .utils._docstrings import fill_docstring
 
@@ -175,6 +181,9 @@ class MAMLClassifier(_MetaClassifier):
         dro_step_size=0.0,
         pooled_episodes=0.0,
         online_meta_update=False,
+        support_size=500,
+        unknown_groups="warn",
+        inference_dtype="float32",
         sensitive_columns=None,
         random_state=None,
         criterion=nn.CrossEntropyLoss,
@@ -201,6 +210,9 @@ class MAMLClassifier(_MetaClassifier):
             dro_step_size=dro_step_size,
             pooled_episodes=pooled_episodes,
             online_meta_update=online_meta_update,
+            support_size=support_size,
+            unknown_groups=unknown_groups,
+            inference_dtype=inference_dtype,
             sensitive_columns=sensitive_columns,
             random_state=random_state,
             criterion=criterion,
@@ -256,6 +268,23 @@ class MAMLClassifier(_MetaClassifier):
             proximal_weight=self.proximal_weight,
         )
 
+    def _check_module(self):
+        for layer in self.module_.modules():
+            if isinstance(layer, nn.modules.batchnorm._NormBase) and (
+                layer.track_running_stats
+            ):
+                raise ValueError(
+                    f"module contains {type(layer).__name__}, whose running "
+                    "statistics are updated in place during the forward pass; "
+                    "MAMLClassifier adapts every task's parameters at once (under "
+                    "torch.func.vmap), which such layers do not allow. Use "
+                    "torch.nn.LayerNorm, or a normalisation layer with "
+                    "track_running_stats=False."
+                )
+
+    def _divergence_hints(self):
+        return [f"lower inner_lr (now {self.inner_lr})"]
+
     def _query_logits(self, episodes):
         """Query logits of every task of a meta-batch, after adaptation."""
         params = dict(self.module_.named_parameters())
@@ -279,33 +308,46 @@ class MAMLClassifier(_MetaClassifier):
             episodes["query_X"],
         )
 
-    @torch.no_grad()  # torch.func.grad still differentiates inside
-    def _state_from_support(self, X, y, w):
+    def _adapt_states(self, X, y, w, prior):
+        """Parameters adapted to each padded support set (first order).
+
+        Classes weigh the same in the support loss, as in the class-balanced
+        training episodes.
+        """
         params = {k: v.detach() for k, v in self.module_.named_parameters()}
-        if len(X) and float(w.sum()) > 0:
-            scale = self._step_scale(w)
-            # Classes weigh the same, as in the training episodes.
-            w = balance_classes(y, w, len(self.classes_))
-            params = self._adapt(params, X, y, w, first_order=True, scale=scale)
-        return {k: v.detach().cpu() for k, v in params.items()}
+        n_classes = len(self.classes_)
 
-    def _global_state(self, X, y, w):
-        return self._state_from_support(X, y, w)
+        def adapt(Xs, ys, ws):
+            return self._adapt(
+                params,
+                Xs,
+                ys,
+                balance_classes(ys, ws, n_classes),
+                first_order=True,
+                scale=self._step_scale(ws),
+            )
 
-    def _task_state(self, X, y, w):
-        return self._state_from_support(X, y, w)
+        return vmap(adapt, randomness="different")(X, y, w)
 
-    def _logits(self, X, task):
-        out = None
-        for t in torch.unique(task).tolist():
-            rows = task == t
-            state = self.global_state_ if t < 0 else self.task_states_[t]
-            params = self._module_float64(state)
-            logits = functional_call(self.module_, params, (X[rows],))
-            if out is None:
-                out = logits.new_empty((len(X), logits.shape[1]))
-            out[rows] = logits
-        return out if out is not None else X.new_empty((0, len(self.classes_)))
+    def _state_logits(self, X, index, states, dtype):
+        buffers = {
+            k: v.to(dtype) if v.is_floating_point() else v
+            for k, v in self.module_.named_buffers()
+        }
+        return blocked_forward(self.module_, states, buffers, X, index)
+
+    @property
+    def global_state_(self):
+        """Parameters adapted to the pooled support set (unknown tasks)."""
+        return {name: v[0] for name, v in self.states_.items()}
+
+    @property
+    def task_states_(self):
+        """Adapted parameters of each task of ``tasks_``."""
+        return [
+            {name: v[t + 1] for name, v in self.states_.items()}
+            for t in range(len(self.tasks_))
+        ]
 
 
 MAMLClassifier.__doc__ = fill_docstring(MAMLClassifier.__doc__)

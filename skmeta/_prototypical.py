@@ -4,11 +4,15 @@ from numbers import Real
 
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from ._base import _MetaClassifier
 from ._compat import Interval
-from ._functional import class_sums, prototype_logits, shrunk_prototypes
+from ._functional import (
+    class_sums,
+    prototype_logits,
+    shrunk_prototypes,
+    stateless_forward,
+)
 from .modules import EmbeddingMLP
 from .utils._docstrings import fill_docstring
 
@@ -134,6 +138,9 @@ class PrototypicalClassifier(_MetaClassifier):
         dro_step_size=0.0,
         pooled_episodes=0.0,
         online_meta_update=False,
+        support_size=500,
+        unknown_groups="warn",
+        inference_dtype="float32",
         sensitive_columns=None,
         random_state=None,
         criterion=nn.CrossEntropyLoss,
@@ -160,6 +167,9 @@ class PrototypicalClassifier(_MetaClassifier):
             dro_step_size=dro_step_size,
             pooled_episodes=pooled_episodes,
             online_meta_update=online_meta_update,
+            support_size=support_size,
+            unknown_groups=unknown_groups,
+            inference_dtype=inference_dtype,
             sensitive_columns=sensitive_columns,
             random_state=random_state,
             criterion=criterion,
@@ -181,7 +191,8 @@ class PrototypicalClassifier(_MetaClassifier):
     def _query_logits(self, episodes):
         """Query logits of every task of a meta-batch.
 
-        Classes without a prototype get a very negative (finite) logit.
+        Each task's prototypes shrink toward those of the whole meta-batch;
+        classes without a prototype get the most negative finite logit.
         """
         n_classes = len(self.classes_)
         sums, counts = class_sums(
@@ -192,40 +203,52 @@ class PrototypicalClassifier(_MetaClassifier):
         )
         pooled_counts = counts.sum(0)
         pooled = sums.sum(0) / pooled_counts.clamp_min(1e-12)[:, None]
-        pooled = pooled.masked_fill((pooled_counts == 0)[:, None], float("nan"))
-        prototypes = shrunk_prototypes(sums, counts, pooled, self.shrinkage)
-        logits = prototype_logits(self._embed(episodes["query_X"]), prototypes)
-        return logits.nan_to_num(neginf=-1e30)
-
-    @torch.no_grad()
-    def _support_sums(self, X, y, w):
-        embeddings = (
-            torch.cat([self.module_(chunk) for chunk in X.split(4096)])
-            if len(X)
-            else X.new_zeros((0, self._embedding_dim()))
+        prototypes, present = shrunk_prototypes(
+            sums, counts, pooled, pooled_counts > 0, self.shrinkage
         )
-        return class_sums(embeddings, y, w, len(self.classes_))
+        return prototype_logits(self._embed(episodes["query_X"]), prototypes, present)
 
-    def _embedding_dim(self):
-        with torch.no_grad():
-            probe = torch.zeros(1, self.n_features_model_, device=self.device)
-            return self.module_(probe).shape[-1]
+    def _adapt_states(self, X, y, w, prior):
+        """Prototypes of each padded support set.
 
-    def _global_state(self, X, y, w):
-        sums, counts = self._support_sums(X, y, w)
-        prototypes = sums / counts.clamp_min(1e-12)[:, None]
-        return prototypes.masked_fill((counts == 0)[:, None], float("nan")).cpu()
+        The pooled state (``prior=None``) holds the plain class means; a
+        task's prototypes shrink toward them.
+        """
+        sums, counts = class_sums(self._embed(X), y, w, len(self.classes_))
+        if prior is None:
+            prototypes = sums / counts.clamp_min(1e-12)[..., None]
+            return {"prototypes": prototypes, "present": counts > 0}
+        prototypes, present = shrunk_prototypes(
+            sums, counts, prior["prototypes"], prior["present"], self.shrinkage
+        )
+        return {"prototypes": prototypes, "present": present}
 
-    def _task_state(self, X, y, w):
-        sums, counts = self._support_sums(X, y, w)
-        prior = self.global_state_.to(sums.device)
-        return shrunk_prototypes(sums, counts, prior, self.shrinkage).cpu()
+    def _state_logits(self, X, index, states, dtype):
+        params = {k: v.to(dtype) for k, v in self.module_.named_parameters()}
+        buffers = {
+            k: v.to(dtype) if v.is_floating_point() else v
+            for k, v in self.module_.named_buffers()
+        }
+        embeddings = stateless_forward(self.module_, params, buffers, X)
+        prototypes = states["prototypes"].to(dtype)[index]
+        return prototype_logits(
+            embeddings.unsqueeze(-2), prototypes, states["present"][index]
+        ).squeeze(-2)
 
-    def _logits(self, X, task):
-        states = torch.stack([self.global_state_, *self.task_states_])
-        prototypes = states.to(X.device, X.dtype)[task + 1]  # each row: its task
-        embeddings = functional_call(self.module_, self._module_float64(), (X,))
-        return prototype_logits(embeddings.unsqueeze(-2), prototypes).squeeze(-2)
+    def _view(self, i):
+        prototypes = self.states_["prototypes"][i]
+        present = self.states_["present"][i]
+        return prototypes.masked_fill(~present[:, None], float("nan"))
+
+    @property
+    def global_state_(self):
+        """Global prototypes (NaN rows: classes without any row)."""
+        return self._view(0)
+
+    @property
+    def task_states_(self):
+        """Prototypes of each task of ``tasks_`` (NaN rows: no prototype)."""
+        return [self._view(t + 1) for t in range(len(self.tasks_))]
 
 
 PrototypicalClassifier.__doc__ = fill_docstring(PrototypicalClassifier.__doc__)

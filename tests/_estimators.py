@@ -13,10 +13,14 @@ INIT_PARAMS = {
             inner_steps=2,
             learn_inner_lr=True,
             proximal_weight=0.1,
+            inference_dtype="float64",
             random_state=0,
         ),
     ],
-    PrototypicalClassifier: [dict(max_epochs=6, lr=0.01, random_state=0)],
+    PrototypicalClassifier: [
+        dict(max_epochs=6, lr=0.01, random_state=0),
+        dict(max_epochs=6, lr=0.01, inference_dtype="float64", random_state=0),
+    ],
 }
 
 EXPECTED_FAILED_CHECKS = {
@@ -24,10 +28,33 @@ EXPECTED_FAILED_CHECKS = {
         "skorch.NeuralNet.__init__ sets history_, initialized_ and virtual_params_"
     ),
     "check_sample_weight_equivalence_on_dense_data": (
-        "episodes are random draws of rows: weighting a row is not the same "
-        "as repeating it"
+        "weights are relative (rescaled to sum to the number of weighted rows, "
+        "so that their scale does not matter), and episodes are random draws of "
+        "rows: weighting a row is not the same as repeating it"
     ),
 }
+
+# With float32 inference, a row's output depends on the rows it is computed
+# with in the last bits (float32 matrix products); the distances of
+# PrototypicalClassifier are large enough for that to exceed the check's
+# tolerance. inference_dtype="float64" passes it.
+FLOAT32_SUBSET = {
+    "check_methods_subset_invariance": (
+        "float32 inference rounds differently with the batch; use "
+        'inference_dtype="float64" for bit-stable predictions'
+    ),
+}
+
+
+def expected_failed_checks(estimator):
+    """The checks ``estimator`` is expected to fail, with the reason."""
+    expected = dict(EXPECTED_FAILED_CHECKS)
+    if (
+        isinstance(estimator, PrototypicalClassifier)
+        and estimator.inference_dtype == "float32"
+    ):
+        expected.update(FLOAT32_SUBSET)
+    return expected
 
 
 def estimator_instances():

@@ -1,10 +1,10 @@
-from _estimators import EXPECTED_FAILED_CHECKS, estimator_instances
+from _estimators import estimator_instances, expected_failed_checks
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 
 @parametrize_with_checks(
     list(estimator_instances()),
-    expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
+    expected_failed_checks=expected_failed_checks,
     xfail_strict=True,
 )
 def test_sklearn_compatible_estimator(estimator, check):

@@ -11,6 +11,7 @@ from skorch.callbacks import Callback, EarlyStopping, EpochScoring, LRScheduler
 from skorch.dataset import ValidSplit
 
 from skmeta import MAMLClassifier, PrototypicalClassifier
+from skmeta.exceptions import UnknownGroupWarning
 
 ESTIMATORS = [MAMLClassifier, PrototypicalClassifier]
 FAST = dict(max_epochs=2, steps_per_epoch=5, random_state=0)
@@ -80,10 +81,10 @@ def test_groups_have_their_own_state(klass, grouped_data):
     known = clf.predict_proba(X, sensitive_features=groups)
     unknown = clf.predict_proba(X)  # the pooled state
     assert not np.allclose(known, unknown)
-    # An unseen group label falls back to the pooled state.
-    np.testing.assert_allclose(
-        clf.predict_proba(X, sensitive_features=np.full(len(X), "zzz")), unknown
-    )
+    # An unseen group label falls back to the pooled state, with a warning.
+    with pytest.warns(UnknownGroupWarning, match="never seen.*'zzz'"):
+        fallback = clf.predict_proba(X, sensitive_features=np.full(len(X), "zzz"))
+    np.testing.assert_allclose(fallback, unknown)
     # A row's prediction does not depend on the other rows of the call.
     np.testing.assert_allclose(
         clf.predict_proba(X[:7], sensitive_features=groups[:7]), known[:7]
@@ -281,7 +282,7 @@ def test_train_split_gives_validation_scores(klass, grouped_data):
         values = clf.history[:, key]
         assert len(values) == 2 and all(0 <= v < 5 for v in values)
     # After fitting, every row (validation rows too) is in the support set.
-    assert len(clf.support_) == len(y)
+    assert clf.support_.pooled.n == len(y)
 
 
 def test_pickle_and_clone(klass, grouped_data):

@@ -264,7 +264,7 @@ def test_prototypical_predict_proba_is_softmax_of_minus_squared_distances(
 ):
     X, y, groups = grouped_data
     clf = PrototypicalClassifier(
-        max_epochs=2, class_prior="balanced", random_state=0
+        max_epochs=2, class_prior="balanced", inference_dtype="float64", random_state=0
     ).fit(X, y, sensitive_features=groups)
     Xt = torch.as_tensor(X[:10].astype(np.float32), dtype=torch.float64)
     emb = torch.func.functional_call(
@@ -279,7 +279,13 @@ def test_prototypical_predict_proba_is_softmax_of_minus_squared_distances(
 @pytest.mark.parametrize("klass", [MAMLClassifier, PrototypicalClassifier])
 def test_class_prior_adds_shrunk_log_frequencies(klass, grouped_data):
     X, y, groups = grouped_data
-    params = dict(max_epochs=1, steps_per_epoch=2, n_shots=3, random_state=0)
+    params = dict(
+        max_epochs=1,
+        steps_per_epoch=2,
+        n_shots=3,
+        inference_dtype="float64",
+        random_state=0,
+    )
     task = klass(**params).fit(X, y, sensitive_features=groups)
     balanced = klass(class_prior="balanced", **params).fit(
         X, y, sensitive_features=groups

@@ -1,5 +1,5 @@
 """Helpers for validating group information."""
 
-from ._validation import check_groups
+from ._validation import check_groups, encode_groups
 
-__all__ = ["check_groups"]
+__all__ = ["check_groups", "encode_groups"]

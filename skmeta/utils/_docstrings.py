@@ -87,10 +87,49 @@ class_prior : {"auto", "task", "pooled", "balanced"}, default="auto"
         ``ThresholdOptimizer``. Passing ``sensitive_features`` as well is an
         error.
 
+    support_size : int, default=500
+        Most rows kept per class of each task, and per class of the pooled
+        support set, for adaptation (and for ``online_meta_update``). Beyond
+        that, the rows kept are a uniform random sample of every row seen
+        (reservoir sampling), so the fitted model's memory, its pickle and
+        the cost of adapting stay bounded. The class frequencies behind
+        ``class_prior`` count every row.
+
+    unknown_groups : {"warn", "pooled", "error"}, default="warn"
+        What prediction does with rows whose group (or task) was never seen
+        in ``fit`` or ``partial_fit``: use the model adapted to the pooled
+        support set and warn (``"warn"``), do the same silently
+        (``"pooled"``), or raise (``"error"``). Even with ``"pooled"``, a
+        call in which no row's group is known warns, since that usually
+        means the labels do not match (integers in ``fit``, strings at
+        prediction). Rows predicted without any groups (``predict(X)``) use
+        the pooled model, by design.
+
+    inference_dtype : {"float32", "float64"}, default="float32"
+        Precision of prediction. ``"float64"`` makes a row's prediction
+        independent of the other rows of the call to the last bit (float32
+        matrix products round differently with the batch), at some cost in
+        speed; it is not available on every device (e.g. ``"mps"``).
+        Probabilities and scores are returned as float64 arrays either way.
+
     random_state : int, RandomState instance or None, default=None
-        Seeds the module initialisation, the episodes and dropout. The same
-        seed gives the same predictions; the caller's global torch random
-        state is left untouched."""
+        Seeds the module initialisation, the episodes, dropout and the
+        choice of the rows kept (``support_size``). The same seed gives the
+        same predictions; the caller's global torch random state is left
+        untouched."""
+
+_PREDICT_PARAMETERS = """\
+X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Input rows.
+
+        sensitive_features : array-like or DataFrame of shape (n_samples,) \
+                or (n_samples, n_sensitive), default=None
+            Sensitive group of each row, when groups are the tasks. Rows of
+            a group never seen follow ``unknown_groups``; with no groups at
+            all, every row uses the model adapted to the pooled data.
+
+        tasks : array-like of shape (n_samples,), default=None
+            Task of each row, when the model was fitted with ``tasks``."""
 
 _SKORCH_PARAMETERS = """\
 criterion : type of torch.nn.Module, default=torch.nn.CrossEntropyLoss
@@ -134,9 +173,18 @@ criterion : type of torch.nn.Module, default=torch.nn.CrossEntropyLoss
 
 
 def fill_docstring(doc):
-    """Replace the shared markers in ``doc``."""
+    """Replace the shared markers in ``doc`` (None under ``python -OO``)."""
+    if doc is None:
+        return None
     return (
         doc.replace("{episode_parameters}", _EPISODE_PARAMETERS)
         .replace("{common_parameters}", _COMMON_PARAMETERS)
         .replace("{skorch_parameters}", _SKORCH_PARAMETERS)
+        .replace("{predict_parameters}", _PREDICT_PARAMETERS)
     )
+
+
+def fill_doc(obj):
+    """Decorator: :func:`fill_docstring` on ``obj.__doc__``."""
+    obj.__doc__ = fill_docstring(obj.__doc__)
+    return obj

@@ -12,7 +12,9 @@ def check_groups(values, n_samples, *, name="sensitive_features"):
     Follows fairlearn's convention for ``sensitive_features``: a 1-D array,
     list or Series gives one group per row; a 2-D array or DataFrame gives
     intersectional groups, one per distinct combination of its columns
-    (labels ``"a, b"``).
+    (labels ``"a, b"``; as in fairlearn, a backslash or a comma inside a
+    value is escaped with a backslash, so that distinct combinations never
+    share a label).
 
     Parameters
     ----------
@@ -63,13 +65,20 @@ def check_groups(values, n_samples, *, name="sensitive_features"):
         if values.shape[1] == 1:
             values = values[:, 0]
         else:
-            return np.array([", ".join(map(str, row)) for row in values], dtype=object)
+            return np.array([_join(row) for row in values], dtype=object)
     kinds = {type(v) for v in values}
     if all(issubclass(k, numbers.Number) for k in kinds):
         if all(issubclass(k, numbers.Integral) for k in kinds):
             return values.astype(np.int64)
         return values.astype(np.float64)
     return np.array([str(v) for v in values], dtype=object)
+
+
+def _join(row):
+    """One label for a combination of values: escaped, joined by ``", "``."""
+    return ", ".join(
+        str(value).replace("\\", "\\\\").replace(",", "\\,") for value in row
+    )
 
 
 def encode_groups(labels, known):
@@ -86,13 +95,18 @@ def encode_groups(labels, known):
     Returns
     -------
     codes : ndarray of shape (n_samples,), dtype=int64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmeta.utils import encode_groups
+    >>> encode_groups(np.array(["b", "z", "a"], dtype=object), np.array(["a", "b"]))
+    array([ 1, -1,  0])
     """
-    lookup = {label: i for i, label in enumerate(known.tolist())}
-    return np.fromiter(
-        (lookup.get(label, -1) for label in labels.tolist()),
-        dtype=np.int64,
-        count=len(labels),
-    )
+    if len(known) == 0:
+        return np.full(len(labels), -1, dtype=np.int64)
+    index = pd.Index(np.asarray(known, dtype=object))
+    return index.get_indexer(np.asarray(labels, dtype=object)).astype(np.int64)
 
 
 def split_sensitive_columns(X, columns):

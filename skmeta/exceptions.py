@@ -1,0 +1,5 @@
+"""Warnings and errors raised by skmeta."""
+
+from ._input import UnknownGroupWarning
+
+__all__ = ["UnknownGroupWarning"]
