@@ -51,7 +51,12 @@ from ._compat import (
     validate_parameter_constraints,
 )
 from ._episodes import EpisodeLoader, EpisodeSampler, default_steps_per_epoch
-from ._input import MetaInput, validate_fit_input, validate_predict_input
+from ._input import (
+    ConstantPredictorWarning,
+    MetaInput,
+    validate_fit_input,
+    validate_predict_input,
+)
 from ._objectives import (
     PENALTIES,
     GroupDRO,
@@ -330,7 +335,47 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             )
         self._meta_train(data, epochs=self.max_epochs, initialize=not warm)
         self._set_support(self._new_support(data))
+        self._warn_if_near_constant(data)
         return self
+
+    def _warn_if_near_constant(self, data, n_max=10000):
+        """Warn when the fitted model predicts one class for almost every row.
+
+        A fairness penalty can be minimised by predicting the same class for
+        everyone: parity holds, and the model is useless. Checked on up to
+        ``n_max`` training rows, each with its task's state.
+        """
+        rows = np.arange(len(data.y))
+        if len(rows) > n_max:
+            rows = np.random.default_rng(0).choice(rows, n_max, replace=False)
+        with torch.inference_mode():
+            logits = self._predict_logits(
+                torch.as_tensor(data.X[rows]), torch.as_tensor(data.task[rows])
+            )
+        predicted = np.bincount(
+            logits.argmax(1).cpu().numpy(), minlength=len(self.classes_)
+        ) / len(rows)
+        top = int(predicted.argmax())
+        truth = np.bincount(data.y, data.weight, len(self.classes_))
+        truth = truth[top] / truth.sum()
+        if predicted[top] >= 0.99 and truth <= 0.95:
+            penalty = (
+                f" The fairness penalty (constraints={self.constraints!r}, "
+                f"fairness_weight={self.fairness_weight}) may have bought parity "
+                "with a constant prediction: lower fairness_weight, or check the "
+                "trade-off with skmeta.metrics.FairnessTradeoffDisplay."
+                if self.constraints is not None and self.fairness_weight > 0
+                else " Train longer (max_epochs) or check the features and lr."
+            )
+            label = self.classes_[top].tolist()
+            warnings.warn(
+                f"{type(self).__name__} predicts class {label!r} for "
+                f"{predicted[top]:.1%} of the training rows, which hold "
+                f"{truth:.1%} of that class: it is close to a constant "
+                f"classifier.{penalty}",
+                ConstantPredictorWarning,
+                stacklevel=2,
+            )
 
     def partial_fit(
         self,
@@ -683,6 +728,13 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
 
     def _set_support(self, support):
         """Store the support set and compute every task's state from it."""
+        # Tensors skorch maps to an available device when unpickling.
+        extra = [
+            name
+            for name in ("states_", "log_priors_")
+            if name not in self.cuda_dependent_attributes_
+        ]
+        self.cuda_dependent_attributes_ = self.cuda_dependent_attributes_[:] + extra
         self.support_ = support
         self.__dict__.pop("states_", None)
         self._refresh_states(range(len(self.tasks_)), recompute_global=True)

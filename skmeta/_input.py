@@ -17,6 +17,7 @@ from ._compat import _check_sample_weight
 from .utils._validation import check_groups, encode_groups, split_sensitive_columns
 
 __all__ = [
+    "ConstantPredictorWarning",
     "MetaInput",
     "UnknownGroupWarning",
     "check_unknown",
@@ -255,6 +256,10 @@ class UnknownGroupWarning(UserWarning):
     """Rows of groups (or tasks) never seen were predicted by the pooled model."""
 
 
+class ConstantPredictorWarning(UserWarning):
+    """A fitted model predicts one class for almost every training row."""
+
+
 def check_unknown(estimator, labels, codes):
     """Apply ``unknown_groups`` to the rows whose label is not in ``tasks_``."""
     unknown = codes < 0
@@ -262,7 +267,7 @@ def check_unknown(estimator, labels, codes):
         return
     policy = estimator.unknown_groups
     names = pd_unique(labels[unknown])
-    shown = ", ".join(repr(v) for v in names[:10]) + (
+    shown = ", ".join(repr(_python(v)) for v in names[:10]) + (
         f" and {len(names) - 10} more" if len(names) > 10 else ""
     )
     what = "tasks" if estimator.task_source_ == "tasks" else "sensitive groups"
@@ -272,11 +277,11 @@ def check_unknown(estimator, labels, codes):
     )
     if unknown.all():
         message += " No row's label is known."
-        known = estimator.tasks_[0]
-        if type(known) is not type(labels[0]):
+        known, label = _python(estimator.tasks_[0]), _python(labels[0])
+        if type(known) is not type(label):
             message += (
                 f" The labels seen are like {known!r} ({type(known).__name__}); "
-                f"these are like {labels[0]!r} ({type(labels[0]).__name__})."
+                f"these are like {label!r} ({type(label).__name__})."
             )
     if policy == "error":
         raise ValueError(
@@ -292,6 +297,11 @@ def check_unknown(estimator, labels, codes):
             UnknownGroupWarning,
             stacklevel=4,
         )
+
+
+def _python(value):
+    """A numpy scalar as the Python value it holds (for messages)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def pd_unique(values):

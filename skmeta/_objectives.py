@@ -94,18 +94,32 @@ def prior_offset(kind, task_log_prior, pooled_log_prior):
 
 
 # ------------------------------------------------------------------- fairness
-def _demographic_parity(proba, y, groups, sample_weight):
+def _demographic_parity(proba, y, groups, sample_weight, method):
     """:func:`~skmeta.fairness.demographic_parity_penalty` (``y`` unused)."""
-    return demographic_parity_penalty(proba, groups, sample_weight)
+    return demographic_parity_penalty(proba, groups, sample_weight, method=method)
+
+
+def _equalized_odds(proba, y, groups, sample_weight, method):
+    return equalized_odds_penalty(proba, y, groups, sample_weight, method=method)
+
+
+def _true_positive_rate_parity(proba, y, groups, sample_weight, method):
+    return true_positive_rate_parity_penalty(
+        proba, y, groups, sample_weight, method=method
+    )
 
 
 #: The penalty of each value of the estimators' ``constraints`` parameter, as
-#: ``penalty(proba, y, groups, sample_weight)``.
+#: ``penalty(proba, y, groups, sample_weight, method)``.
 PENALTIES = {
     "demographic_parity": _demographic_parity,
-    "equalized_odds": equalized_odds_penalty,
-    "true_positive_rate_parity": true_positive_rate_parity_penalty,
+    "equalized_odds": _equalized_odds,
+    "true_positive_rate_parity": _true_positive_rate_parity,
 }
+
+#: How the training penalty combines the groups: each group against the mean
+#: of all rows, averaged over groups (see :mod:`skmeta.fairness`).
+TRAINING_METHOD = "mean_to_overall"
 
 
 def fairness_penalty(
@@ -119,6 +133,7 @@ def fairness_penalty(
     offset,
     temperature,
     within_tasks,
+    method=TRAINING_METHOD,
 ):
     """The ``constraint`` penalty on the query predictions of a meta-batch.
 
@@ -139,6 +154,8 @@ def fairness_penalty(
     task_log_prior, offset : torch.Tensor of shape (n_tasks, n_classes)
     temperature : float
     within_tasks : bool
+    method : str, default="mean_to_overall"
+        How groups are compared (see :func:`skmeta.fairness.group_gaps`).
 
     Returns
     -------
@@ -153,9 +170,9 @@ def fairness_penalty(
     weights = weights * ratio.gather(1, y)
     penalty = PENALTIES[constraint]
     if within_tasks:
-        return penalty(proba, y, groups, weights).mean()
+        return penalty(proba, y, groups, weights, method).mean()
     return penalty(
-        proba.flatten(0, 1), y.flatten(), groups.flatten(), weights.flatten()
+        proba.flatten(0, 1), y.flatten(), groups.flatten(), weights.flatten(), method
     )
 
 

@@ -1,5 +1,5 @@
-"""Warnings and errors raised by skmeta."""
+"""Warnings raised by skmeta."""
 
-from ._input import UnknownGroupWarning
+from ._input import ConstantPredictorWarning, UnknownGroupWarning
 
-__all__ = ["UnknownGroupWarning"]
+__all__ = ["ConstantPredictorWarning", "UnknownGroupWarning"]

@@ -1,8 +1,9 @@
 """Differentiable fairness penalties on predicted probabilities.
 
-Each penalty is the largest gap between sensitive groups in a weighted mean
-of predicted probabilities, the quantity that fairlearn's metric of the same
-name measures on hard predictions:
+Each penalty measures how far sensitive groups are apart in a weighted mean
+of predicted probabilities. With ``method="between_groups"`` (the default)
+it is the largest gap between two groups, the quantity that fairlearn's
+metric of the same name measures on hard predictions:
 
 - ``demographic_parity``: the gap in the mean probability of the positive
   class (``fairlearn.metrics.demographic_parity_difference``);
@@ -16,6 +17,13 @@ With hard 0/1 probabilities the penalties equal those metrics. Multiclass
 problems take each class in turn as the positive class (one-vs-rest) and
 report the largest gap. Groups without rows (or without rows of the
 conditioning class) are left out; a gap needs two groups, else it is 0.
+
+``method="to_overall"`` is the largest gap between a group and all rows
+together (fairlearn's ``method="to_overall"``), and ``"mean_to_overall"``
+the mean over groups of that gap: every group's gap counts, so its gradient
+reaches every group, not the two extreme ones. The estimators train with
+``"mean_to_overall"``, which stays informative with many groups, and report
+fairlearn's metrics.
 
 The functions accept a leading batch dimension: with ``proba`` of shape
 ``(n_tasks, n_rows, n_classes)`` they return one penalty per task.
@@ -48,8 +56,11 @@ def _as_tensors(proba, y, groups, sample_weight):
     return proba, y, groups, sample_weight
 
 
-def group_gaps(values, weights, groups):
-    """Largest minus smallest weighted group mean of ``values``.
+METHODS = ("between_groups", "to_overall", "mean_to_overall")
+
+
+def group_gaps(values, weights, groups, method="between_groups"):
+    """How far the weighted group means of ``values`` are apart.
 
     Parameters
     ----------
@@ -58,11 +69,17 @@ def group_gaps(values, weights, groups):
         Rows with weight 0 do not count.
     groups : torch.Tensor of shape (..., n_rows)
         Integer group codes; negative codes do not count.
+    method : {"between_groups", "to_overall", "mean_to_overall"}
+        Largest minus smallest group mean; largest distance of a group mean
+        to the mean of all counted rows; mean of those distances over groups.
 
     Returns
     -------
     gaps : torch.Tensor of shape (..., n_columns)
+        0 where fewer than two groups have rows.
     """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
     n_groups = int(groups.max().item()) + 1 if groups.numel() else 0
     if n_groups < 2:
         return values.new_zeros(values.shape[:-2] + values.shape[-1:])
@@ -71,10 +88,21 @@ def group_gaps(values, weights, groups):
     totals = onehot.sum(-2)  # (..., n_groups)
     means = (onehot.transpose(-1, -2) @ values) / totals.clamp_min(1e-12)[..., None]
     present = (totals > 0)[..., None]
-    high = means.masked_fill(~present, float("-inf")).amax(-2)
-    low = means.masked_fill(~present, float("inf")).amin(-2)
     enough = present.sum(-2) >= 2
-    return torch.where(enough, high - low, torch.zeros_like(high))
+    if method == "between_groups":
+        high = means.masked_fill(~present, float("-inf")).amax(-2)
+        low = means.masked_fill(~present, float("inf")).amin(-2)
+        gaps = high - low
+    else:
+        overall = (totals[..., None] * means).sum(-2, keepdim=True) / totals.sum(
+            -1
+        ).clamp_min(1e-12)[..., None, None]
+        distance = (means - overall).abs().masked_fill(~present, 0.0)
+        if method == "to_overall":
+            gaps = distance.amax(-2)
+        else:
+            gaps = distance.sum(-2) / present.sum(-2).clamp_min(1)
+    return torch.where(enough, gaps, torch.zeros_like(gaps))
 
 
 def _positive_classes(n_classes):
@@ -82,7 +110,7 @@ def _positive_classes(n_classes):
     return [1] if n_classes == 2 else list(range(n_classes))
 
 
-def _conditional_gap(proba, y, groups, weights, *, rates):
+def _conditional_gap(proba, y, groups, weights, *, rates, method):
     """Largest group gap in P(positive) among rows that are (not) positive.
 
     ``rates`` lists which conditions count: ``True`` for rows of the
@@ -94,12 +122,16 @@ def _conditional_gap(proba, y, groups, weights, *, rates):
         for is_positive in rates:
             mask = ((y == positive) == is_positive).to(weights.dtype)
             gaps.append(
-                group_gaps(proba[..., [positive]], weights * mask, groups)[..., 0]
+                group_gaps(proba[..., [positive]], weights * mask, groups, method)[
+                    ..., 0
+                ]
             )
     return torch.stack(gaps, -1).amax(-1)
 
 
-def demographic_parity_penalty(proba, sensitive_features, sample_weight=None):
+def demographic_parity_penalty(
+    proba, sensitive_features, sample_weight=None, *, method="between_groups"
+):
     """Largest gap between groups in the mean probability of a positive class.
 
     Parameters
@@ -112,6 +144,10 @@ def demographic_parity_penalty(proba, sensitive_features, sample_weight=None):
 
     sample_weight : torch.Tensor of shape (..., n_rows), default=None
         Row weights.
+
+    method : {"between_groups", "to_overall", "mean_to_overall"}, \
+            default="between_groups"
+        How the group gaps are combined (see the module description).
 
     Returns
     -------
@@ -130,10 +166,12 @@ def demographic_parity_penalty(proba, sensitive_features, sample_weight=None):
         proba, None, sensitive_features, sample_weight
     )
     columns = _positive_classes(proba.shape[-1])
-    return group_gaps(proba[..., columns], weights, groups).amax(-1)
+    return group_gaps(proba[..., columns], weights, groups, method).amax(-1)
 
 
-def equalized_odds_penalty(proba, y, sensitive_features, sample_weight=None):
+def equalized_odds_penalty(
+    proba, y, sensitive_features, sample_weight=None, *, method="between_groups"
+):
     """Largest gap between groups in true or false positive rates.
 
     Parameters
@@ -150,6 +188,10 @@ def equalized_odds_penalty(proba, y, sensitive_features, sample_weight=None):
     sample_weight : torch.Tensor of shape (..., n_rows), default=None
         Row weights.
 
+    method : {"between_groups", "to_overall", "mean_to_overall"}, \
+            default="between_groups"
+        How the group gaps are combined (see the module description).
+
     Returns
     -------
     penalty : torch.Tensor of shape (...)
@@ -164,10 +206,14 @@ def equalized_odds_penalty(proba, y, sensitive_features, sample_weight=None):
     tensor(1.)
     """
     proba, y, groups, weights = _as_tensors(proba, y, sensitive_features, sample_weight)
-    return _conditional_gap(proba, y, groups, weights, rates=(True, False))
+    return _conditional_gap(
+        proba, y, groups, weights, rates=(True, False), method=method
+    )
 
 
-def true_positive_rate_parity_penalty(proba, y, sensitive_features, sample_weight=None):
+def true_positive_rate_parity_penalty(
+    proba, y, sensitive_features, sample_weight=None, *, method="between_groups"
+):
     """Largest gap between groups in the true positive rate.
 
     Parameters
@@ -184,6 +230,10 @@ def true_positive_rate_parity_penalty(proba, y, sensitive_features, sample_weigh
     sample_weight : torch.Tensor of shape (..., n_rows), default=None
         Row weights.
 
+    method : {"between_groups", "to_overall", "mean_to_overall"}, \
+            default="between_groups"
+        How the group gaps are combined (see the module description).
+
     Returns
     -------
     penalty : torch.Tensor of shape (...)
@@ -198,4 +248,4 @@ def true_positive_rate_parity_penalty(proba, y, sensitive_features, sample_weigh
     tensor(0.5000)
     """
     proba, y, groups, weights = _as_tensors(proba, y, sensitive_features, sample_weight)
-    return _conditional_gap(proba, y, groups, weights, rates=(True,))
+    return _conditional_gap(proba, y, groups, weights, rates=(True,), method=method)

@@ -177,58 +177,6 @@ class _Recorder(Callback):
         self.calls.append("train_begin")
 
 
-@pytest.mark.parametrize(
-    "params, fit_kwargs, match",
-    [
-        ({}, {"X": np.full((20, 2), np.nan)}, "NaN"),
-        ({}, {"X": np.full((20, 2), np.inf)}, "infinity"),
-        ({}, {"sensitive_features": np.zeros(19)}, "sensitive_features has 19 rows"),
-        ({}, {"tasks": np.zeros(21)}, "tasks has 21 rows"),
-        ({}, {"sample_weight": np.ones(19)}, "sample_weight"),
-        ({}, {"sensitive_features": [None] + ["a"] * 19}, "missing values"),
-        ({}, {"sensitive_features": pd.Series([np.nan] + ["a"] * 19)}, "missing"),
-        ({}, {"y": np.linspace(0, 1, 20)}, "Unknown label type"),
-        ({"n_shots": 0}, {}, "n_shots"),
-        ({"n_queries": -1}, {}, "n_queries"),
-        ({"max_epochs": 0}, {}, "max_epochs"),
-        ({"meta_batch_size": 0}, {}, "meta_batch_size"),
-        ({"sensitive_columns": ["nope"]}, {}, "not a column"),
-        ({"sensitive_columns": [7]}, {}, "not a column of X"),
-        (
-            {"sensitive_columns": [0]},
-            {"sensitive_features": np.zeros(20)},
-            "either sensitive_features or sensitive_columns",
-        ),
-    ],
-)
-def test_bad_input_raises_before_training(klass, params, fit_kwargs, match):
-    rng = np.random.RandomState(0)
-    kwargs = {"X": rng.normal(size=(20, 2)), "y": np.arange(20) % 2, **fit_kwargs}
-    if params.get("sensitive_columns") == ["nope"]:
-        kwargs["X"] = pd.DataFrame(kwargs["X"], columns=["a", "b"])
-    recorder = _Recorder()
-    clf = klass(callbacks=[recorder], **params)
-    with pytest.raises(ValueError, match=match):
-        clf.fit(**kwargs)
-    assert not getattr(recorder, "calls", [])
-
-
-@pytest.mark.parametrize(
-    "params",
-    [{"inner_lr": 0.0}, {"inner_lr": -1.0}, {"inner_steps": 0}, {"first_order": "yes"}],
-)
-def test_bad_maml_parameters(params):
-    X, y = np.random.RandomState(0).normal(size=(20, 2)), np.arange(20) % 2
-    with pytest.raises(ValueError, match=next(iter(params))):
-        MAMLClassifier(**params).fit(X, y)
-
-
-def test_bad_shrinkage():
-    X, y = np.random.RandomState(0).normal(size=(20, 2)), np.arange(20) % 2
-    with pytest.raises(ValueError, match="shrinkage"):
-        PrototypicalClassifier(shrinkage=-1.0).fit(X, y)
-
-
 def test_predict_checks(klass, grouped_data):
     X, y, groups = grouped_data
     with pytest.raises(Exception, match="not fitted"):
