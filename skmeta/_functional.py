@@ -58,7 +58,9 @@ def stateless_forward(module, params, buffers, X):
     return functional_call(_private_copy(module), (params, buffers), (X,))
 
 
-def blocked_forward(module, states, buffers, X, index, *, max_block_params=2**24):
+def blocked_forward(
+    module, states, buffers, X, index, *, forward=None, max_block_params=2**24
+):
     """Rows evaluated with their own parameters, many parameter sets at once.
 
     Row ``i`` is evaluated with the parameters ``{name: v[index[i]]}`` of
@@ -74,6 +76,10 @@ def blocked_forward(module, states, buffers, X, index, *, max_block_params=2**24
     buffers : dict of str to torch.Tensor
     X : torch.Tensor of shape (n_rows, n_features)
     index : torch.Tensor of shape (n_rows,), dtype=int64
+    forward : callable, default=None
+        ``forward(params, blocks)`` evaluating blocks of shape
+        ``(n_blocks, size, n_features)`` with per-block parameters; by default
+        ``module`` under :func:`torch.func.vmap`.
     max_block_params : int, default=2**24
         Most parameter entries gathered at once (bounds the memory used).
 
@@ -97,10 +103,13 @@ def blocked_forward(module, states, buffers, X, index, *, max_block_params=2**24
     blocks = X.new_zeros((len(block_state), size, X.shape[1]))
     blocks[row_block, row_slot] = X[order]
 
-    private = _private_copy(module)
+    if forward is None:
+        private = _private_copy(module)
 
-    def evaluate(params, x):
-        return functional_call(private, (params, buffers), (x,))
+        def evaluate(params, x):
+            return functional_call(private, (params, buffers), (x,))
+
+        forward = vmap(evaluate)
 
     per_block = sum(v[0].numel() for v in states.values())
     chunk = max(1, max_block_params // max(per_block, 1))
@@ -108,7 +117,7 @@ def blocked_forward(module, states, buffers, X, index, *, max_block_params=2**24
     for start in range(0, len(block_state), chunk):
         which = block_state[start : start + chunk]
         params = {name: v[which].to(X.dtype) for name, v in states.items()}
-        outputs.append(vmap(evaluate)(params, blocks[start : start + chunk]))
+        outputs.append(forward(params, blocks[start : start + chunk]))
     out_blocks = torch.cat(outputs)
     out = out_blocks.new_empty((n, out_blocks.shape[-1]))
     out[order] = out_blocks[row_block, row_slot]
@@ -194,14 +203,14 @@ def inner_loop(
 
 
 def step_scale(w, n_classes, n_shots):
-    """How far a support set of total weight ``w.sum()`` may move.
+    """How far a support set of total weight ``w.sum(-1)`` may move.
 
     Each support row moves the parameters as far as a row of a training
     episode did: a support set lighter than an episode's
     (``n_classes * n_shots`` rows) takes proportionally smaller steps; a
     heavier one takes the same steps on a less noisy gradient.
     """
-    return (w.sum() / (n_classes * n_shots)).clamp(max=1.0)
+    return (w.sum(-1) / (n_classes * n_shots)).clamp(max=1.0)
 
 
 def balance_classes(y, w, n_classes):
@@ -307,3 +316,159 @@ def prototype_logits(embeddings, prototypes, present):
     diff = embeddings.unsqueeze(-2) - prototypes.unsqueeze(-3)
     logits = -(diff**2).sum(-1)
     return logits.masked_fill(~present.unsqueeze(-2), torch.finfo(logits.dtype).min)
+
+
+# -------------------------------------------------- MAML fast path for MLPs
+_ACTIVATIONS = {
+    nn.ReLU: (torch.relu, lambda z, h: (z > 0).to(z.dtype)),
+    nn.Tanh: (torch.tanh, lambda z, h: 1 - h * h),
+    nn.Identity: (lambda z: z, lambda z, h: torch.ones_like(z)),
+}
+
+
+def mlp_layers(module, *, dropout_ok=False):
+    """The layers of a plain MLP, or None when ``module`` is anything else.
+
+    A plain MLP is a :class:`skmeta.modules.EmbeddingMLP` (or
+    :class:`~skmeta.modules.MLP`) whose layers are ``Linear`` layers with a
+    bias, separated by ``ReLU``, ``Tanh`` or ``Identity``. ``Dropout`` layers
+    are allowed when inactive (``p=0``, or ``dropout_ok`` for evaluation).
+    Its inner-loop gradients can be written in closed form
+    (:func:`mlp_inner_loop`).
+
+    Returns
+    -------
+    layers : list of (weight name, bias name, activation class or None)
+        The activation after each ``Linear`` (None after the last).
+    """
+    from .modules import EmbeddingMLP
+
+    if not isinstance(module, EmbeddingMLP) or type(module).forward is not (
+        EmbeddingMLP.forward
+    ):
+        return None
+    leaves = [
+        (name, layer)
+        for name, layer in module.named_modules()
+        if not any(True for _ in layer.children())
+    ]
+    sequence = []
+    for name, layer in leaves:
+        if isinstance(layer, nn.Dropout):
+            if layer.p > 0 and not dropout_ok:
+                return None
+            continue
+        sequence.append((name, layer))
+    layers = []
+    for i, (name, layer) in enumerate(sequence):
+        if i % 2 == 0:
+            if type(layer) is not nn.Linear or layer.bias is None:
+                return None
+            layers.append((f"{name}.weight", f"{name}.bias", None))
+        else:
+            if type(layer) not in _ACTIVATIONS:
+                return None
+            layers[-1] = (*layers[-1][:2], type(layer))
+    if not layers or len(sequence) % 2 == 0:
+        return None
+    return layers
+
+
+def mlp_forward(layers, params, X):
+    """Batched MLP forward pass: ``X`` of shape (n_tasks, n_rows, n_features).
+
+    ``params`` hold one set of weights per task (leading dimension) or one
+    shared set (no leading dimension).
+    """
+    h = X
+    for weight, bias, activation in layers:
+        W, b = params[weight], params[bias]
+        h = h @ W.transpose(-1, -2) + b.unsqueeze(-2)
+        if activation is not None:
+            h = _ACTIVATIONS[activation][0](h)
+    return h
+
+
+def mlp_inner_loop(
+    layers,
+    params,
+    X,
+    y,
+    w,
+    *,
+    inner_lr,
+    n_steps,
+    first_order,
+    proximal_weight=0.0,
+    scale=None,
+):
+    """:func:`inner_loop` for a plain MLP and cross-entropy, batched over tasks.
+
+    The support-loss gradients are written in closed form (backpropagation
+    by hand), so no :func:`torch.func.grad` runs; the result stays
+    differentiable with respect to ``params`` (second order) through those
+    formulas. It equals :func:`inner_loop` under :func:`torch.func.vmap`
+    with ``criterion=CrossEntropyLoss(reduction="none")``.
+
+    Parameters
+    ----------
+    layers : list
+        As returned by :func:`mlp_layers`.
+    params : dict of str to torch.Tensor
+        Shared starting parameters (no task dimension).
+    X : torch.Tensor of shape (n_tasks, n_rows, n_features)
+    y, w : torch.Tensor of shape (n_tasks, n_rows)
+    inner_lr : float or dict of str to torch.Tensor
+    n_steps : int
+    first_order : bool
+    proximal_weight : float, default=0.0
+    scale : torch.Tensor of shape (n_tasks,), default=None
+        Per-task multiplier of the step size.
+
+    Returns
+    -------
+    params : dict of str to torch.Tensor
+        Adapted parameters, each with a leading task dimension.
+    """
+    n_tasks, n_classes = X.shape[0], params[layers[-1][0]].shape[0]
+    start = params
+    params = {
+        name: p.expand(n_tasks, *p.shape)
+        for layer in layers
+        for name, p in ((layer[0], params[layer[0]]), (layer[1], params[layer[1]]))
+    }
+    row_w = (w / w.sum(-1, keepdim=True).clamp_min(1e-12)).unsqueeze(-1)
+    onehot = nn.functional.one_hot(y, n_classes).to(X.dtype)
+    step = scale.view(-1, *([1] * 2)) if scale is not None else None
+    for _ in range(n_steps):
+        # Forward, keeping each layer's input and pre-activation.
+        inputs, pre, h = [], [], X
+        for weight, bias, activation in layers:
+            inputs.append(h)
+            z = h @ params[weight].transpose(-1, -2) + params[bias].unsqueeze(-2)
+            pre.append(z)
+            h = _ACTIVATIONS[activation][0](z) if activation is not None else z
+        # d(weighted mean cross-entropy)/d(logits), then back through layers.
+        delta = (torch.softmax(h, -1) - onehot) * row_w
+        grads = {}
+        for i in range(len(layers) - 1, -1, -1):
+            weight, bias, _ = layers[i]
+            grads[weight] = delta.transpose(-1, -2) @ inputs[i]
+            grads[bias] = delta.sum(-2)
+            if i:
+                activation = layers[i - 1][2]
+                upstream = delta @ params[weight]
+                delta = upstream * _ACTIVATIONS[activation][1](pre[i - 1], inputs[i])
+        new = {}
+        for name, p in params.items():
+            g = grads[name]
+            if proximal_weight:
+                g = g + proximal_weight * (p - start[name])
+            if first_order:
+                g = g.detach()
+            lr = inner_lr[name] if isinstance(inner_lr, dict) else inner_lr
+            if step is not None:
+                lr = lr * (step if p.dim() == 3 else step[..., 0])
+            new[name] = p - lr * g
+        params = new
+    return params

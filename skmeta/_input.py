@@ -205,10 +205,14 @@ def validate_fit_input(
     if labels is None:
         task_codes = np.full(n_samples, -1, dtype=np.int64)
     else:
-        new = np.setdiff1d(np.unique(labels), estimator.tasks_)
-        if new.size:  # unseen tasks become known (partial_fit)
-            estimator.tasks_ = np.concatenate([estimator.tasks_, new])
         task_codes = encode_groups(labels, estimator.tasks_)
+        if (task_codes < 0).any():  # unseen tasks become known (partial_fit)
+            new = pd_unique(labels[task_codes < 0])
+            tasks = np.concatenate([estimator.tasks_, new])
+            if tasks.dtype.kind not in "iufbO":  # mixed labels: keep each as given
+                tasks = tasks.astype(object)
+            estimator.tasks_ = tasks
+            task_codes = encode_groups(labels, estimator.tasks_)
     group_codes = (
         encode_groups(sensitive, estimator.groups_)
         if sensitive is not None

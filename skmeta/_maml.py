@@ -1,5 +1,6 @@
 """Model-agnostic meta-learning (MAML) as a scikit-learn classifier."""
 
+from functools import partial
 from numbers import Integral, Real
 
 import torch
@@ -13,6 +14,9 @@ from ._functional import (
     balance_classes,
     blocked_forward,
     inner_loop,
+    mlp_forward,
+    mlp_inner_loop,
+    mlp_layers,
     step_scale,
 )
 from .modules import MLP
@@ -245,9 +249,6 @@ class MAMLClassifier(_MetaClassifier):
     def _step_sizes(self):
         return self.meta_sgd_() if self.learn_inner_lr else self.inner_lr
 
-    def _step_scale(self, w):
-        return step_scale(w, len(self.classes_), self.n_shots)
-
     def _adapt(self, params, X, y, w, *, first_order, scale):
         step_sizes = self._step_sizes()
         if isinstance(step_sizes, dict):
@@ -285,28 +286,70 @@ class MAMLClassifier(_MetaClassifier):
     def _divergence_hints(self):
         return [f"lower inner_lr (now {self.inner_lr})"]
 
+    def _fast_layers(self, *, training):
+        """The layers of the default MLP when the closed-form path applies.
+
+        The inner loop then runs :func:`~skmeta._functional.mlp_inner_loop`
+        (hand-written gradients, batched over tasks) instead of
+        :func:`torch.func.grad` under :func:`torch.func.vmap`; both give the
+        same result (the tests compare them). Any other module or criterion
+        takes the general path.
+        """
+        criterion = self.criterion_
+        if not (
+            type(criterion) is nn.CrossEntropyLoss
+            and criterion.weight is None
+            and criterion.label_smoothing == 0
+        ):
+            return None
+        return mlp_layers(self.module_, dropout_ok=not training)
+
+    def _adapt_batch(self, params, X, y, w, *, first_order, balance):
+        """Adapted parameters of a batch of padded support sets (general or
+        closed-form path). With ``balance``, classes weigh the same."""
+        n_classes = len(self.classes_)
+        scale = step_scale(w, n_classes, self.n_shots)
+        loss_w = balance_classes(y, w, n_classes) if balance else w
+        layers = self._fast_layers(training=True)
+        if layers is not None:
+            return mlp_inner_loop(
+                layers,
+                params,
+                X,
+                y,
+                loss_w,
+                inner_lr=self._step_sizes(),
+                n_steps=self.inner_steps,
+                first_order=first_order,
+                proximal_weight=self.proximal_weight,
+                scale=scale,
+            )
+
+        def adapt(Xs, ys, ws, s):
+            return self._adapt(params, Xs, ys, ws, first_order=first_order, scale=s)
+
+        return vmap(adapt, randomness="different")(X, y, loss_w, scale)
+
     def _query_logits(self, episodes):
         """Query logits of every task of a meta-batch, after adaptation."""
         params = dict(self.module_.named_parameters())
-        buffers = dict(self.module_.named_buffers())
-
-        def query_logits(Xs, ys, ws, Xq):
-            adapted = self._adapt(
-                params,
-                Xs,
-                ys,
-                ws,
-                first_order=self.first_order,
-                scale=self._step_scale(ws),
-            )
-            return functional_call(self.module_, (adapted, buffers), (Xq,))
-
-        return vmap(query_logits, randomness="different")(
+        adapted = self._adapt_batch(
+            params,
             episodes["support_X"],
             episodes["support_y"],
             episodes["support_w"],
-            episodes["query_X"],
+            first_order=self.first_order,
+            balance=False,
         )
+        layers = self._fast_layers(training=True)
+        if layers is not None:
+            return mlp_forward(layers, adapted, episodes["query_X"])
+        buffers = dict(self.module_.named_buffers())
+
+        def query_logits(p, Xq):
+            return functional_call(self.module_, (p, buffers), (Xq,))
+
+        return vmap(query_logits, randomness="different")(adapted, episodes["query_X"])
 
     def _adapt_states(self, X, y, w, prior):
         """Parameters adapted to each padded support set (first order).
@@ -315,26 +358,16 @@ class MAMLClassifier(_MetaClassifier):
         training episodes.
         """
         params = {k: v.detach() for k, v in self.module_.named_parameters()}
-        n_classes = len(self.classes_)
-
-        def adapt(Xs, ys, ws):
-            return self._adapt(
-                params,
-                Xs,
-                ys,
-                balance_classes(ys, ws, n_classes),
-                first_order=True,
-                scale=self._step_scale(ws),
-            )
-
-        return vmap(adapt, randomness="different")(X, y, w)
+        return self._adapt_batch(params, X, y, w, first_order=True, balance=True)
 
     def _state_logits(self, X, index, states, dtype):
         buffers = {
             k: v.to(dtype) if v.is_floating_point() else v
             for k, v in self.module_.named_buffers()
         }
-        return blocked_forward(self.module_, states, buffers, X, index)
+        layers = self._fast_layers(training=False)
+        forward = None if layers is None else partial(mlp_forward, layers)
+        return blocked_forward(self.module_, states, buffers, X, index, forward=forward)
 
     @property
     def global_state_(self):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone, is_classifier
-from skorch.callbacks import Callback, EarlyStopping, EpochScoring, LRScheduler
+from skorch.callbacks import EarlyStopping, EpochScoring, LRScheduler
 from skorch.dataset import ValidSplit
 
 from skmeta import MAMLClassifier, PrototypicalClassifier
@@ -166,15 +166,6 @@ def test_inputs_are_not_modified(klass, grouped_data):
             pd.testing.assert_frame_equal(before, after)
         else:
             np.testing.assert_array_equal(before, after)
-
-
-class _Recorder(Callback):
-    def initialize(self):
-        self.calls = []
-        return self
-
-    def on_train_begin(self, net, **kwargs):
-        self.calls.append("train_begin")
 
 
 def test_predict_checks(klass, grouped_data):
