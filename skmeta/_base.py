@@ -68,6 +68,7 @@ from ._objectives import (
 )
 from ._support import SupportSet
 from .utils._docstrings import fill_doc
+from .utils._threads import torch_threads
 
 _FITTED_ATTRIBUTES = (
     "classes_",
@@ -86,6 +87,9 @@ _FITTED_ATTRIBUTES = (
 
 # Rows evaluated per chunk at prediction (bounds the memory of one call).
 _PREDICT_CHUNK = 65536
+
+# Modules with fewer parameters run on one torch thread with n_threads="auto".
+_SMALL_MODULE = 1_000_000
 
 
 def _encoded_accuracy(net, X, y):
@@ -136,6 +140,11 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         "support_size": [Interval(Integral, 1, None, closed="left")],
         "unknown_groups": [StrOptions({"warn", "pooled", "error"})],
         "inference_dtype": [StrOptions({"float32", "float64"})],
+        "n_threads": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+            None,
+        ],
         "sensitive_columns": [str, Integral, list, tuple, np.ndarray, None],
         "random_state": ["random_state"],
     }
@@ -158,6 +167,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         support_size,
         unknown_groups,
         inference_dtype,
+        n_threads,
         sensitive_columns,
         random_state,
         **kwargs,
@@ -177,6 +187,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self.support_size = support_size
         self.unknown_groups = unknown_groups
         self.inference_dtype = inference_dtype
+        self.n_threads = n_threads
         self.sensitive_columns = sensitive_columns
         self.random_state = random_state
 
@@ -310,6 +321,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             The fitted estimator.
         """
         self._check_params()
+        with torch_threads(self._threads()):
+            return self._fit(X, y, sensitive_features, tasks, sample_weight)
+
+    def _fit(self, X, y, sensitive_features, tasks, sample_weight):
         self.check_training_readiness()
         # warm_start keeps the meta-learned network (and its classes) and
         # continues training it; tasks and support sets come from this call.
@@ -427,6 +442,13 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self : object
             The estimator.
         """
+        self._check_params()
+        with torch_threads(self._threads()):
+            return self._partial_fit(
+                X, y, classes, sensitive_features, tasks, sample_weight
+            )
+
+    def _partial_fit(self, X, y, classes, sensitive_features, tasks, sample_weight):
         self.check_training_readiness()
         first_call = not self.__sklearn_is_fitted__()
         if first_call:
@@ -434,7 +456,6 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 raise ValueError(
                     "classes must be passed on the first call to partial_fit."
                 )
-            self._check_params()
             self._clear_fitted()
         elif not hasattr(self, "support_"):
             raise SkorchTrainingImpossibleError(
@@ -883,6 +904,18 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         else:
             data = validate_predict_input(self, X, sensitive_features, tasks)
             X, task = data.X, data.task
+        with torch_threads(self._threads()):
+            return self._logits_array(X, task)
+
+    def _threads(self):
+        """The torch threads to use: ``n_threads`` with ``"auto"`` resolved."""
+        if self.n_threads != "auto":
+            return self.n_threads
+        module = getattr(self, "module_", None)
+        n_params = 0 if module is None else sum(p.numel() for p in module.parameters())
+        return 1 if n_params < _SMALL_MODULE else None
+
+    def _logits_array(self, X, task):
         out = np.empty((X.shape[0], len(self.classes_)), dtype=np.float64)
         with torch.inference_mode():
             for start in range(0, X.shape[0], _PREDICT_CHUNK):

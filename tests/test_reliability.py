@@ -193,6 +193,7 @@ BAD = [
     ("unknown_groups", "fit", {"unknown_groups": "ignore"}, {}, "unknown_groups"),
     ("inference_dtype", "fit", {"inference_dtype": "float16"}, {}, "inference_dtype"),
     ("random_state", "fit", {"random_state": "x"}, {}, "random_state"),
+    ("n_threads", "fit", {"n_threads": 0}, {}, "n_threads"),
     # partial_fit
     (
         "partial-no-classes",
@@ -331,6 +332,25 @@ def test_concurrent_prediction_equals_serial_and_leaves_the_model(klass):
         assert isinstance(p, torch.nn.Parameter) and id(p) == ids[name]
         assert p.dtype == torch.float32
         torch.testing.assert_close(p.detach(), params[name], rtol=0, atol=0)
+
+
+def test_threads_are_restored_after_work_from_several_threads(klass):
+    X, y, groups = _data(300)
+    before = torch.get_num_threads()
+    clf = klass(n_threads=1, **FAST).fit(X, y, sensitive_features=groups)
+    assert torch.get_num_threads() == before
+    seen = []
+
+    def work():
+        clf.predict_proba(X, sensitive_features=groups)
+        seen.append(torch.get_num_threads())
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert torch.get_num_threads() == before
 
 
 # ------------------------------------------------------------ divergence

@@ -112,6 +112,14 @@ class_prior : {"auto", "task", "pooled", "balanced"}, default="auto"
         speed; it is not available on every device (e.g. ``"mps"``).
         Probabilities and scores are returned as float64 arrays either way.
 
+    n_threads : "auto", int or None, default="auto"
+        torch intra-op threads used by ``fit``, ``partial_fit`` and
+        prediction (torch's setting is restored afterwards; see
+        :func:`skmeta.utils.torch_threads`). ``"auto"`` uses one thread for
+        modules of fewer than a million parameters, which run fastest that
+        way and do not slow down on a busy machine, and torch's setting for
+        larger ones; ``None`` always leaves torch's setting alone.
+
     random_state : int, RandomState instance or None, default=None
         Seeds the module initialisation, the episodes, dropout and the
         choice of the rows kept (``support_size``). The same seed gives the
