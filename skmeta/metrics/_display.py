@@ -4,7 +4,8 @@ import numbers
 
 import numpy as np
 from sklearn.exceptions import NotFittedError
-from sklearn.utils._optional_dependencies import check_matplotlib_support
+
+from .._compat import check_matplotlib_support
 
 __all__ = ["FairnessTradeoffDisplay", "pareto_front"]
 

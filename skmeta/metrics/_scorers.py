@@ -28,14 +28,10 @@ from fairlearn.metrics import (
     equalized_odds_difference,
 )
 from sklearn.metrics import accuracy_score
-from sklearn.model_selection._search import BaseSearchCV
 from sklearn.pipeline import Pipeline
-from sklearn.utils.metadata_routing import (
-    UNUSED,
-    _MetadataRequester,
-    _routing_enabled,
-    get_routing_for_object,
-)
+from sklearn.utils.metadata_routing import UNUSED, get_routing_for_object
+
+from .._compat import BaseSearchCV, _MetadataRequester, _routing_enabled
 
 __all__ = [
     "FAIRNESS_SCORERS",
