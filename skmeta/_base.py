@@ -29,7 +29,6 @@ without going through skorch's per-row ``Dataset``.
 """
 
 import contextlib
-import inspect
 import warnings
 from numbers import Integral, Real
 
@@ -69,6 +68,7 @@ from ._objectives import (
 from ._support import SupportSet
 from .utils._docstrings import fill_doc
 from .utils._threads import torch_threads
+from .utils._validation import accepts
 
 _FITTED_ATTRIBUTES = (
     "classes_",
@@ -95,17 +95,6 @@ _SMALL_MODULE = 1_000_000
 def _encoded_accuracy(net, X, y):
     """Accuracy on encoded targets, for the default ``valid_acc`` callback."""
     return float(np.mean(net.predict_proba(X).argmax(axis=1) == np.asarray(y)))
-
-
-def _accepts(cls, name):
-    """Whether ``cls(name=...)`` is accepted."""
-    try:
-        params = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
-    )
 
 
 class _MetaClassifier(ClassifierMixin, NeuralNet):
@@ -259,12 +248,12 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         if isinstance(self.module, type):
             # Sized from the data once fitted; a user restoring saved weights
             # into a new object (skorch's pattern) sets module__* instead.
-            if "n_features_in" not in kwargs and _accepts(self.module, "n_features_in"):
+            if "n_features_in" not in kwargs and accepts(self.module, "n_features_in"):
                 kwargs["n_features_in"] = self.n_features_model_
             if (
                 self._module_outputs_classes
                 and "n_classes" not in kwargs
-                and _accepts(self.module, "n_classes")
+                and accepts(self.module, "n_classes")
             ):
                 kwargs["n_classes"] = len(self.classes_)
         self.module_ = self.initialized_instance(self.module, kwargs)

@@ -15,6 +15,7 @@ from sklearn.utils._param_validation import (
     validate_parameter_constraints,
 )
 from sklearn.utils.metadata_routing import _MetadataRequester, _routing_enabled
+from sklearn.utils.multiclass import _check_partial_fit_first_call
 from sklearn.utils.validation import _check_sample_weight
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "RequestMethod",
     "StrOptions",
     "_MetadataRequester",
+    "_check_partial_fit_first_call",
     "_check_sample_weight",
     "_routing_enabled",
     "check_matplotlib_support",

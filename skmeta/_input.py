@@ -10,10 +10,10 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_array, check_X_y, validate_data
 
-from ._compat import _check_sample_weight
+from ._compat import _check_partial_fit_first_call, _check_sample_weight
 from .utils._validation import check_groups, encode_groups, split_sensitive_columns
 
 __all__ = [
@@ -163,7 +163,7 @@ def validate_fit_input(
                 f"{name} needs at least 2 samples to form a support and a query "
                 f"set; got n_samples = {n_samples}."
             )
-        estimator.classes_ = np.unique(y if classes is None else np.asarray(classes))
+        estimator.classes_ = unique_labels(y if classes is None else classes)
         if len(estimator.classes_) < 2:
             raise ValueError(
                 f"{name} needs samples of at least 2 classes; got only class "
@@ -185,13 +185,8 @@ def validate_fit_input(
             if sensitive is not None
             else np.array([], dtype=object)
         )
-    elif classes is not None and not np.array_equal(
-        np.unique(np.asarray(classes)), estimator.classes_
-    ):
-        raise ValueError(
-            f"classes={np.asarray(classes)!r} differs from the classes seen "
-            f"before (classes_={estimator.classes_!r})."
-        )
+    elif classes is not None:
+        _check_partial_fit_first_call(estimator, classes)  # raises if they differ
     unseen = np.setdiff1d(np.unique(y), estimator.classes_)
     if unseen.size:
         raise ValueError(

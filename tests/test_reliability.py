@@ -208,7 +208,7 @@ BAD = [
         "partial_fit",
         {},
         {"classes": [0, 1, 2]},
-        "differs from the classes seen",
+        "is not the same as on last call to partial_fit",
     ),
     ("partial-n-features", "partial_fit", {}, {"X": X0[:, :2]}, "X has 2 features"),
     (

@@ -16,12 +16,11 @@ the scorer's name says so with a ``neg_`` prefix, as in sklearn's
 ``neg_log_loss``.
 """
 
-import inspect
 import numbers
 
 import numpy as np
 from fairlearn.metrics import (
-    MetricFrame,
+    accuracy_score_group_min,
     demographic_parity_difference,
     demographic_parity_ratio,
     equal_opportunity_difference,
@@ -32,6 +31,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.metadata_routing import UNUSED, get_routing_for_object
 
 from .._compat import BaseSearchCV, _MetadataRequester, _routing_enabled
+from ..utils._validation import accepts
 
 __all__ = [
     "FAIRNESS_SCORERS",
@@ -63,25 +63,6 @@ _ROUTING_HELP = (
 )
 
 
-def _accepts(func, name):
-    """Whether ``func`` takes a keyword argument ``name``."""
-    try:
-        params = inspect.signature(func).parameters
-    except (TypeError, ValueError):  # no signature to read: try it
-        return True
-    return name in params or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
-    )
-
-
-def _accepts_explicitly(func, name):
-    """Whether ``func`` names the argument ``name`` in its signature."""
-    try:
-        return name in inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _final_estimator(estimator):
     """The estimator that makes the predictions of ``estimator``."""
     while isinstance(estimator, Pipeline):
@@ -110,7 +91,7 @@ def _group_kwargs(estimator, method, sensitive_features):
     final = _final_estimator(estimator)
     if getattr(final, "sensitive_columns", None) is not None:
         return {}
-    if not _accepts_explicitly(getattr(final, method), "sensitive_features"):
+    if not accepts(getattr(final, method), "sensitive_features", explicitly=True):
         return {}
     if _routing_enabled():
         # An explicit "not requested" is honoured. A pipeline routes what its
@@ -129,17 +110,17 @@ def _group_kwargs(estimator, method, sensitive_features):
 def worst_group_accuracy(y_true, y_pred, *, sensitive_features, sample_weight=None):
     """Accuracy of the group on which the predictions are least accurate.
 
-    This is ``MetricFrame(metrics=accuracy_score, ...).group_min()``.
+    fairlearn's ``accuracy_score_group_min``: the smallest per-group
+    accuracy.
     """
-    sample_params = None if sample_weight is None else {"sample_weight": sample_weight}
-    frame = MetricFrame(
-        metrics=accuracy_score,
-        y_true=y_true,
-        y_pred=y_pred,
-        sensitive_features=sensitive_features,
-        sample_params=sample_params,
+    return float(
+        accuracy_score_group_min(
+            y_true,
+            y_pred,
+            sensitive_features=sensitive_features,
+            sample_weight=sample_weight,
+        )
     )
-    return float(frame.group_min())
 
 
 def _accuracy_minus_disparity(
@@ -242,7 +223,7 @@ class _FairnessScorer(_MetadataRequester):
             )
         y_pred = self._response(estimator, X, sensitive_features)
         kwargs = dict(self._kwargs)
-        if _accepts(self._metric, "sensitive_features"):
+        if accepts(self._metric, "sensitive_features", unknown=True):
             kwargs["sensitive_features"] = sensitive_features
         if sample_weight is not None:
             kwargs["sample_weight"] = sample_weight
@@ -262,7 +243,7 @@ class _FairnessScorer(_MetadataRequester):
 
     def _accept_sample_weight(self):
         # Read by sklearn's multi-metric scorer when routing is off.
-        return _accepts(self._metric, "sample_weight")
+        return accepts(self._metric, "sample_weight", unknown=True)
 
     def __repr__(self):
         args = [_name(self._metric)]

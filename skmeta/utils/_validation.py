@@ -1,5 +1,6 @@
 """Validation of the per-row side information: groups, tasks, columns."""
 
+import inspect
 import numbers
 
 import numpy as np
@@ -176,3 +177,26 @@ def split_sensitive_columns(X, columns):
     keep = np.setdiff1d(np.arange(n_columns), positions)
     X = np.asarray(X)
     return X[:, keep], np.asarray(X[:, positions], dtype=object)
+
+
+def accepts(obj, name, *, explicitly=False, unknown=False):
+    """Whether ``obj(...)`` takes a keyword argument ``name``.
+
+    Parameters
+    ----------
+    obj : callable or class
+    name : str
+    explicitly : bool, default=False
+        If True, ``name`` must be in the signature; ``**kwargs`` is not enough.
+    unknown : bool, default=False
+        The answer when ``obj`` has no signature to read.
+    """
+    try:
+        params = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return unknown
+    if name in params:
+        return True
+    return not explicitly and any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+    )
