@@ -34,17 +34,18 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 from skorch.callbacks import EpochScoring, EpochTimer, PassthroughScoring, PrintLog
 from skorch.exceptions import SkorchTrainingImpossibleError
 from skorch.utils import data_from_dataset, to_tensor
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from ._compat import (
     Interval,
+    Options,
     RequestMethod,
     StrOptions,
     validate_parameter_constraints,
@@ -129,6 +130,11 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         "support_size": [Interval(Integral, 1, None, closed="left")],
         "unknown_groups": [StrOptions({"warn", "pooled", "error"})],
         "inference_dtype": [StrOptions({"float32", "float64"})],
+        "warm_start": ["boolean"],
+        "predict_nonlinearity": [StrOptions({"auto"})],
+        "compile": [Options(bool, {False})],
+        "use_caching": [StrOptions({"auto"}), "boolean"],
+        "torch_load_kwargs": [dict, None],
         "n_threads": [
             StrOptions({"auto"}),
             Interval(Integral, 1, None, closed="left"),
@@ -208,6 +214,12 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             ("print_log", PrintLog()),
         ]
 
+    def __repr__(self):
+        # scikit-learn's repr (the parameters that differ from the defaults),
+        # also inside pipelines and in notebooks' HTML repr; the network is
+        # shown by printing ``module_``.
+        return BaseEstimator.__repr__(self)
+
     def _get_param_names(self):
         # skorch lists every attribute not ending in "_"; private attributes
         # (its `_params_to_validate`) are not hyperparameters.
@@ -275,6 +287,58 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             caller_name=type(self).__name__,
         )
 
+    def _check_settings(self):
+        """Combinations of settings that would fail late or do nothing."""
+        name = type(self).__name__
+        device = torch.device("cpu" if self.device is None else self.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU only"
+            raise ValueError(
+                f"device={self.device!r}, but torch.cuda.is_available() is False "
+                f"(torch {torch.__version__}, {build}). Use device='cpu', or "
+                "install a CUDA build of torch on a machine with a GPU."
+            )
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={self.device!r}, but torch sees only "
+                f"{torch.cuda.device_count()} CUDA device(s)."
+            )
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(
+                f"device={self.device!r}, but torch.backends.mps.is_available() "
+                "is False. Use device='cpu'."
+            )
+        callbacks = self.callbacks if isinstance(self.callbacks, list) else []
+        for callback in callbacks:
+            callback = callback[1] if isinstance(callback, tuple) else callback
+            monitor = getattr(callback, "monitor", None)
+            if (
+                self.train_split is None
+                and isinstance(monitor, str)
+                and monitor.startswith("valid")
+            ):
+                raise ValueError(
+                    f"The callback {type(callback).__name__} monitors "
+                    f"{monitor!r}, which needs validation rows, but "
+                    "train_split=None. Set train_split=skorch.dataset.ValidSplit"
+                    "(5) (for example), or monitor 'train_loss'."
+                )
+        if self.constraints is None and self.fairness_weight > 0:
+            warnings.warn(
+                f"fairness_weight={self.fairness_weight} has no effect with "
+                "constraints=None; set constraints (e.g. 'demographic_parity') "
+                f"to train {name} with a fairness penalty.",
+                UserWarning,
+                stacklevel=3,
+            )
+        if self.iterator_train is not DataLoader:
+            warnings.warn(
+                f"iterator_train={self.iterator_train!r} is not used: {name} "
+                "draws its training episodes itself.",
+                UserWarning,
+                stacklevel=3,
+            )
+
     # --------------------------------------------------------------- training
     def fit(self, X, y, *, sensitive_features=None, tasks=None, sample_weight=None):
         """Meta-train on the groups, then adapt to every group seen.
@@ -310,6 +374,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             The fitted estimator.
         """
         self._check_params()
+        self._check_settings()
         with torch_threads(self._threads()):
             return self._fit(X, y, sensitive_features, tasks, sample_weight)
 
@@ -432,6 +497,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             The estimator.
         """
         self._check_params()
+        if not self.__sklearn_is_fitted__():
+            self._check_settings()
         with torch_threads(self._threads()):
             return self._partial_fit(
                 X, y, classes, sensitive_features, tasks, sample_weight

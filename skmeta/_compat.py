@@ -11,6 +11,7 @@ from sklearn.utils._metadata_requests import RequestMethod
 from sklearn.utils._optional_dependencies import check_matplotlib_support
 from sklearn.utils._param_validation import (
     Interval,
+    Options,
     StrOptions,
     validate_parameter_constraints,
 )
@@ -21,6 +22,7 @@ from sklearn.utils.validation import _check_sample_weight
 __all__ = [
     "BaseSearchCV",
     "Interval",
+    "Options",
     "RequestMethod",
     "StrOptions",
     "_MetadataRequester",

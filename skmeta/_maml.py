@@ -4,8 +4,10 @@ from functools import partial
 from numbers import Integral, Real
 
 import torch
+from skorch.dataset import Dataset
 from torch import nn
 from torch.func import functional_call, vmap
+from torch.utils.data import DataLoader
 
 from ._base import _MetaClassifier
 from ._compat import Interval
@@ -200,6 +202,14 @@ class MAMLClassifier(_MetaClassifier):
         callbacks=None,
         device="cpu",
         verbose=0,
+        warm_start=False,
+        iterator_train=DataLoader,
+        iterator_valid=DataLoader,
+        dataset=Dataset,
+        predict_nonlinearity="auto",
+        compile=False,
+        use_caching="auto",
+        torch_load_kwargs=None,
         **kwargs,
     ):
         super().__init__(
@@ -230,6 +240,14 @@ class MAMLClassifier(_MetaClassifier):
             callbacks=callbacks,
             device=device,
             verbose=verbose,
+            warm_start=warm_start,
+            iterator_train=iterator_train,
+            iterator_valid=iterator_valid,
+            dataset=dataset,
+            predict_nonlinearity=predict_nonlinearity,
+            compile=compile,
+            use_caching=use_caching,
+            torch_load_kwargs=torch_load_kwargs,
             **kwargs,
         )
         self.inner_lr = inner_lr

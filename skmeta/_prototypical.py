@@ -3,7 +3,9 @@
 from numbers import Real
 
 import torch
+from skorch.dataset import Dataset
 from torch import nn
+from torch.utils.data import DataLoader
 
 from ._base import _MetaClassifier
 from ._compat import Interval
@@ -153,6 +155,14 @@ class PrototypicalClassifier(_MetaClassifier):
         callbacks=None,
         device="cpu",
         verbose=0,
+        warm_start=False,
+        iterator_train=DataLoader,
+        iterator_valid=DataLoader,
+        dataset=Dataset,
+        predict_nonlinearity="auto",
+        compile=False,
+        use_caching="auto",
+        torch_load_kwargs=None,
         **kwargs,
     ):
         super().__init__(
@@ -183,6 +193,14 @@ class PrototypicalClassifier(_MetaClassifier):
             callbacks=callbacks,
             device=device,
             verbose=verbose,
+            warm_start=warm_start,
+            iterator_train=iterator_train,
+            iterator_valid=iterator_valid,
+            dataset=dataset,
+            predict_nonlinearity=predict_nonlinearity,
+            compile=compile,
+            use_caching=use_caching,
+            torch_load_kwargs=torch_load_kwargs,
             **kwargs,
         )
         self.shrinkage = shrinkage

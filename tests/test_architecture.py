@@ -123,5 +123,8 @@ def test_every_parameter_has_a_constraint(klass):
         "callbacks",
         "device",
         "verbose",
+        "iterator_train",
+        "iterator_valid",
+        "dataset",
     }
     assert signature - skorch_owned <= set(klass._parameter_constraints)

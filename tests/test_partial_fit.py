@@ -129,7 +129,9 @@ def test_unknown_class_is_an_error(klass, shifted):
     clf = klass(**FAST).fit(X, y, sensitive_features=groups)
     with pytest.raises(ValueError, match="not in classes_"):
         clf.partial_fit(X[:3], [0, 1, 7], sensitive_features=groups[:3])
-    with pytest.raises(ValueError, match="is not the same as on last call to partial_fit"):
+    with pytest.raises(
+        ValueError, match="is not the same as on last call to partial_fit"
+    ):
         clf.partial_fit(X[:3], y[:3], classes=[0, 1, 2], sensitive_features=groups[:3])
 
 

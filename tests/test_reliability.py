@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import torch
 from sklearn.exceptions import NotFittedError
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, EarlyStopping
 from skorch.exceptions import SkorchTrainingImpossibleError
 
 from skmeta import MAMLClassifier, PrototypicalClassifier
@@ -194,6 +194,28 @@ BAD = [
     ("inference_dtype", "fit", {"inference_dtype": "float16"}, {}, "inference_dtype"),
     ("random_state", "fit", {"random_state": "x"}, {}, "random_state"),
     ("n_threads", "fit", {"n_threads": 0}, {}, "n_threads"),
+    ("compile", "fit", {"compile": True}, {}, "compile"),
+    (
+        "predict_nonlinearity",
+        "fit",
+        {"predict_nonlinearity": None},
+        {},
+        "predict_nonlinearity",
+    ),
+    (
+        "cuda-without-cuda",
+        "fit",
+        {"device": "cuda" if not torch.cuda.is_available() else "cuda:4096"},
+        {},
+        "torch.cuda.is_available|cuda",
+    ),
+    (
+        "early-stopping-without-validation",
+        "fit",
+        {"callbacks": [EarlyStopping(patience=2)]},
+        {},
+        "needs validation rows",
+    ),
     # partial_fit
     (
         "partial-no-classes",
@@ -261,7 +283,9 @@ def _arguments(method):
 )
 def test_bad_input_fails_clearly_before_training(klass, method, params, changes, match):
     recorder = _Recorder()
-    clf = klass(callbacks=[recorder], **{**FAST, **params})
+    params = dict(params)
+    callbacks = [recorder, *params.pop("callbacks", [])]
+    clf = klass(callbacks=callbacks, **{**FAST, **params})
     if method in ("partial_fit", "predict", "predict_proba", "decision_function"):
         clf.fit(*_data()[:2], sensitive_features=_data()[2])
         recorder.calls = []
@@ -296,6 +320,12 @@ def test_the_bad_input_matrix_is_large():
 def test_bad_estimator_specific_parameters(klass, params):
     with pytest.raises(ValueError, match=next(iter(params))):
         klass(**params).fit(*_data()[:2])
+
+
+def test_settings_that_do_nothing_warn(klass):
+    X, y, groups = _data(60)
+    with pytest.warns(UserWarning, match="fairness_weight=1.0 has no effect"):
+        klass(fairness_weight=1.0, **FAST).fit(X, y, sensitive_features=groups)
 
 
 def test_predict_before_fit_raises_not_fitted(klass):

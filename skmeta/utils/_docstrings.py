@@ -174,6 +174,36 @@ criterion : type of torch.nn.Module, default=torch.nn.CrossEntropyLoss
     verbose : int, default=0
         ``1`` prints skorch's table of epochs.
 
+    warm_start : bool, default=False
+        Whether ``fit`` continues training the meta-learned network (and
+        keeps its classes) instead of starting afresh; tasks and support sets
+        come from the new call.
+
+    iterator_train : type, default=torch.utils.data.DataLoader
+        skorch's training iterator. Unused: training draws episodes.
+
+    iterator_valid : type, default=torch.utils.data.DataLoader
+        skorch's iterator over the validation rows of ``train_split``.
+
+    dataset : type, default=skorch.dataset.Dataset
+        skorch's dataset class, which holds the validation rows.
+
+    predict_nonlinearity : "auto", default="auto"
+        Kept for skorch's API; skmeta's probabilities are always the softmax
+        of the logits, so any other value is rejected.
+
+    compile : False, default=False
+        skorch's ``torch.compile`` switch. skmeta evaluates the module
+        functionally (per-task parameters), which a compiled module does not
+        allow, so ``True`` is rejected.
+
+    use_caching : "auto" or bool, default="auto"
+        skorch's caching of predictions for its scoring callbacks.
+
+    torch_load_kwargs : dict, default=None
+        Arguments skorch passes to ``torch.load`` (``load_params``,
+        unpickling).
+
     **kwargs : dict
         Any other :class:`skorch.net.NeuralNet` argument, and the prefixed
         ``module__*``, ``optimizer__*``, ``criterion__*``, ``callbacks__*``
