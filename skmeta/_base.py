@@ -50,10 +50,16 @@ from ._compat import (
     StrOptions,
     validate_parameter_constraints,
 )
-from ._episodes import EpisodeLoader, EpisodeSampler, default_steps_per_epoch
+from ._episodes import (
+    BatchLoader,
+    EpisodeLoader,
+    EpisodeSampler,
+    default_steps_per_epoch,
+)
 from ._input import (
     ConstantPredictorWarning,
     MetaInput,
+    dense,
     validate_fit_input,
     validate_predict_input,
 )
@@ -88,6 +94,12 @@ _FITTED_ATTRIBUTES = (
 
 # Rows evaluated per chunk at prediction (bounds the memory of one call).
 _PREDICT_CHUNK = 65536
+
+# Key of the per-state share of the own rows (adaptation_weight_) in states_.
+_WEIGHT = "_weight"
+
+# Learned prior strengths (log scale) take steps this many times the outer lr.
+_PRIOR_LR_FACTOR = 30.0
 
 # Modules with fewer parameters run on one torch thread with n_threads="auto".
 _SMALL_MODULE = 1_000_000
@@ -214,6 +226,11 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             ("print_log", PrintLog()),
         ]
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # densified a batch of rows at a time
+        return tags
+
     def __repr__(self):
         # scikit-learn's repr (the parameters that differ from the defaults),
         # also inside pipelines and in notebooks' HTML repr; the network is
@@ -250,6 +267,27 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         super().trim_for_prediction()
         self.__dict__.pop("support_", None)
         return self
+
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        # Learned prior strengths live on a log scale and must settle within a
+        # fit: they take steps _PRIOR_LR_FACTOR times the outer learning rate,
+        # unless optimizer__param_groups places them.
+        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
+        prior = getattr(self, "prior_", None)
+        if prefix != "optimizer" or prior is None or not args:
+            return args, kwargs
+        user_groups = self.get_params_for("optimizer").get("param_groups")
+        if user_groups and any("prior" in pattern for pattern, _ in user_groups):
+            return args, kwargs
+        mine = {id(p) for p in prior.parameters()}
+        groups = []
+        for group in args[0]:
+            params = [p for p in group["params"] if id(p) not in mine]
+            if params:
+                groups.append({**group, "params": params})
+        lr = kwargs.get("lr", self.lr) * _PRIOR_LR_FACTOR
+        groups.append({"params": list(prior.parameters()), "lr": lr})
+        return (groups, *args[1:]), kwargs
 
     def get_metadata_routing(self):
         # A plain consumer: skmeta does not route fit arguments to a splitter.
@@ -419,7 +457,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             rows = np.random.default_rng(0).choice(rows, n_max, replace=False)
         with torch.inference_mode():
             logits = self._predict_logits(
-                torch.as_tensor(data.X[rows]), torch.as_tensor(data.task[rows])
+                torch.as_tensor(dense(data.X[rows])), torch.as_tensor(data.task[rows])
             )
         predicted = np.bincount(
             logits.argmax(1).cpu().numpy(), minlength=len(self.classes_)
@@ -577,7 +615,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 self.initialize()
             self._check_module()
             self._episode_seed_ = seed
-            self._input_scale_ = float(np.abs(data.X).max(initial=0.0))
+            self._input_scale_ = float(abs(data.X).max()) if data.X.shape[0] else 0.0
             try:
                 self.notify("on_train_begin", X=X, y=y)
                 # KeyboardInterrupt is how skorch's EarlyStopping ends training.
@@ -605,7 +643,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         a positive weight), seeded by ``random_state``.
         """
         if not training:
-            return super().get_iterator(dataset, training=False)
+            data, y = data_from_dataset(dataset)
+            return BatchLoader(data, y, batch_size=self.batch_size, device=self.device)
         data, y = data_from_dataset(dataset)
         y = np.asarray(y)
         # Kept until the end of fit_loop: validation adapts to these rows.
@@ -841,20 +880,25 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             torch.manual_seed(self._seed())
             if recompute_global or not hasattr(self, "states_"):
                 n = support.pooled.n
-                pooled = self._adapt_states(
+                pooled, weight = self._adapt_states(
                     *self._padded(
                         support.pooled, np.arange(n), np.array([0]), np.array([n])
                     ),
                     prior=None,
                 )
+                pooled = {**pooled, _WEIGHT: weight}
                 self._check_finite(pooled, "the state adapted to the pooled data")
                 self.states_ = self._grow_states(pooled, n_states, reset=True)
             else:
                 self.states_ = self._grow_states(self.states_, n_states)
-            prior = {name: v[0].clone() for name, v in self.states_.items()}
+            prior = {
+                name: v[0].clone()
+                for name, v in self.states_.items()
+                if name != _WEIGHT
+            }
             # Tasks default to the pooled state, then those with rows adapt.
             for name, v in self.states_.items():
-                v[tasks + 1] = prior[name]
+                v[tasks + 1] = prior[name] if name != _WEIGHT else 0.0
             order, keys, starts, ends = support.tasks.by_key()
             wanted = np.isin(keys, tasks)
             keys, starts, ends = keys[wanted], starts[wanted], ends[wanted]
@@ -870,10 +914,11 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 ):
                     j += 1
                 chosen = by_size[i:j]
-                states = self._adapt_states(
+                states, weight = self._adapt_states(
                     *self._padded(support.tasks, order, starts[chosen], ends[chosen]),
                     prior=prior,
                 )
+                states = {**states, _WEIGHT: weight}
                 self._check_finite(states, "the state adapted to a task's rows")
                 for name, v in states.items():
                     self.states_[name][keys[chosen] + 1] = v
@@ -883,6 +928,13 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self.log_priors_ = shrunk_log_priors(counts, self._prior_strength()).to(
             self.device
         )
+
+    @property
+    def adaptation_weight_(self):
+        """Share of each task's state owed to its own rows (see the class)."""
+        check_is_fitted(self)
+        weights = self.states_[_WEIGHT][1 : len(self.tasks_) + 1]
+        return weights.detach().cpu().numpy().astype(np.float64)
 
     def _padded(self, store, order, starts, ends):
         """Padded ``(X, y, w)`` of shape ``(n_tasks, n_rows, ...)``: task ``i``
@@ -956,7 +1008,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         check_is_fitted(self)
         if isinstance(X, Dataset):  # from skorch callbacks during training
             data, _ = data_from_dataset(X)
-            X, task = np.asarray(data["X"]), np.asarray(data["task"])
+            X, task = data["X"], np.asarray(data["task"])
         else:
             data = validate_predict_input(self, X, sensitive_features, tasks)
             X, task = data.X, data.task
@@ -976,9 +1028,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         with torch.inference_mode():
             for start in range(0, X.shape[0], _PREDICT_CHUNK):
                 stop = start + _PREDICT_CHUNK
-                chunk = X[start:stop]
-                if not isinstance(chunk, np.ndarray):  # sparse: densify a chunk
-                    chunk = chunk.toarray()
+                chunk = dense(X[start:stop])  # sparse: densify a chunk
                 logits = self._predict_logits(
                     torch.as_tensor(chunk), torch.as_tensor(task[start:stop])
                 )

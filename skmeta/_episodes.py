@@ -13,6 +13,7 @@ that names them, but they still get an adapted state after fitting.
 import math
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 
@@ -165,7 +166,14 @@ class EpisodeLoader:
         self.n_steps = n_steps
         # Put the whole training set on the device once; episodes are gathers.
         pad = lambda a: np.concatenate([a, np.zeros_like(a[:1])])  # noqa: E731
-        self.X = torch.as_tensor(pad(data["X"]), device=device)
+        X = data["X"]
+        if sp.issparse(X):
+            # Sparse rows stay sparse on the host; each meta-batch densifies
+            # the rows it draws.
+            self.X = sp.vstack([X, sp.csr_matrix((1, X.shape[1]), dtype=X.dtype)])
+            self.X = self.X.tocsr()
+        else:
+            self.X = torch.as_tensor(pad(X), device=device)
         self.y = torch.as_tensor(pad(y), device=device)
         w = pad(data["weight"])
         w[-1] = 0.0  # the padding row (index -1) weighs nothing
@@ -180,10 +188,17 @@ class EpisodeLoader:
     def __len__(self):
         return self.n_steps
 
+    def _rows(self, idx):
+        if isinstance(self.X, torch.Tensor):
+            return self.X[torch.as_tensor(idx, device=self.device)]
+        rows = self.X[np.asarray(idx).ravel()].toarray()
+        return torch.as_tensor(rows, device=self.device).view(*idx.shape, -1)
+
     def _gather(self, idx, prefix):
+        X = self._rows(idx)
         idx = torch.as_tensor(idx, device=self.device)
         return {
-            prefix + "X": self.X[idx],
+            prefix + "X": X,
             prefix + "y": self.y[idx],
             prefix + "w": self.w[idx],
             prefix + "g": self.g[idx],
@@ -215,3 +230,38 @@ def default_steps_per_epoch(n_samples, n_classes, n_shots, n_queries, meta_batch
     """Meta-batches needed to draw about ``n_samples`` rows, at least 10."""
     rows_per_step = meta_batch_size * n_classes * (n_shots + n_queries)
     return max(10, math.ceil(n_samples / rows_per_step))
+
+
+class BatchLoader:
+    """Batches of consecutive rows as tensors: skorch's validation iterator.
+
+    skorch's ``DataLoader`` over a ``Dataset`` indexes one row at a time and
+    cannot collate sparse rows; this slices whole batches (densifying sparse
+    rows a batch at a time).
+
+    Parameters
+    ----------
+    data : dict of ndarray or sparse matrix
+        ``"X"`` and the per-row arrays.
+    y : ndarray of shape (n_samples,)
+    batch_size : int
+    device : str or torch.device
+    """
+
+    def __init__(self, data, y, *, batch_size, device):
+        self.data, self.y = data, np.asarray(y)
+        self.batch_size = batch_size if batch_size > 0 else max(len(self.y), 1)
+        self.device = device
+
+    def __len__(self):
+        return math.ceil(len(self.y) / self.batch_size)
+
+    def __iter__(self):
+        for start in range(0, len(self.y), self.batch_size):
+            rows = slice(start, start + self.batch_size)
+            batch = {}
+            for key, value in self.data.items():
+                value = value[rows]
+                value = value.toarray() if sp.issparse(value) else value
+                batch[key] = torch.as_tensor(value, device=self.device)
+            yield batch, torch.as_tensor(self.y[rows], device=self.device)

@@ -18,6 +18,7 @@ from torch.func import functional_call, grad, vmap
 
 __all__ = [
     "InnerLearningRates",
+    "LearnedPrior",
     "balance_classes",
     "blocked_forward",
     "class_sums",
@@ -25,7 +26,6 @@ __all__ = [
     "prototype_logits",
     "shrunk_prototypes",
     "stateless_forward",
-    "step_scale",
 ]
 
 _THREAD = threading.local()
@@ -137,15 +137,34 @@ def inner_loop(
     inner_lr,
     n_steps,
     first_order,
-    proximal_weight=0.0,
+    prior_strength=0.0,
+    n_rows=None,
 ):
-    """Adapt ``params`` with ``n_steps`` gradient steps on a weighted support set.
+    r"""Adapt ``params`` by gradient steps on a weighted support set (MAP).
+
+    Each step descends the MAP objective
+
+    .. math::
+
+        L(\theta) = \frac{\sum_i w_i \ell_i(\theta)
+            + \frac{\lambda}{2} \lVert \theta - \theta_0 \rVert^2}{n + \lambda}
+
+    where :math:`\ell_i` is the loss of support row ``i``, :math:`\theta_0`
+    the starting ``params``, :math:`\lambda` the ``prior_strength`` and
+    :math:`n` the number of (effective) rows, ``n_rows``; the weights enter
+    as relative weights (they are rescaled to sum to :math:`n`). Its gradient
+    is :math:`(n \nabla \bar\ell + \lambda (\theta - \theta_0)) / (n +
+    \lambda)` with :math:`\bar\ell` the weighted mean loss: with few rows
+    the prior holds the parameters near :math:`\theta_0`, with many the rows
+    decide. :math:`\lambda = 0` is plain MAML on the weighted mean loss.
 
     Purely functional: ``module`` is only evaluated through
-    :func:`torch.func.functional_call`, ``params`` is never modified.
-    With ``first_order=False`` the result stays differentiable with respect
-    to ``params`` through the inner gradients (second-order MAML); with
-    ``first_order=True`` the inner gradients are treated as constants.
+    :func:`torch.func.functional_call`, ``params`` is never modified. With
+    ``first_order=False`` the result stays differentiable with respect to
+    ``params`` through the inner gradients (second-order MAML); with
+    ``first_order=True`` the inner gradients and the distances to
+    :math:`\theta_0` are treated as constants (``prior_strength`` still gets
+    a gradient through the weights of the two terms).
 
     Parameters
     ----------
@@ -159,7 +178,7 @@ def inner_loop(
         Per-row loss ``criterion(logits, y)``.
 
     X, y, w : torch.Tensor
-        Support rows, their encoded classes and weights.
+        Support rows, their encoded classes and (relative) weights.
 
     inner_lr : float or dict of str to torch.Tensor
         Step size, or one step size tensor per parameter (same shapes).
@@ -170,9 +189,11 @@ def inner_loop(
     first_order : bool
         Whether to drop second-order terms.
 
-    proximal_weight : float, default=0.0
-        Weight ``mu`` of ``mu / 2 * ||theta - theta_0||^2`` in the support
-        loss.
+    prior_strength : float or torch.Tensor, default=0.0
+        :math:`\lambda \geq 0`, in rows.
+
+    n_rows : float or torch.Tensor, default=None
+        :math:`n`; ``w.sum()`` when None.
 
     Returns
     -------
@@ -180,37 +201,25 @@ def inner_loop(
         The adapted parameters.
     """
     start = params
+    n = w.sum() if n_rows is None else torch.as_tensor(n_rows, dtype=w.dtype)
+    data_share = n / (n + prior_strength).clamp_min(1e-12)
+    prior_share = 1.0 - data_share
 
-    def support_loss(p):
+    def mean_loss(p):
         losses = criterion(functional_call(module, (p, buffers), (X,)), y)
-        loss = (losses * w).sum() / w.sum().clamp_min(1e-12)
-        if proximal_weight:
-            loss = loss + proximal_weight / 2 * sum(
-                ((p[name] - start[name]) ** 2).sum() for name in p
-            )
-        return loss
+        return (losses * w).sum() / w.sum().clamp_min(1e-12)
 
     for _ in range(n_steps):
-        grads = grad(support_loss)(params)
-        if first_order:
-            grads = {name: g.detach() for name, g in grads.items()}
-        params = {
-            name: p
-            - (inner_lr[name] if isinstance(inner_lr, dict) else inner_lr) * grads[name]
-            for name, p in params.items()
-        }
+        grads = grad(mean_loss)(params)
+        new = {}
+        for name, p in params.items():
+            g, distance = grads[name], p - start[name]
+            if first_order:
+                g, distance = g.detach(), distance.detach()
+            lr = inner_lr[name] if isinstance(inner_lr, dict) else inner_lr
+            new[name] = p - lr * (data_share * g + prior_share * distance)
+        params = new
     return params
-
-
-def step_scale(w, n_classes, n_shots):
-    """How far a support set of total weight ``w.sum(-1)`` may move.
-
-    Each support row moves the parameters as far as a row of a training
-    episode did: a support set lighter than an episode's
-    (``n_classes * n_shots`` rows) takes proportionally smaller steps; a
-    heavier one takes the same steps on a less noisy gradient.
-    """
-    return (w.sum(-1) / (n_classes * n_shots)).clamp(max=1.0)
 
 
 def balance_classes(y, w, n_classes):
@@ -249,6 +258,31 @@ class InnerLearningRates(nn.Module):
             name: log_lr.exp()
             for name, log_lr in zip(self.names, self.log_lr, strict=True)
         }
+
+
+class LearnedPrior(nn.Module):
+    """Positive strengths learned by the outer loop (empirical Bayes).
+
+    Each strength is kept as its logarithm, so it stays positive.
+
+    Parameters
+    ----------
+    **start : float
+        Starting value of each strength, by name.
+    """
+
+    def __init__(self, **start):
+        super().__init__()
+        self.log = nn.ParameterDict(
+            {
+                name: nn.Parameter(torch.tensor(math.log(value)))
+                for name, value in start.items()
+            }
+        )
+
+    def forward(self):
+        """The strengths by name."""
+        return {name: value.exp() for name, value in self.log.items()}
 
 
 # ----------------------------------------------------------------- prototypes
@@ -298,8 +332,8 @@ def shrunk_prototypes(sums, counts, prior, prior_present, shrinkage):
     return prototypes * present[..., None].to(sums.dtype), present
 
 
-def prototype_logits(embeddings, prototypes, present):
-    """Minus squared Euclidean distances to the prototypes.
+def prototype_logits(embeddings, prototypes, present, scale=1.0):
+    """Minus squared Euclidean distances to the prototypes, times ``scale``.
 
     Parameters
     ----------
@@ -308,13 +342,15 @@ def prototype_logits(embeddings, prototypes, present):
     present : torch.Tensor of shape (..., n_classes), dtype=bool
         Classes with a prototype; the others get the most negative finite
         logit of the dtype (probability 0, and no NaN in any precision).
+    scale : float or torch.Tensor, default=1.0
+        Inverse temperature of the softmax over the logits.
 
     Returns
     -------
     logits : torch.Tensor of shape (..., n_rows, n_classes)
     """
     diff = embeddings.unsqueeze(-2) - prototypes.unsqueeze(-3)
-    logits = -(diff**2).sum(-1)
+    logits = -scale * (diff**2).sum(-1)
     return logits.masked_fill(~present.unsqueeze(-2), torch.finfo(logits.dtype).min)
 
 
@@ -399,8 +435,8 @@ def mlp_inner_loop(
     inner_lr,
     n_steps,
     first_order,
-    proximal_weight=0.0,
-    scale=None,
+    prior_strength=0.0,
+    n_rows=None,
 ):
     """:func:`inner_loop` for a plain MLP and cross-entropy, batched over tasks.
 
@@ -421,9 +457,9 @@ def mlp_inner_loop(
     inner_lr : float or dict of str to torch.Tensor
     n_steps : int
     first_order : bool
-    proximal_weight : float, default=0.0
-    scale : torch.Tensor of shape (n_tasks,), default=None
-        Per-task multiplier of the step size.
+    prior_strength : float or torch.Tensor, default=0.0
+    n_rows : torch.Tensor of shape (n_tasks,), default=None
+        Effective rows of each task; ``w.sum(-1)`` when None.
 
     Returns
     -------
@@ -439,7 +475,9 @@ def mlp_inner_loop(
     }
     row_w = (w / w.sum(-1, keepdim=True).clamp_min(1e-12)).unsqueeze(-1)
     onehot = nn.functional.one_hot(y, n_classes).to(X.dtype)
-    step = scale.view(-1, *([1] * 2)) if scale is not None else None
+    n = w.sum(-1) if n_rows is None else n_rows
+    data_share = n / (n + prior_strength).clamp_min(1e-12)  # (n_tasks,)
+    prior_share = 1.0 - data_share
     for _ in range(n_steps):
         # Forward, keeping each layer's input and pre-activation.
         inputs, pre, h = [], [], X
@@ -461,14 +499,12 @@ def mlp_inner_loop(
                 delta = upstream * _ACTIVATIONS[activation][1](pre[i - 1], inputs[i])
         new = {}
         for name, p in params.items():
-            g = grads[name]
-            if proximal_weight:
-                g = g + proximal_weight * (p - start[name])
+            g, distance = grads[name], p - start[name]
             if first_order:
-                g = g.detach()
+                g, distance = g.detach(), distance.detach()
+            shape = (-1,) + (1,) * (p.dim() - 1)
+            step = data_share.view(shape) * g + prior_share.view(shape) * distance
             lr = inner_lr[name] if isinstance(inner_lr, dict) else inner_lr
-            if step is not None:
-                lr = lr * (step if p.dim() == 3 else step[..., 0])
-            new[name] = p - lr * g
+            new[name] = p - lr * step
         params = new
     return params

@@ -10,6 +10,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_array, check_X_y, validate_data
 
@@ -21,6 +22,7 @@ __all__ = [
     "MetaInput",
     "UnknownGroupWarning",
     "check_unknown",
+    "dense",
     "validate_fit_input",
     "validate_predict_input",
 ]
@@ -32,8 +34,9 @@ class MetaInput:
 
     Attributes
     ----------
-    X : ndarray of shape (n_samples, n_features_model), dtype=float32
-        Model input (without the sensitive columns).
+    X : ndarray or scipy CSR matrix of shape (n_samples, n_features_model)
+        Model input (without the sensitive columns), float32. Sparse input
+        stays sparse; it is densified a batch of rows at a time.
     task : ndarray of shape (n_samples,), dtype=int64
         Position of each row's task in ``tasks_``; ``-1`` for none.
     group : ndarray of shape (n_samples,), dtype=int64
@@ -66,10 +69,23 @@ def _validate_X(estimator, X, sensitive_features, *, y=None, reset, fitting):
     if columns is None:
         if fitting:
             X, y = validate_data(
-                estimator, X, y, dtype=np.float32, copy=True, reset=reset
+                estimator,
+                X,
+                y,
+                accept_sparse="csr",
+                dtype=np.float32,
+                copy=True,
+                reset=reset,
             )
         else:
-            X = validate_data(estimator, X, dtype=np.float32, copy=True, reset=reset)
+            X = validate_data(
+                estimator,
+                X,
+                accept_sparse="csr",
+                dtype=np.float32,
+                copy=True,
+                reset=reset,
+            )
         return X, y, sensitive_features
     if sensitive_features is not None:
         raise ValueError(
@@ -82,9 +98,13 @@ def _validate_X(estimator, X, sensitive_features, *, y=None, reset, fitting):
     validate_data(estimator, X, reset=reset, skip_check_array=True)
     X_model, sensitive = split_sensitive_columns(X, columns)
     if fitting:
-        X_model, y = check_X_y(X_model, y, dtype=np.float32, copy=True)
+        X_model, y = check_X_y(
+            X_model, y, accept_sparse="csr", dtype=np.float32, copy=True
+        )
     else:
-        X_model = check_array(X_model, dtype=np.float32, copy=True, input_name="X")
+        X_model = check_array(
+            X_model, accept_sparse="csr", dtype=np.float32, copy=True, input_name="X"
+        )
     return X_model, y, sensitive
 
 
@@ -307,3 +327,8 @@ def pd_unique(values):
     """Unique values in order of appearance."""
     _, first = np.unique(values.astype(str), return_index=True)
     return values[np.sort(first)]
+
+
+def dense(X):
+    """``X`` as a dense float32 array (a sparse matrix is densified)."""
+    return X.toarray() if sp.issparse(X) else X

@@ -4,36 +4,58 @@ from functools import partial
 from numbers import Integral, Real
 
 import torch
+from sklearn.utils.validation import check_is_fitted
 from skorch.dataset import Dataset
 from torch import nn
 from torch.func import functional_call, vmap
 from torch.utils.data import DataLoader
 
 from ._base import _MetaClassifier
-from ._compat import Interval
+from ._compat import Interval, StrOptions
 from ._functional import (
     InnerLearningRates,
+    LearnedPrior,
     balance_classes,
     blocked_forward,
     inner_loop,
     mlp_forward,
     mlp_inner_loop,
     mlp_layers,
-    step_scale,
 )
 from .modules import MLP
 from .utils._docstrings import fill_docstring
 
+# Starting value of a learned prior strength (rows).
+_PRIOR_START = 0.3
+
 
 class MAMLClassifier(_MetaClassifier):
-    """Classifier that learns an initialisation which adapts to any group.
+    r"""Classifier that learns an initialisation which adapts to any group.
 
     Model-agnostic meta-learning [1]_ over groups: each sensitive group (or
     each task given with ``tasks=``) is a task. The outer loop learns
-    parameters from which ``inner_steps`` gradient steps on a task's support
-    rows give a good model for that task's query rows. After fitting, every
-    task seen has its own adapted parameters; :meth:`partial_fit` adapts to a
-    task never seen before from a handful of its rows.
+    parameters :math:`\theta_0` from which ``inner_steps`` gradient steps on
+    a task's support rows give a good model for that task's query rows.
+    After fitting, every task seen has its own adapted parameters;
+    :meth:`partial_fit` adapts to a task never seen before from a handful of
+    its rows.
+
+    How far a task moves from :math:`\theta_0` is found from its rows: the
+    inner loop descends a MAP objective, the task's loss plus a prior that
+    pulls toward :math:`\theta_0` with a strength :math:`\lambda` worth
+    :math:`\lambda` rows, meta-learned across the training tasks (empirical
+    Bayes, as in implicit MAML [3]_):
+
+    .. math::
+
+        \frac{\sum_i w_i \ell_i(\theta)
+            + \frac{\lambda}{2} \lVert \theta - \theta_0 \rVert^2}{n + \lambda}
+
+    A task with few rows stays near :math:`\theta_0`; one with many rows,
+    or whose rows clearly disagree with :math:`\theta_0`, moves toward its
+    own fit. ``adaptation_weight_`` reports :math:`n / (n + \lambda)` for
+    each task. Training and adaptation use the same inner objective, with
+    the classes of the support rows weighted equally.
 
     Read more in the :ref:`User Guide <maml>`.
 
@@ -46,28 +68,26 @@ class MAMLClassifier(_MetaClassifier):
         ``module__hidden_units=(32, 32)``). Modules with batch
         normalisation are not supported.
 
-    inner_lr : float, default=0.3
+    inner_lr : float, default=0.5
         Step size of the inner (adaptation) loop.
 
-    inner_steps : int, default=3
+    inner_steps : int, default=16
         Gradient steps of the inner loop, in training and in adaptation.
-        Adaptation always takes the steps the initialisation was trained
-        for. Their size follows one rule: each support row moves the
-        parameters as far as a row of a training episode did, so a support
-        set lighter than an episode's ``n_classes * n_shots`` rows takes
-        steps scaled by its total weight over that number (adaptation on 1
-        to 5 rows moves less and does not overfit them), and a heavier one
-        takes the full steps on a less noisy gradient.
+
+    prior_strength : "learn" or float, default="learn"
+        Strength :math:`\lambda \geq 0` of the prior toward
+        :math:`\theta_0`, in rows: with :math:`n` (effective) support rows,
+        the data weigh :math:`n / (n + \lambda)` and the prior
+        :math:`\lambda / (n + \lambda)` in each step. ``"learn"``
+        meta-learns it (starting at 0.3, on a log scale, with 30 times the
+        outer learning rate, so that it settles within a fit); a number fixes
+        it; ``0`` gives plain MAML on the weighted mean support loss. With
+        ``first_order=True`` it is learned through the weights of the two
+        terms only.
 
     first_order : bool, default=False
         Use first-order MAML, which ignores second derivatives. The default
         is second-order MAML.
-
-    proximal_weight : float, default=0.0
-        Weight ``mu`` of a proximal term ``mu / 2 * ||theta - theta_0||^2``
-        added to the support loss of the inner loop, which keeps the adapted
-        parameters ``theta`` near the initialisation ``theta_0`` (as in
-        implicit MAML). ``0`` gives plain MAML.
 
     learn_inner_lr : bool, default=False
         Meta-learn one inner step size per network weight (Meta-SGD [2]_),
@@ -120,6 +140,18 @@ class MAMLClassifier(_MetaClassifier):
     meta_sgd_ : InnerLearningRates
         The learned inner step sizes; only with ``learn_inner_lr=True``.
 
+    prior_ : LearnedPrior
+        The meta-learned prior strength; only with ``prior_strength="learn"``
+        (save it with ``save_params(f_prior=...)``).
+
+    prior_strength_ : float
+        The prior strength :math:`\lambda` in force (learned or given).
+
+    adaptation_weight_ : ndarray of shape (n_tasks,)
+        :math:`n / (n + \lambda)` of each task of ``tasks_``: how much its
+        state owes to its own rows (0: the meta-learned parameters; near 1:
+        its own fit).
+
     history_ : skorch.History
         Training history (skorch attribute), one row per epoch.
 
@@ -142,6 +174,8 @@ class MAMLClassifier(_MetaClassifier):
        Fast Adaptation of Deep Networks", ICML 2017.
     .. [2] Z. Li, F. Zhou, F. Chen, H. Li, "Meta-SGD: Learning to Learn
        Quickly for Few-Shot Learning", arXiv:1707.09835, 2017.
+    .. [3] A. Rajeswaran, C. Finn, S. Kakade, S. Levine, "Meta-Learning with
+       Implicit Gradients", NeurIPS 2019.
 
     Examples
     --------
@@ -164,18 +198,21 @@ class MAMLClassifier(_MetaClassifier):
         "inner_steps": [Interval(Integral, 1, None, closed="left")],
         "first_order": ["boolean"],
         "learn_inner_lr": ["boolean"],
-        "proximal_weight": [Interval(Real, 0, None, closed="left")],
+        "prior_strength": [
+            StrOptions({"learn"}),
+            Interval(Real, 0, None, closed="left"),
+        ],
     }
 
     def __init__(
         self,
         module=MLP,
         *,
-        inner_lr=0.3,
-        inner_steps=3,
+        inner_lr=0.5,
+        inner_steps=16,
+        prior_strength="learn",
         first_order=False,
         learn_inner_lr=False,
-        proximal_weight=0.0,
         n_shots=5,
         n_queries=15,
         meta_batch_size=8,
@@ -254,27 +291,36 @@ class MAMLClassifier(_MetaClassifier):
         self.inner_steps = inner_steps
         self.first_order = first_order
         self.learn_inner_lr = learn_inner_lr
-        self.proximal_weight = proximal_weight
+        self.prior_strength = prior_strength
 
     def initialize_module(self):
         super().initialize_module()
+        # Further modules, so that skorch's optimizer, device moves and
+        # pickling handle them as they handle the network.
         if self.learn_inner_lr:
-            # A second module, so skorch's optimizer, device moves and
-            # pickling handle the step sizes as they handle the network.
             self.meta_sgd_ = InnerLearningRates(self.module_, self.inner_lr).to(
                 self.device
             )
+        if self.prior_strength == "learn":
+            self.prior_ = LearnedPrior(strength=_PRIOR_START).to(self.device)
         return self
 
     def _step_sizes(self):
         return self.meta_sgd_() if self.learn_inner_lr else self.inner_lr
 
-    def _adapt(self, params, X, y, w, *, first_order, scale):
-        step_sizes = self._step_sizes()
-        if isinstance(step_sizes, dict):
-            step_sizes = {name: s * scale for name, s in step_sizes.items()}
-        else:
-            step_sizes = step_sizes * scale
+    def _prior_strength_value(self):
+        """The prior strength, a tensor (differentiable when learned)."""
+        if self.prior_strength == "learn":
+            return self.prior_()["strength"]
+        return torch.tensor(float(self.prior_strength), device=self.device)
+
+    @property
+    def prior_strength_(self):
+        check_is_fitted(self)
+        return float(self._prior_strength_value().detach())
+
+    def _adapt(self, params, X, y, w, n, *, first_order):
+        """One task's general-path adaptation (under vmap)."""
         return inner_loop(
             self.module_,
             params,
@@ -283,10 +329,11 @@ class MAMLClassifier(_MetaClassifier):
             X,
             y,
             w,
-            inner_lr=step_sizes,
+            inner_lr=self._step_sizes(),
             n_steps=self.inner_steps,
             first_order=first_order,
-            proximal_weight=self.proximal_weight,
+            prior_strength=self._prior_strength_value(),
+            n_rows=n,
         )
 
     def _check_module(self):
@@ -324,12 +371,15 @@ class MAMLClassifier(_MetaClassifier):
             return None
         return mlp_layers(self.module_, dropout_ok=not training)
 
-    def _adapt_batch(self, params, X, y, w, *, first_order, balance):
-        """Adapted parameters of a batch of padded support sets (general or
-        closed-form path). With ``balance``, classes weigh the same."""
-        n_classes = len(self.classes_)
-        scale = step_scale(w, n_classes, self.n_shots)
-        loss_w = balance_classes(y, w, n_classes) if balance else w
+    def _adapt_batch(self, params, X, y, w, *, first_order):
+        """Adapted parameters of a batch of padded support sets.
+
+        The support loss weighs the classes equally and the MAP objective
+        counts the support's effective rows (its summed weight), in training
+        and in adaptation alike.
+        """
+        n = w.sum(-1)
+        balanced = balance_classes(y, w, len(self.classes_))
         layers = self._fast_layers(training=True)
         if layers is not None:
             return mlp_inner_loop(
@@ -337,18 +387,18 @@ class MAMLClassifier(_MetaClassifier):
                 params,
                 X,
                 y,
-                loss_w,
+                balanced,
                 inner_lr=self._step_sizes(),
                 n_steps=self.inner_steps,
                 first_order=first_order,
-                proximal_weight=self.proximal_weight,
-                scale=scale,
+                prior_strength=self._prior_strength_value(),
+                n_rows=n,
             )
 
-        def adapt(Xs, ys, ws, s):
-            return self._adapt(params, Xs, ys, ws, first_order=first_order, scale=s)
+        def adapt(Xs, ys, ws, ns):
+            return self._adapt(params, Xs, ys, ws, ns, first_order=first_order)
 
-        return vmap(adapt, randomness="different")(X, y, loss_w, scale)
+        return vmap(adapt, randomness="different")(X, y, balanced, n)
 
     def _query_logits(self, episodes):
         """Query logits of every task of a meta-batch, after adaptation."""
@@ -359,7 +409,6 @@ class MAMLClassifier(_MetaClassifier):
             episodes["support_y"],
             episodes["support_w"],
             first_order=self.first_order,
-            balance=False,
         )
         layers = self._fast_layers(training=True)
         if layers is not None:
@@ -372,13 +421,13 @@ class MAMLClassifier(_MetaClassifier):
         return vmap(query_logits, randomness="different")(adapted, episodes["query_X"])
 
     def _adapt_states(self, X, y, w, prior):
-        """Parameters adapted to each padded support set (first order).
-
-        Classes weigh the same in the support loss, as in the class-balanced
-        training episodes.
-        """
+        """Parameters adapted to each padded support set (first order), and
+        the share ``n / (n + prior strength)`` of each support's own rows."""
         params = {k: v.detach() for k, v in self.module_.named_parameters()}
-        return self._adapt_batch(params, X, y, w, first_order=True, balance=True)
+        states = self._adapt_batch(params, X, y, w, first_order=True)
+        n = w.sum(-1)
+        weight = n / (n + self._prior_strength_value()).clamp_min(1e-12)
+        return states, weight
 
     def _state_logits(self, X, index, states, dtype):
         buffers = {
@@ -387,18 +436,24 @@ class MAMLClassifier(_MetaClassifier):
         }
         layers = self._fast_layers(training=False)
         forward = None if layers is None else partial(mlp_forward, layers)
-        return blocked_forward(self.module_, states, buffers, X, index, forward=forward)
+        params = {k: v for k, v in states.items() if k in self._param_names()}
+        return blocked_forward(self.module_, params, buffers, X, index, forward=forward)
+
+    def _param_names(self):
+        return {name for name, _ in self.module_.named_parameters()}
 
     @property
     def global_state_(self):
         """Parameters adapted to the pooled support set (unknown tasks)."""
-        return {name: v[0] for name, v in self.states_.items()}
+        names = self._param_names()
+        return {name: v[0] for name, v in self.states_.items() if name in names}
 
     @property
     def task_states_(self):
         """Adapted parameters of each task of ``tasks_``."""
+        names = self._param_names()
         return [
-            {name: v[t + 1] for name, v in self.states_.items()}
+            {name: v[t + 1] for name, v in self.states_.items() if name in names}
             for t in range(len(self.tasks_))
         ]
 

@@ -3,13 +3,15 @@
 from numbers import Real
 
 import torch
+from sklearn.utils.validation import check_is_fitted
 from skorch.dataset import Dataset
 from torch import nn
 from torch.utils.data import DataLoader
 
 from ._base import _MetaClassifier
-from ._compat import Interval
+from ._compat import Interval, StrOptions
 from ._functional import (
+    LearnedPrior,
     class_sums,
     prototype_logits,
     shrunk_prototypes,
@@ -18,6 +20,9 @@ from ._functional import (
 from .modules import EmbeddingMLP
 from .utils._docstrings import fill_docstring
 
+# Starting value of a learned shrinkage (rows).
+_SHRINKAGE_START = 2.0
+
 
 class PrototypicalClassifier(_MetaClassifier):
     """Classifier that summarises each group's classes by prototypes.
@@ -25,12 +30,20 @@ class PrototypicalClassifier(_MetaClassifier):
     Prototypical networks [1]_ over groups: a network embeds rows; in each
     episode the prototype of a class is the weighted mean of the embedded
     support rows of that class, and query rows are classified by a softmax
-    over minus their squared Euclidean distances to the prototypes. The loss
-    of a query row of class ``y`` is ``-log softmax(-d(f(x), c))_y``.
+    over minus their squared Euclidean distances to the prototypes, times a
+    scale ``s``. The loss of a query row of class ``y`` is
+    ``-log softmax(-s * d(f(x), c))_y``.
 
     After fitting, each task (sensitive group, or ``tasks``) has its own
-    prototypes, shrunk toward the global prototypes in proportion to how few
-    rows it has; rows of unknown tasks use the global prototypes.
+    prototypes, shrunk toward the global prototypes: the prototype of class
+    ``k`` in task ``t`` is ``(n_tk * mean_tk + kappa * c_k) / (n_tk +
+    kappa)``, so a task with few rows of a class stays near the global
+    prototype and one with many rows has its own. The strength ``kappa`` (in
+    rows) is meta-learned across the training tasks (empirical Bayes), with
+    the training episodes shrinking toward the prototypes of the meta-batch
+    exactly as adaptation does; ``adaptation_weight_`` reports each task's
+    ``n_tk / (n_tk + kappa)``, averaged over its classes. Rows of unknown
+    tasks use the global prototypes.
     :meth:`partial_fit` on a new task computes its prototypes from the rows
     given. Predictions of a row do not depend on the other rows of a
     ``predict`` call (up to float64 rounding).
@@ -44,12 +57,19 @@ class PrototypicalClassifier(_MetaClassifier):
         it is set from the data; ``module__*`` sets the rest (e.g.
         ``module__embedding_dim=16``).
 
-    shrinkage : float, default=5.0
-        Strength ``kappa`` of the global prototypes in a task's prototypes:
-        ``c_tk = (n_tk * mean_tk + kappa * c_k) / (n_tk + kappa)`` where
-        ``n_tk`` is the summed weight of the task's rows of class ``k``.
-        In training episodes the global prototypes are those of the whole
-        meta-batch. ``0`` gives plain per-task prototypes.
+    shrinkage : "learn" or float, default="learn"
+        Strength ``kappa >= 0`` of the global prototypes in a task's
+        prototypes: ``c_tk = (n_tk * mean_tk + kappa * c_k) / (n_tk +
+        kappa)`` where ``n_tk`` is the (effective) number of the task's rows
+        of class ``k``. In training episodes the global prototypes are those
+        of the whole meta-batch. ``"learn"`` meta-learns it (starting at 2,
+        on a log scale, with 30 times the outer learning rate); a number
+        fixes it; ``0`` gives plain per-task prototypes.
+
+    distance_scale : "learn" or float, default="learn"
+        Scale ``s > 0`` of the squared distances in the logits (an inverse
+        temperature). ``"learn"`` meta-learns it (starting at 1, as the
+        prior strength); a number fixes it.
 
     {episode_parameters}
 
@@ -89,6 +109,20 @@ class PrototypicalClassifier(_MetaClassifier):
         Group DRO weights of the training tasks at the end of training; only
         with ``dro_step_size > 0``.
 
+    prior_strength_ : float
+        The shrinkage ``kappa`` in force (learned or given).
+
+    distance_scale_ : float
+        The distance scale ``s`` in force (learned or given).
+
+    adaptation_weight_ : ndarray of shape (n_tasks,)
+        ``n_tk / (n_tk + kappa)`` of each task of ``tasks_``, averaged over its
+        classes: how much its prototypes owe to its own rows.
+
+    prior_ : LearnedPrior
+        The meta-learned ``kappa`` and ``s``, when learned (save it with
+        ``save_params(f_prior=...)``).
+
     module_ : torch.nn.Module
         The embedding network (skorch attribute).
 
@@ -121,14 +155,19 @@ class PrototypicalClassifier(_MetaClassifier):
     _task_states_use_global = True  # task prototypes shrink toward the global
     _parameter_constraints = {
         **_MetaClassifier._parameter_constraints,
-        "shrinkage": [Interval(Real, 0, None, closed="left")],
+        "shrinkage": [StrOptions({"learn"}), Interval(Real, 0, None, closed="left")],
+        "distance_scale": [
+            StrOptions({"learn"}),
+            Interval(Real, 0, None, closed="neither"),
+        ],
     }
 
     def __init__(
         self,
         module=EmbeddingMLP,
         *,
-        shrinkage=5.0,
+        shrinkage="learn",
+        distance_scale="learn",
         n_shots=5,
         n_queries=15,
         meta_batch_size=8,
@@ -204,6 +243,41 @@ class PrototypicalClassifier(_MetaClassifier):
             **kwargs,
         )
         self.shrinkage = shrinkage
+        self.distance_scale = distance_scale
+
+    def initialize_module(self):
+        super().initialize_module()
+        start = {}
+        if self.shrinkage == "learn":
+            start["strength"] = _SHRINKAGE_START
+        if self.distance_scale == "learn":
+            start["scale"] = 1.0
+        if start:
+            # A further module: skorch's optimizer, device moves and pickling
+            # handle it as they handle the network.
+            self.prior_ = LearnedPrior(**start).to(self.device)
+        return self
+
+    def _learned(self, name, value):
+        if value == "learn":
+            return self.prior_()[name]
+        return torch.tensor(float(value), device=self.device)
+
+    def _kappa(self):
+        return self._learned("strength", self.shrinkage)
+
+    def _scale(self):
+        return self._learned("scale", self.distance_scale)
+
+    @property
+    def prior_strength_(self):
+        check_is_fitted(self)
+        return float(self._kappa().detach())
+
+    @property
+    def distance_scale_(self):
+        check_is_fitted(self)
+        return float(self._scale().detach())
 
     def _embed(self, X):
         return self.module_(X.flatten(0, -2)).unflatten(0, X.shape[:-1])
@@ -224,24 +298,31 @@ class PrototypicalClassifier(_MetaClassifier):
         pooled_counts = counts.sum(0)
         pooled = sums.sum(0) / pooled_counts.clamp_min(1e-12)[:, None]
         prototypes, present = shrunk_prototypes(
-            sums, counts, pooled, pooled_counts > 0, self.shrinkage
+            sums, counts, pooled, pooled_counts > 0, self._kappa()
         )
-        return prototype_logits(self._embed(episodes["query_X"]), prototypes, present)
+        return prototype_logits(
+            self._embed(episodes["query_X"]), prototypes, present, self._scale()
+        )
 
     def _adapt_states(self, X, y, w, prior):
-        """Prototypes of each padded support set.
+        """Prototypes of each padded support set, and the share of its own rows.
 
         The pooled state (``prior=None``) holds the plain class means; a
         task's prototypes shrink toward them.
         """
         sums, counts = class_sums(self._embed(X), y, w, len(self.classes_))
+        present = counts > 0
         if prior is None:
             prototypes = sums / counts.clamp_min(1e-12)[..., None]
-            return {"prototypes": prototypes, "present": counts > 0}
-        prototypes, present = shrunk_prototypes(
-            sums, counts, prior["prototypes"], prior["present"], self.shrinkage
+            weight = torch.ones(len(X), device=X.device)
+            return {"prototypes": prototypes, "present": present}, weight
+        kappa = self._kappa()
+        prototypes, present_or_prior = shrunk_prototypes(
+            sums, counts, prior["prototypes"], prior["present"], kappa
         )
-        return {"prototypes": prototypes, "present": present}
+        share = counts / (counts + kappa).clamp_min(1e-12)
+        weight = (share * present).sum(-1) / present.sum(-1).clamp_min(1)
+        return {"prototypes": prototypes, "present": present_or_prior}, weight
 
     def _state_logits(self, X, index, states, dtype):
         params = {k: v.to(dtype) for k, v in self.module_.named_parameters()}
@@ -252,7 +333,10 @@ class PrototypicalClassifier(_MetaClassifier):
         embeddings = stateless_forward(self.module_, params, buffers, X)
         prototypes = states["prototypes"].to(dtype)[index]
         return prototype_logits(
-            embeddings.unsqueeze(-2), prototypes, states["present"][index]
+            embeddings.unsqueeze(-2),
+            prototypes,
+            states["present"][index],
+            self._scale().to(dtype),
         ).squeeze(-2)
 
     def _view(self, i):

@@ -15,6 +15,7 @@ priors) counts every row, kept or not.
 """
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 __all__ = ["RowStore", "SupportSet"]
@@ -59,6 +60,7 @@ class RowStore:
             setattr(self, name, new)
 
     def _write(self, slots, X, y, w, g, keys):
+        X = X.toarray() if sp.issparse(X) else X  # only the rows kept
         self.X[slots], self.y[slots], self.weight[slots] = X, y, w
         self.group[slots], self.key[slots] = g, keys
 

@@ -12,7 +12,7 @@ INIT_PARAMS = {
             first_order=True,
             inner_steps=2,
             learn_inner_lr=True,
-            proximal_weight=0.1,
+            prior_strength=0.5,
             inference_dtype="float64",
             random_state=0,
         ),
@@ -23,15 +23,18 @@ INIT_PARAMS = {
     ],
 }
 
+_WEIGHTS = (
+    "weights are relative (rescaled to sum to the number of weighted rows, so "
+    "that their scale does not matter), and episodes are random draws of rows: "
+    "weighting a row is not the same as repeating it"
+)
+
 EXPECTED_FAILED_CHECKS = {
     "check_no_attributes_set_in_init": (
         "skorch.NeuralNet.__init__ sets history_, initialized_ and virtual_params_"
     ),
-    "check_sample_weight_equivalence_on_dense_data": (
-        "weights are relative (rescaled to sum to the number of weighted rows, "
-        "so that their scale does not matter), and episodes are random draws of "
-        "rows: weighting a row is not the same as repeating it"
-    ),
+    "check_sample_weight_equivalence_on_dense_data": _WEIGHTS,
+    "check_sample_weight_equivalence_on_sparse_data": _WEIGHTS,
 }
 
 # With float32 inference, a row's output depends on the rows it is computed

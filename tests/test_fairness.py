@@ -218,31 +218,6 @@ def test_weight_scale_does_not_change_the_model(klass, scale, biased):
     )
 
 
-def test_integer_weights_equal_repeated_rows_in_maml_adaptation(biased):
-    # The support loss is class-balanced and a support set of 10 or more rows
-    # takes full steps, so for MAML integer weights and repeated rows adapt
-    # the same way (rows repeated count as rows, weights as relative weights;
-    # the class priors, which count rows, are left out).
-    X, y, groups = biased
-    train = groups != 0
-    clf = MAMLClassifier(**FAST, class_prior="balanced", inference_dtype="float64").fit(
-        X[train], y[train], sensitive_features=groups[train]
-    )
-    repeated = pickle_copy(clf)
-    rows = np.flatnonzero(groups == 0)[:12]
-    w = np.arange(12) % 3 + 1
-    clf.partial_fit(X[rows], y[rows], sensitive_features=groups[rows], sample_weight=w)
-    rep = np.repeat(rows, w)
-    repeated.partial_fit(X[rep], y[rep], sensitive_features=groups[rep])
-    test = groups == 0
-    np.testing.assert_allclose(
-        clf.predict_proba(X[test], sensitive_features=groups[test]),
-        repeated.predict_proba(X[test], sensitive_features=groups[test]),
-        rtol=1e-5,
-        atol=1e-7,
-    )
-
-
 @pytest.mark.parametrize("klass", [MAMLClassifier, PrototypicalClassifier])
 def test_integer_weights_approximate_repeated_rows_in_training(klass, biased):
     X, y, groups = biased

@@ -212,3 +212,42 @@ def test_group_kfold_scores_groups_never_seen_in_training(biased_frame):
         assert held_out not in est.tasks_  # scored on the pooled state
     assert np.isfinite(results["test_score"]).all()
     assert results["test_score"].mean() > 0.5
+
+
+@pytest.mark.parametrize("klass", [MAMLClassifier, PrototypicalClassifier])
+def test_sparse_one_hot_pipeline_equals_dense(klass):
+    # OneHotEncoder's default output is sparse: it is densified a batch at a
+    # time, and the model equals the one fitted on the dense matrix.
+    import scipy.sparse as sp
+    from sklearn.preprocessing import OneHotEncoder
+    from skorch.dataset import ValidSplit
+
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame(
+        {
+            "colour": rng.choice(["red", "green", "blue"], 300),
+            "size": rng.choice(["s", "m", "l", "xl"], 300),
+            "x": rng.normal(size=300),
+        }
+    )
+    y = ((frame["colour"] == "red") ^ (frame["x"] > 0)).astype(int).to_numpy()
+    groups = rng.choice(["a", "b"], 300)
+    encode = ColumnTransformer(
+        [
+            ("cat", OneHotEncoder(), ["colour", "size"]),
+            ("num", StandardScaler(), ["x"]),
+        ],
+        sparse_threshold=1.0,
+    )
+    Xs = encode.fit_transform(frame)
+    assert sp.issparse(Xs)
+    params = dict(max_epochs=2, random_state=0, train_split=ValidSplit(3))
+    sparse = klass(**params).fit(Xs, y, sensitive_features=groups)
+    dense = klass(**params).fit(Xs.toarray(), y, sensitive_features=groups)
+    np.testing.assert_array_equal(
+        sparse.predict_proba(Xs, sensitive_features=groups),
+        dense.predict_proba(Xs.toarray(), sensitive_features=groups),
+    )
+    pipe = Pipeline([("encode", encode), ("clf", klass(max_epochs=2, random_state=0))])
+    pipe.fit(frame, y, clf__sensitive_features=groups)
+    assert pipe.score(frame, y) > 0.6

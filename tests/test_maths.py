@@ -32,31 +32,47 @@ def _fitted_float64(klass, **params):
 
 
 def _unrolled_maml_loss(clf, params, ep, step_sizes=None):
-    """Explicit per-task loop with torch.autograd.grad: the reference."""
+    """Explicit per-task loop with torch.autograd.grad: the reference.
+
+    Each task descends ``[sum_i b_i CE_i + lam / 2 ||p - p0||^2] / (n + lam)``
+    where ``b`` are the support weights rescaled so that each class present
+    weighs the same and all sum to ``n``, the summed support weight.
+    """
     ce = torch.nn.functional.cross_entropy
     if step_sizes is None:
         step_sizes = dict.fromkeys(params, clf.inner_lr)
+    lam = clf._prior_strength_value()
     losses = []
     for t in range(ep["support_X"].shape[0]):
+        ys, ws = ep["support_y"][t], ep["support_w"][t]
+        n = ws.sum()
+        classes = [k for k in range(2) if ws[ys == k].sum() > 0]
+        balanced = torch.zeros_like(ws)
+        for k in classes:
+            balanced[ys == k] = ws[ys == k] / ws[ys == k].sum() * n / len(classes)
         p = dict(params)
         for _ in range(clf.inner_steps):
             ls = ce(
                 functional_call(clf.module_, p, (ep["support_X"][t],)),
-                ep["support_y"][t],
+                ys,
                 reduction="none",
             )
-            ws = ep["support_w"][t]
-            inner = (ls * ws).sum() / ws.sum()
-            inner = inner + clf.proximal_weight / 2 * sum(
-                ((p[k] - params[k]) ** 2).sum() for k in p
-            )
-            grads = torch.autograd.grad(
-                inner, list(p.values()), create_graph=not clf.first_order
-            )
-            # Supports lighter than n_classes * n_shots rows take shorter steps.
-            scale = min(1.0, ws.sum() / (2 * clf.n_shots))
+            if clf.first_order:  # the data gradient and the distance are constants
+                data = torch.autograd.grad(
+                    (ls * balanced).sum() / n, list(p.values()), retain_graph=True
+                )
+                grads = [
+                    (n * g.detach() + lam * (p[k] - params[k]).detach()) / (n + lam)
+                    for k, g in zip(p, data, strict=True)
+                ]
+            else:
+                prior = sum(((p[k] - params[k]) ** 2).sum() for k in p)
+                objective = ((ls * balanced).sum() + lam / 2 * prior) / (n + lam)
+                grads = torch.autograd.grad(
+                    objective, list(p.values()), create_graph=True
+                )
             p = {
-                k: v - scale * step_sizes[k] * g
+                k: v - step_sizes[k] * g
                 for (k, v), g in zip(p.items(), grads, strict=True)
             }
         lq = ce(
@@ -87,22 +103,24 @@ def test_maml_meta_gradient_matches_unrolled_reference(first_order, inner_steps)
 
 
 @pytest.mark.parametrize("first_order", [False, True])
-def test_meta_gradient_with_proximal_term_and_learned_step_sizes(first_order):
+def test_meta_gradient_with_learned_prior_and_step_sizes(first_order):
     clf = _fitted_float64(
         MAMLClassifier,
         first_order=first_order,
         inner_steps=2,
         inner_lr=0.2,
-        proximal_weight=0.7,
         learn_inner_lr=True,
     )
     clf.meta_sgd_.double()
+    clf.prior_.double()
+    with torch.no_grad():
+        clf.prior_.log["strength"].fill_(np.log(1.7))
     with torch.no_grad():  # distinct step sizes per entry
         for log_lr in clf.meta_sgd_.log_lr:
             log_lr.add_(0.3 * torch.randn_like(log_lr))
     ep = _episodes()
     params = dict(clf.module_.named_parameters())
-    learned = list(clf.meta_sgd_.parameters())
+    learned = list(clf.meta_sgd_.parameters()) + list(clf.prior_.parameters())
     loss, _ = clf._episode_loss(ep)
     grads = torch.autograd.grad(loss, list(params.values()) + learned)
     ref = _unrolled_maml_loss(clf, params, ep, step_sizes=clf.meta_sgd_())
@@ -110,7 +128,9 @@ def test_meta_gradient_with_proximal_term_and_learned_step_sizes(first_order):
     assert loss.item() == pytest.approx(ref.item(), abs=1e-12)
     for g, r in zip(grads, ref_grads, strict=True):
         np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=1e-10, atol=1e-12)
-    # The step sizes are meta-learned: they get a gradient.
+    # The step sizes and the prior strength are meta-learned: gradients reach
+    # them (the strength, through the weights of the two terms even in first
+    # order).
     assert all(g.abs().sum() > 0 for g in grads[len(params) :])
 
 
@@ -149,37 +169,35 @@ def test_first_order_differs_from_second_order():
 
 
 def test_first_order_gradient_is_query_gradient_at_adapted_parameters():
-    clf = _fitted_float64(MAMLClassifier, first_order=True, inner_lr=0.3, inner_steps=1)
+    clf = _fitted_float64(
+        MAMLClassifier,
+        first_order=True,
+        inner_lr=0.3,
+        inner_steps=1,
+        prior_strength=0.0,
+    )
     ep = _episodes(n_tasks=1)
+    ep["support_y"][0] = torch.tensor([0, 1, 0, 1, 0, 1])
+    ep["support_w"][0] = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 0.0])
     params = dict(clf.module_.named_parameters())
     grads = torch.autograd.grad(clf._episode_loss(ep)[0], list(params.values()))
     # Adapt with detached gradients, then differentiate the query loss there.
-    adapted = {k: v.detach() for k, v in params.items()}
     ce = torch.nn.functional.cross_entropy
-    ls = ce(
-        functional_call(clf.module_, adapted, (ep["support_X"][0],)),
-        ep["support_y"][0],
-        reduction="none",
-    )
-    inner = (ls * ep["support_w"][0]).sum() / ep["support_w"][0].sum()
-    adapted_leaf = {k: v.clone().requires_grad_() for k, v in adapted.items()}
-    inner_grads = torch.autograd.grad(
-        (
-            ce(
-                functional_call(clf.module_, adapted_leaf, (ep["support_X"][0],)),
-                ep["support_y"][0],
-                reduction="none",
-            )
-            * ep["support_w"][0]
-        ).sum()
-        / ep["support_w"][0].sum(),
-        list(adapted_leaf.values()),
-    )
-    assert inner.item() > 0
-    scale = min(1.0, ep["support_w"][0].sum().item() / (2 * clf.n_shots))
+    leaf = {k: v.detach().clone().requires_grad_() for k, v in params.items()}
+    ys, ws = ep["support_y"][0], ep["support_w"][0]
+    balanced = ws / torch.where(ys == 0, ws[ys == 0].sum(), ws[ys == 1].sum())
+    support_loss = (
+        ce(
+            functional_call(clf.module_, leaf, (ep["support_X"][0],)),
+            ys,
+            reduction="none",
+        )
+        * balanced
+    ).sum() / balanced.sum()
+    inner_grads = torch.autograd.grad(support_loss, list(leaf.values()))
     at = {
-        k: (v - scale * 0.3 * g).requires_grad_()
-        for (k, v), g in zip(adapted.items(), inner_grads, strict=True)
+        k: (v.detach() - 0.3 * g).requires_grad_()
+        for (k, v), g in zip(leaf.items(), inner_grads, strict=True)
     }
     lq = ce(
         functional_call(clf.module_, at, (ep["query_X"][0],)),
@@ -205,8 +223,8 @@ def test_padded_slots_do_not_change_the_meta_gradient():
         np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-12, atol=1e-14)
 
 
-def _proto_reference(clf, ep, shrinkage):
-    """-log softmax(-||f(x) - c_y||^2), prototypes written out row by row."""
+def _proto_reference(clf, ep, shrinkage, scale):
+    """-log softmax(-s ||f(x) - c_y||^2), prototypes written out row by row."""
     f = lambda X: clf.module_(X).detach().numpy()  # noqa: E731
     n_tasks, n_classes = ep["support_X"].shape[0], len(clf.classes_)
     emb_s = [f(ep["support_X"][t]) for t in range(n_tasks)]
@@ -238,7 +256,7 @@ def _proto_reference(clf, ep, shrinkage):
             protos.append((s + shrinkage * pooled[k]) / (n + shrinkage))
         protos = np.stack(protos)
         q = f(ep["query_X"][t])
-        d = ((q[:, None, :] - protos[None]) ** 2).sum(-1)
+        d = scale * ((q[:, None, :] - protos[None]) ** 2).sum(-1)
         logp = -d - np.log(np.exp(-d).sum(1, keepdims=True))
         yq, wq = ep["query_y"][t].numpy(), ep["query_w"][t].numpy()
         nll = -logp[np.arange(len(yq)), yq]
@@ -246,16 +264,22 @@ def _proto_reference(clf, ep, shrinkage):
     return float(np.mean(task_losses))
 
 
-@pytest.mark.parametrize("shrinkage", [0.0, 2.0])
+@pytest.mark.parametrize("shrinkage", [0.0, 2.0, "learn"])
 def test_prototypical_loss_matches_formula(shrinkage):
     clf = _fitted_float64(
-        PrototypicalClassifier, shrinkage=shrinkage, module__embedding_dim=4
+        PrototypicalClassifier,
+        shrinkage=shrinkage,
+        distance_scale=0.7 if shrinkage != "learn" else "learn",
+        module__embedding_dim=4,
     )
+    if shrinkage == "learn":
+        clf.prior_.double()
     ep = _episodes(n_support=8)
     ep["support_y"][:, :2] = torch.tensor([0, 1])  # every task has both classes
     ep["support_w"][:, :2] = 1.0
     loss, logits = clf._episode_loss(ep)
-    assert loss.item() == pytest.approx(_proto_reference(clf, ep, shrinkage), rel=1e-10)
+    expected = _proto_reference(clf, ep, clf.prior_strength_, clf.distance_scale_)
+    assert loss.item() == pytest.approx(expected, rel=1e-10)
     assert logits.shape == (3, 5, 2)
 
 
@@ -271,7 +295,7 @@ def test_prototypical_predict_proba_is_softmax_of_minus_squared_distances(
         clf.module_, {k: v.double() for k, v in clf.module_.state_dict().items()}, (Xt,)
     ).numpy()
     protos = clf.global_state_.double().numpy()
-    d = ((emb[:, None] - protos[None]) ** 2).sum(-1)
+    d = clf.distance_scale_ * ((emb[:, None] - protos[None]) ** 2).sum(-1)
     expected = np.exp(-d) / np.exp(-d).sum(1, keepdims=True)
     np.testing.assert_allclose(clf.predict_proba(X[:10]), expected, rtol=1e-9)
 
@@ -307,7 +331,10 @@ def test_class_prior_adds_shrunk_log_frequencies(klass, grouped_data):
     np.testing.assert_allclose(shift - shift[:, :1], 0.0, atol=1e-9)
 
 
-def test_adaptation_on_few_rows_takes_proportionally_shorter_steps():
+def test_one_map_step_weighs_the_rows_against_the_prior():
+    # One step from theta_0: the data term weighs n / (n + lam) of the mean
+    # loss gradient (the distance to theta_0 is still 0): two rows against a
+    # prior of 6 rows move a quarter of a plain step.
     rng = np.random.RandomState(0)
     X = rng.normal(size=(60, 3)).astype(np.float32)
     y = (X[:, 0] > 0).astype(int)
@@ -316,7 +343,7 @@ def test_adaptation_on_few_rows_takes_proportionally_shorter_steps():
         steps_per_epoch=1,
         inner_steps=1,
         inner_lr=0.4,
-        n_shots=5,
+        prior_strength=6.0,
         random_state=0,
     ).fit(X, y)
     support = X[:2].copy(), np.array([0, 1])
@@ -328,15 +355,47 @@ def test_adaptation_on_few_rows_takes_proportionally_shorter_steps():
     )
     loss = torch.nn.functional.cross_entropy(logits, torch.tensor(support[1]))
     grads = torch.autograd.grad(loss, list(leaf.values()))
-    scale = 2 / (2 * 5)  # two rows against an episode's 2 classes x 5 shots
     state = clf.task_states_[list(clf.tasks_).index("new")]
     for (name, value), g in zip(theta.items(), grads, strict=True):
         np.testing.assert_allclose(
             state[name].double().numpy(),
-            (value - scale * 0.4 * g).numpy(),
+            (value - 2 / (2 + 6) * 0.4 * g).numpy(),
             rtol=1e-5,
             atol=1e-6,
         )
+    assert clf.adaptation_weight_[-1] == pytest.approx(0.25)
+
+
+def test_map_adaptation_reduces_gracefully_at_both_ends():
+    # Few rows: the adapted parameters stay near theta_0. Many rows that
+    # disagree with theta_0 (labels flipped): the state ends near the fit to
+    # those rows alone (prior strength 0). The prior is worth 20 rows here.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(400, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    params = dict(max_epochs=2, random_state=0, inference_dtype="float64")
+    clf = MAMLClassifier(**params).fit(X, y)
+    lam = 20.0
+    Xn = rng.normal(size=(400, 3)).astype(np.float32)
+    yn = 1 - (Xn[:, 0] > 0).astype(int)  # the opposite rule
+    theta = torch.cat([p.detach().flatten() for p in clf.module_.parameters()])
+
+    def moved(rows, strength):
+        fitted = MAMLClassifier(**params, prior_strength=strength).fit(X, y)
+        fitted.module_.load_state_dict(clf.module_.state_dict())
+        fitted.partial_fit(Xn[:rows], yn[:rows], tasks=["new"] * rows)
+        state = torch.cat([v.flatten() for v in fitted.task_states_[-1].values()])
+        return state, fitted
+
+    few, _ = moved(2, lam)
+    many, fitted = moved(400, lam)
+    alone, _ = moved(400, 0.0)
+    d_few = (few - theta).norm() / (alone - theta).norm()
+    d_many = (many - alone).norm() / (alone - theta).norm()
+    assert d_few < 0.15
+    assert d_many < 0.25
+    accuracy = (fitted.predict(Xn, tasks=["new"] * 400) == yn).mean()
+    assert accuracy > 0.8  # the group's own rule, not the meta-learned one
 
 
 class _GeneralMLP(torch.nn.Module):
@@ -368,7 +427,7 @@ def test_closed_form_inner_loop_equals_the_general_path(first_order, learn_inner
         inner_steps=2,
         first_order=first_order,
         learn_inner_lr=learn_inner_lr,
-        proximal_weight=0.2,
+        prior_strength=0.2,
         random_state=0,
     )
     fast = MAMLClassifier(module__hidden_units=(8, 8), **params).fit(

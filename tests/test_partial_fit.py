@@ -178,8 +178,8 @@ def test_task_prototypes_follow_a_changed_global_state(shifted):
         yt = clf.support_.tasks.y[rows]
         expected = torch.stack(
             [
-                (emb[yt == k].sum(0) + clf.shrinkage * prior[k].double())
-                / ((yt == k).sum() + clf.shrinkage)
+                (emb[yt == k].sum(0) + clf.prior_strength_ * prior[k].double())
+                / ((yt == k).sum() + clf.prior_strength_)
                 for k in range(2)
             ]
         )

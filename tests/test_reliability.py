@@ -490,10 +490,10 @@ def test_pickle_joblib_and_params_round_trips(klass, tmp_path):
         loaded.predict_proba(X, sensitive_features=groups), expected
     )
     # save_params / load_params into a fitted twin trained differently.
-    clf.save_params(f_params=tmp_path / "params.pt")
+    clf.save_params(f_params=tmp_path / "params.pt", f_prior=tmp_path / "prior.pt")
     twin = klass(**{**FAST, "random_state": 1}).fit(X, y, sensitive_features=groups)
     assert not np.allclose(twin.predict_proba(X, sensitive_features=groups), expected)
-    twin.load_params(f_params=tmp_path / "params.pt")
+    twin.load_params(f_params=tmp_path / "params.pt", f_prior=tmp_path / "prior.pt")
     np.testing.assert_allclose(
         twin.predict_proba(X, sensitive_features=groups), expected, rtol=1e-6, atol=1e-7
     )
