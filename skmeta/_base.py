@@ -35,6 +35,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.metrics import accuracy_score
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
@@ -201,6 +202,23 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
     # Whether a task's state is computed from the pooled state (then every
     # task is refreshed when the pooled state changes).
     _task_states_use_global = False
+
+    # The groups and tasks are requested by default in every method that takes
+    # them: under metadata routing, a Pipeline or a search passes them on
+    # without set_*_request calls (sample_weight keeps sklearn's default).
+    __metadata_request__fit = {"sensitive_features": True, "tasks": True}
+    __metadata_request__partial_fit = {"sensitive_features": True, "tasks": True}
+    __metadata_request__predict = {"sensitive_features": True, "tasks": True}
+    __metadata_request__predict_proba = {"sensitive_features": True, "tasks": True}
+    __metadata_request__predict_log_proba = {
+        "sensitive_features": True,
+        "tasks": True,
+    }
+    __metadata_request__decision_function = {
+        "sensitive_features": True,
+        "tasks": True,
+    }
+    __metadata_request__score = {"sensitive_features": True, "tasks": True}
 
     # skorch accepts any name in set_fit_request (its fit takes **fit_params);
     # skmeta's methods name their metadata, so typos are caught as in sklearn.
@@ -1090,6 +1108,27 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         if logits.shape[1] == 2:
             return logits[:, 1] - logits[:, 0]
         return logits
+
+    @fill_doc
+    def score(self, X, y, sample_weight=None, *, sensitive_features=None, tasks=None):
+        """Accuracy of :meth:`predict`, each row predicted with its group's state.
+
+        Parameters
+        ----------
+        {predict_parameters}
+
+        y : array-like of shape (n_samples,)
+            True labels.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights.
+
+        Returns
+        -------
+        score : float
+        """
+        y_pred = self.predict(X, sensitive_features=sensitive_features, tasks=tasks)
+        return accuracy_score(y, y_pred, sample_weight=sample_weight)
 
     @fill_doc
     def predict(self, X, *, sensitive_features=None, tasks=None):

@@ -251,3 +251,57 @@ def test_sparse_one_hot_pipeline_equals_dense(klass):
     pipe = Pipeline([("encode", encode), ("clf", klass(max_epochs=2, random_state=0))])
     pipe.fit(frame, y, clf__sensitive_features=groups)
     assert pipe.score(frame, y) > 0.6
+
+
+def test_routing_needs_no_set_request_calls(biased_frame):
+    # The groups are requested by default in fit, predict, predict_proba,
+    # decision_function and score: a pipeline and a search route them as is.
+    df, y, train = biased_frame
+    X, groups = df.drop(columns="group"), df["group"]
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = Pipeline([("scale", StandardScaler()), ("clf", MAMLClassifier(**FAST))])
+        pipe.fit(X[train], y[train], sensitive_features=groups[train])
+        Xt = pipe[:-1].transform(X[~train])
+        clf = pipe[-1]
+        for method in ("predict", "predict_proba", "decision_function"):
+            np.testing.assert_array_equal(
+                getattr(pipe, method)(X[~train], sensitive_features=groups[~train]),
+                getattr(clf, method)(Xt, sensitive_features=groups[~train]),
+            )
+        score = pipe.score(X[~train], y[~train], sensitive_features=groups[~train])
+        expected = accuracy_score(
+            y[~train], clf.predict(Xt, sensitive_features=groups[~train])
+        )
+        assert score == pytest.approx(expected)
+        search = GridSearchCV(
+            pipe,
+            {"clf__max_epochs": [1, 2]},
+            scoring=group_aware_accuracy_scorer,
+            cv=KFold(3, shuffle=True, random_state=0),
+        ).fit(X, y, sensitive_features=groups)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert set(search.best_estimator_[-1].tasks_) == {"x", "y", "z"}
+
+
+def test_adapt_a_fitted_pipeline_to_a_new_group(biased_frame):
+    from skmeta.utils import adapt
+
+    df, y, _ = biased_frame
+    X, groups = df.drop(columns="group"), df["group"].to_numpy()
+    seen = groups != "z"
+    pipe = Pipeline(
+        [("scale", StandardScaler()), ("clf", PrototypicalClassifier(**FAST))]
+    )
+    pipe.fit(X[seen], y[seen], clf__sensitive_features=groups[seen])
+    scaler_mean = pipe[0].mean_.copy()
+    rows = np.flatnonzero(~seen)[:20]
+    adapt(pipe, X.iloc[rows], y[rows], sensitive_features=groups[rows])
+    assert "z" in pipe[-1].tasks_
+    np.testing.assert_array_equal(pipe[0].mean_, scaler_mean)  # not refitted
+    direct = pipe[-1].predict_proba(
+        pipe[0].transform(X[~seen]), sensitive_features=groups[~seen]
+    )
+    # Routing off, Pipeline.predict_proba passes the groups to the final step.
+    np.testing.assert_array_equal(
+        pipe.predict_proba(X[~seen], sensitive_features=groups[~seen]), direct
+    )
