@@ -1,6 +1,6 @@
-"""``python -m skmeta`` runs the end-to-end demo on the bundled Adult data."""
+"""``python -m skmeta`` runs the end-to-end demo (``--help`` for its options)."""
 
-from ._demo import main
+from ._demo import cli
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -29,6 +29,7 @@ without going through skorch's per-row ``Dataset``.
 """
 
 import contextlib
+import time
 import warnings
 from numbers import Integral, Real
 
@@ -39,7 +40,13 @@ from sklearn.metrics import accuracy_score
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
-from skorch.callbacks import EpochScoring, EpochTimer, PassthroughScoring, PrintLog
+from skorch.callbacks import (
+    EpochScoring,
+    EpochTimer,
+    PassthroughScoring,
+    PrintLog,
+    ProgressBar,
+)
 from skorch.exceptions import SkorchTrainingImpossibleError
 from skorch.utils import data_from_dataset, to_tensor
 from torch.utils.data import DataLoader, Dataset
@@ -459,7 +466,13 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 f"features; got {self.n_features_model_}."
             )
         self._meta_train(data, epochs=self.max_epochs, initialize=not warm)
+        start = time.perf_counter()
         self._set_support(self._new_support(data))
+        if self.verbose:
+            print(
+                f"Adapted {len(self.tasks_)} task(s) and the pooled state in "
+                f"{time.perf_counter() - start:.1f} s."
+            )
         self._warn_if_near_constant(data)
         return self
 
@@ -642,6 +655,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 self.notify("on_train_end", X=X, y=y)
             finally:
                 for attr in (
+                    "_episode_steps_",
                     "_episode_seed_",
                     "_input_scale_",
                     "_train_rows_",
@@ -652,6 +666,23 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
 
     def _check_module(self):
         """Reject modules the estimator cannot train (see subclasses)."""
+
+    def notify(self, method_name, **cb_kwargs):
+        # skorch's ProgressBar sizes an epoch from the training rows and the
+        # batch size; an epoch here is a number of meta-batches: it is told so.
+        steps = getattr(self, "_episode_steps_", None)
+        if method_name != "on_epoch_begin" or steps is None:
+            return super().notify(method_name, **cb_kwargs)
+        getattr(self, method_name)(self, **cb_kwargs)
+        for _, callback in self.callbacks_:
+            kwargs = cb_kwargs
+            if isinstance(callback, ProgressBar):
+                batch = self.get_params().get(
+                    "iterator_train__batch_size", self.batch_size
+                )
+                kwargs = {**cb_kwargs, "dataset_train": range(steps * batch)}
+            getattr(callback, method_name)(self, **kwargs)
+        return None
 
     def get_iterator(self, dataset, training=False):
         """skorch's iterator for prediction; the episode loader for training.
@@ -691,6 +722,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             self.n_queries,
             self.meta_batch_size,
         )
+        self._episode_steps_ = n_steps
         return EpisodeLoader(
             episode_data,
             y[keep],
