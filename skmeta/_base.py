@@ -949,9 +949,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             # Tasks default to the pooled state, then those with rows adapt.
             for name, v in self.states_.items():
                 v[tasks + 1] = prior[name] if name != _WEIGHT else 0.0
-            order, keys, starts, ends = support.tasks.by_key()
-            wanted = np.isin(keys, tasks)
-            keys, starts, ends = keys[wanted], starts[wanted], ends[wanted]
+            order, keys, starts, ends = support.tasks.by_key(tasks)
             sizes = ends - starts
             by_size = np.argsort(sizes, kind="stable")
             i = 0
@@ -1016,13 +1014,18 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         )
 
     def _grow_states(self, states, n_states, *, reset=False):
-        """States with room for ``n_states`` rows (the first row kept)."""
+        """States with room for at least ``n_states`` rows (the first kept).
+
+        Growing doubles the room, so that adding groups one at a time costs
+        amortised constant time; rows past ``len(tasks_) + 1`` are spare.
+        """
         grown = {}
         for name, v in states.items():
             if reset:
                 v = v[:1].expand(n_states, *v.shape[1:]).clone()
             elif len(v) < n_states:
-                extra = v[:1].expand(n_states - len(v), *v.shape[1:])
+                room = max(n_states, 2 * len(v))
+                extra = v[:1].expand(room - len(v), *v.shape[1:])
                 v = torch.cat([v, extra])
             grown[name] = v
         return grown

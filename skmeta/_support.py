@@ -114,12 +114,32 @@ class RowStore:
         """Positions of the rows kept under ``key``."""
         return np.flatnonzero(self.key[: self.n] == key)
 
-    def by_key(self):
-        """``(order, keys, starts, ends)``: rows sorted by key, and each key's span."""
+    def by_key(self, wanted=None):
+        """``(order, keys, starts, ends)``: the rows of the ``wanted`` keys (all
+        when None) grouped by key, and each key's span in ``order``.
+
+        A few keys are found by scanning the keys (linear in the rows kept);
+        many by one sort.
+        """
         key = self.key[: self.n]
+        if wanted is not None and len(wanted) <= 16:
+            rows = [np.flatnonzero(key == k) for k in wanted]
+            keep = [i for i, r in enumerate(rows) if len(r)]
+            lengths = np.array([len(rows[i]) for i in keep], dtype=np.int64)
+            order = (
+                np.concatenate([rows[i] for i in keep])
+                if keep
+                else np.empty(0, dtype=np.int64)
+            )
+            starts = np.cumsum(lengths) - lengths
+            keys = np.asarray(wanted, dtype=np.int64)[keep]
+            return order, keys, starts, starts + lengths
         order = np.argsort(key, kind="stable")
         keys, starts = np.unique(key[order], return_index=True)
         ends = np.r_[starts[1:], len(order)]
+        if wanted is not None:
+            chosen = np.isin(keys, wanted)
+            keys, starts, ends = keys[chosen], starts[chosen], ends[chosen]
         return order, keys, starts, ends
 
     def tensors(self, rows, device):
