@@ -128,7 +128,10 @@ def test_pooled_episodes_with_fairness_and_dro(grouped_data):
         random_state=0,
     ).fit(X, y, sensitive_features=groups)
     assert np.isfinite(clf.history[:, "train_loss"]).all()
-    assert abs(clf.dro_weights_.sum().item() - 1.0) < 1e-6
+    # Task episodes moved the DRO weights away from uniform; pooled episodes
+    # (task -1) take part in training without a weight of their own.
+    weights = clf.dro_weights_.numpy()
+    assert weights.shape == (3,) and weights.std() > 1e-4
     plain = MAMLClassifier(max_epochs=2, steps_per_epoch=5, random_state=0)
     mixed = MAMLClassifier(
         pooled_episodes=1.0, max_epochs=2, steps_per_epoch=5, random_state=0

@@ -153,10 +153,33 @@ def test_constraints_need_groups():
 def test_conditional_constraints_train_within_tasks(constraints, biased):
     X, y, groups = biased
     sites = np.arange(len(y)) % 3
-    clf = PrototypicalClassifier(
-        constraints=constraints, fairness_weight=1.0, **FAST
-    ).fit(X, y, sensitive_features=groups, tasks=sites)
-    assert np.isfinite(clf.history[:, "train_loss"]).all()
+    metric = {
+        "equalized_odds": equalized_odds_difference,
+        "true_positive_rate_parity": equal_opportunity_difference,
+    }[constraints]
+
+    def within_sites(weight):
+        clf = PrototypicalClassifier(
+            constraints=constraints,
+            fairness_weight=weight,
+            class_prior="pooled",
+            max_epochs=8,
+            random_state=0,
+        ).fit(X, y, sensitive_features=groups, tasks=sites)
+        pred = clf.predict(X, tasks=sites)
+        return np.mean(
+            [
+                metric(
+                    y[sites == s],
+                    pred[sites == s],
+                    sensitive_features=groups[sites == s],
+                )
+                for s in range(3)
+            ]
+        )
+
+    # The penalty, computed within each site, lowers the within-site gap.
+    assert within_sites(5.0) < within_sites(0.0)
 
 
 def test_group_dro_upweights_the_hardest_task(biased):
@@ -219,16 +242,17 @@ def test_weight_scale_does_not_change_the_model(klass, scale, biased):
 
 
 @pytest.mark.parametrize("klass", [MAMLClassifier, PrototypicalClassifier])
-def test_integer_weights_approximate_repeated_rows_in_training(klass, biased):
+def test_weights_move_the_model_toward_the_weighted_rows(klass, biased):
+    # Up-weighting the positive rows raises the predicted positive rate: the
+    # weights reach the losses and the class frequencies of class_prior (a
+    # model ignoring them would not move).
     X, y, groups = biased
-    w = np.arange(len(y)) % 3 + 1
-    rep = np.repeat(np.arange(len(y)), w)
-    params = dict(max_epochs=10, random_state=0)
+    params = dict(max_epochs=6, random_state=0)
+    plain = klass(**params).fit(X, y, sensitive_features=groups)
+    w = np.where(y == 1, 5.0, 1.0)
     weighted = klass(**params).fit(X, y, sensitive_features=groups, sample_weight=w)
-    repeated = klass(**params).fit(X[rep], y[rep], sensitive_features=groups[rep])
-    a = weighted.predict(X, sensitive_features=groups)
-    b = repeated.predict(X, sensitive_features=groups)
-    assert np.mean(a == b) > 0.9
+    rate = lambda m: m.predict(X, sensitive_features=groups).mean()  # noqa: E731
+    assert rate(weighted) > rate(plain) + 0.05
 
 
 def pickle_copy(obj):

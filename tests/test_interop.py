@@ -6,7 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
-from fairlearn.metrics import MetricFrame, demographic_parity_difference
+from fairlearn.metrics import (
+    MetricFrame,
+    demographic_parity_difference,
+    equalized_odds_difference,
+)
 from fairlearn.postprocessing import ThresholdOptimizer
 from fairlearn.reductions import DemographicParity, ExponentiatedGradient
 from sklearn.compose import ColumnTransformer
@@ -68,6 +72,11 @@ def test_threshold_optimizer_refits_with_sensitive_columns(
     )
     if constraints == "demographic_parity":
         assert gap(after) < 0.5 * gap(before)
+    else:
+        eo = lambda p: equalized_odds_difference(  # noqa: E731
+            y[test], p, sensitive_features=df["group"][test]
+        )
+        assert eo(after) < eo(before)
 
 
 @pytest.mark.parametrize("klass", [MAMLClassifier, PrototypicalClassifier])
@@ -97,31 +106,44 @@ def test_threshold_optimizer_on_a_prefit_model(biased_frame, klass):
 
 def test_exponentiated_gradient_with_maml(biased_frame):
     df, y, train = biased_frame
-    X, groups = df.drop(columns="group"), df["group"]
-    eg = ExponentiatedGradient(
-        MAMLClassifier(max_epochs=2, steps_per_epoch=3, random_state=0),
-        constraints=DemographicParity(),
-        max_iter=5,
+    groups = df["group"]
+    # The groups reach the model through sensitive_columns (EG calls
+    # predict(X) alone), so the unconstrained model serves each group its own
+    # (biased) state.
+    base = MAMLClassifier(
+        sensitive_columns="group", max_epochs=3, steps_per_epoch=5, random_state=0
     )
+    eg = ExponentiatedGradient(base, constraints=DemographicParity(), max_iter=8)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # fairlearn's own pandas warnings
-        eg.fit(X[train], y[train], sensitive_features=groups[train])
-    pred = eg.predict(X[~train], random_state=0)
-    assert set(np.unique(pred)) <= {0, 1} and len(pred) == (~train).sum()
+        # fairlearn's own pandas warnings only; skmeta's warnings stay errors.
+        warnings.filterwarnings("ignore", module="fairlearn")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        eg.fit(df[train], y[train], sensitive_features=groups[train])
+    test = ~train
+    pred = eg.predict(df[test], random_state=0)
+    assert set(np.unique(pred)) <= {0, 1} and len(pred) == test.sum()
     assert len(eg.predictors_) >= 1
+    # EG gives MAML the reweighted rows through sample_weight: parity improves
+    # over the same model without the constraint.
+    raw = base.fit(df[train], y[train]).predict(df[test])
+    gap = lambda p: demographic_parity_difference(  # noqa: E731
+        y[test], p, sensitive_features=groups[test]
+    )
+    assert gap(pred) < gap(raw)
 
 
 def test_metric_frame_over_predictions(biased_frame):
     df, y, _ = biased_frame
     X, groups = df.drop(columns="group"), df["group"]
     clf = MAMLClassifier(**FAST).fit(X, y, sensitive_features=groups)
+    pred = clf.predict(X, sensitive_features=groups)
     frame = MetricFrame(
-        metrics=accuracy_score,
-        y_true=y,
-        y_pred=clf.predict(X, sensitive_features=groups),
-        sensitive_features=groups,
+        metrics=accuracy_score, y_true=y, y_pred=pred, sensitive_features=groups
     )
-    assert set(frame.by_group.index) == {"x", "y", "z"}
+    for g in ["x", "y", "z"]:  # each group's accuracy, from its own state
+        rows = (groups == g).to_numpy()
+        own = clf.predict(X[rows], sensitive_features=groups[rows])
+        assert frame.by_group[g] == pytest.approx(np.mean(own == y[rows]))
 
 
 def test_pipeline_with_routing(biased_frame):
