@@ -358,7 +358,7 @@ def test_routing_off_gives_nan_or_raises(fitted_lr):
         search.fit(X, y)
     assert np.isnan(search.cv_results_["mean_test_dpd"]).all()
     search.set_params(error_score="raise")
-    with pytest.raises(ValueError, match="metadata routing"):
+    with pytest.raises(ValueError, match="^Enable metadata routing"):
         search.fit(X, y)
 
 

@@ -217,9 +217,16 @@ class _FairnessScorer(_MetadataRequester):
             The metric, negated for metrics where lower is better.
         """
         if sensitive_features is None:
+            if not _routing_enabled():
+                raise ValueError(
+                    "Enable metadata routing: scikit-learn passes "
+                    f"sensitive_features to scorers only through it, and {self!r} "
+                    "got none. " + _ROUTING_HELP
+                )
             raise ValueError(
-                f"{self!r} needs sensitive_features, and got none. scikit-learn "
-                "passes them to scorers only through metadata routing. " + _ROUTING_HELP
+                f"{self!r} needs sensitive_features, and got none: pass "
+                "sensitive_features= to the search's fit (or params= to "
+                "cross_validate)."
             )
         y_pred = self._response(estimator, X, sensitive_features)
         kwargs = dict(self._kwargs)
