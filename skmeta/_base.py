@@ -796,15 +796,6 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             )
         return sampler
 
-    def train_step_single(self, batch, **fit_params):
-        self._set_training(True)
-        episodes, _ = batch
-        loss, y_pred = self._episode_loss(episodes)
-        if not torch.isfinite(loss):
-            self._raise_non_finite(f"the meta-training loss is {loss.item()}")
-        loss.backward()
-        return {"loss": loss, "y_pred": y_pred}
-
     def _raise_non_finite(self, what):
         scale = getattr(self, "_input_scale_", None)
         hints = [
@@ -825,13 +816,17 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         return []
 
     def _episode_loss(self, episodes):
-        """Outer (meta) objective on a padded meta-batch.
+        """Outer (meta) objective and query logits of a padded meta-batch."""
+        logits = self.infer(episodes)
+        return self.get_loss(logits, None, X=episodes, training=True), logits
+
+    def _meta_loss(self, logits, episodes):
+        """Outer (meta) objective on the query logits of a meta-batch.
 
         The query loss of each task (a weighted mean over its query rows),
         averaged over tasks or weighted by ``dro_step_size``, plus
         ``fairness_weight`` times the penalty named by ``constraints``.
         """
-        logits = self._query_logits(episodes)
         weights = episodes["query_w"]
         losses = self.criterion_(
             logits.flatten(0, 1), episodes["query_y"].flatten()
@@ -860,7 +855,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 temperature=self.fairness_temperature,
                 within_tasks=self.task_source_ == "tasks",
             )
-        return loss, logits
+        if not torch.isfinite(loss):
+            self._raise_non_finite(f"the meta-training loss is {loss.item()}")
+        return loss
 
     def _class_prior(self):
         """The ``class_prior`` in force: ``"auto"`` resolved."""
@@ -875,6 +872,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         return len(self.classes_) * self.n_shots
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
+        """The meta-objective for a meta-batch of episodes (training); the
+        weighted loss of the rows for skorch's validation batches."""
+        if isinstance(X, dict) and "query_y" in X:
+            return self._meta_loss(y_pred, X)
         losses = self.criterion_(y_pred, to_tensor(y_true, device=self.device))
         if X is None or "weight" not in X:
             return losses.mean()
@@ -1037,7 +1038,11 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
 
     # ------------------------------------------------------------- prediction
     def infer(self, x, **fit_params):
-        # skorch's validation batches: a dict with "X" and "task".
+        """Query logits of a meta-batch of episodes (skorch's training step
+        calls this, then :meth:`get_loss`); logits of the rows of skorch's
+        validation batches (a dict with ``"X"`` and ``"task"``)."""
+        if "support_X" in x:
+            return self._query_logits(x)
         x = to_tensor(x, device=self.device)
         return self._predict_logits(x["X"], x["task"]).to(torch.float32)
 
