@@ -162,9 +162,10 @@ def inner_loop(
     :func:`torch.func.functional_call`, ``params`` is never modified. With
     ``first_order=False`` the result stays differentiable with respect to
     ``params`` through the inner gradients (second-order MAML); with
-    ``first_order=True`` the inner gradients and the distances to
-    :math:`\theta_0` are treated as constants (``prior_strength`` still gets
-    a gradient through the weights of the two terms).
+    ``first_order=True`` the inner gradients of the support loss are treated
+    as constants: the adapted parameters then move one for one with
+    :math:`\theta_0` (the prior's pull, exact, adds no second-order term), and
+    ``prior_strength`` still gets its gradient.
 
     Parameters
     ----------
@@ -213,11 +214,9 @@ def inner_loop(
         grads = grad(mean_loss)(params)
         new = {}
         for name, p in params.items():
-            g, distance = grads[name], p - start[name]
-            if first_order:
-                g, distance = g.detach(), distance.detach()
+            g = grads[name].detach() if first_order else grads[name]
             lr = inner_lr[name] if isinstance(inner_lr, dict) else inner_lr
-            new[name] = p - lr * (data_share * g + prior_share * distance)
+            new[name] = p - lr * (data_share * g + prior_share * (p - start[name]))
         params = new
     return params
 
@@ -410,19 +409,34 @@ def mlp_layers(module, *, dropout_ok=False):
     return layers
 
 
-def mlp_forward(layers, params, X):
-    """Batched MLP forward pass: ``X`` of shape (n_tasks, n_rows, n_features).
+def _low_rank_layers(layers, params, n_rows, n_steps, inner_lr):
+    """Which weight matrices the inner loop keeps as low-rank updates.
 
-    ``params`` hold one set of weights per task (leading dimension) or one
-    shared set (no leading dimension).
+    An inner step changes a weight matrix by a product of the layer's
+    back-propagated errors and inputs, of rank at most the number of support
+    rows; after ``n_steps`` steps the change has rank at most ``n_steps *
+    n_rows``. Keeping it factored is cheaper than materialising one matrix
+    per task when that rank is small against the matrix (wide layers); it
+    needs one step size per matrix (not Meta-SGD's one per entry).
     """
-    h = X
-    for weight, bias, activation in layers:
-        W, b = params[weight], params[bias]
-        h = h @ W.transpose(-1, -2) + b.unsqueeze(-2)
-        if activation is not None:
-            h = _ACTIVATIONS[activation][0](h)
-    return h
+    if isinstance(inner_lr, dict):
+        return set()
+    rank = n_steps * n_rows
+    return {
+        weight
+        for weight, _, _ in layers
+        if rank * sum(params[weight].shape) < params[weight].numel()
+    }
+
+
+def _linear(h, W0, b, factors):
+    """``h @ W.T + b`` for ``W = W0 + U.T @ V`` given as ``factors = (U, V)``
+    (or a dense per-task ``W`` given as ``W0`` with ``factors=None``)."""
+    z = h @ W0.transpose(-1, -2) + b.unsqueeze(-2)
+    if factors is not None:
+        U, V = factors
+        z = z + (h @ V.transpose(-1, -2)) @ U
+    return z
 
 
 def mlp_inner_loop(
@@ -437,14 +451,23 @@ def mlp_inner_loop(
     first_order,
     prior_strength=0.0,
     n_rows=None,
+    low_rank=None,
 ):
     """:func:`inner_loop` for a plain MLP and cross-entropy, batched over tasks.
 
     The support-loss gradients are written in closed form (backpropagation
     by hand), so no :func:`torch.func.grad` runs; the result stays
     differentiable with respect to ``params`` (second order) through those
-    formulas. It equals :func:`inner_loop` under :func:`torch.func.vmap`
-    with ``criterion=CrossEntropyLoss(reduction="none")``.
+    formulas. It equals :func:`inner_loop` under :func:`torch.func.vmap` with
+    ``criterion=CrossEntropyLoss(reduction="none")`` (the tests compare them).
+
+    An inner step changes a weight matrix by a product of back-propagated
+    errors and inputs, of rank at most the number of support rows. The
+    change of each weight matrix in ``low_rank`` is kept factored as
+    ``U.T @ V`` (its rank grows by the support rows at each step) instead of
+    one dense matrix per task, so that wide layers cost in proportion to the
+    support rows, not to the matrix (by default: the matrices for which that
+    is cheaper, see :func:`_low_rank_layers`).
 
     Parameters
     ----------
@@ -460,51 +483,121 @@ def mlp_inner_loop(
     prior_strength : float or torch.Tensor, default=0.0
     n_rows : torch.Tensor of shape (n_tasks,), default=None
         Effective rows of each task; ``w.sum(-1)`` when None.
+    low_rank : set of str, default=None
+        Weight matrices kept factored; chosen by cost when None.
 
     Returns
     -------
-    params : dict of str to torch.Tensor
-        Adapted parameters, each with a leading task dimension.
+    adapted : dict of str to torch.Tensor
+        Each bias and dense weight: its per-task tensor; each factored weight:
+        the shared starting matrix.
+    factors : dict of str to (torch.Tensor, torch.Tensor)
+        ``(U, V)`` of each factored weight, of shapes ``(n_tasks, rank,
+        n_out)`` and ``(n_tasks, rank, n_in)``. :func:`mlp_forward` evaluates
+        ``adapted`` with them and :func:`materialize` turns them into
+        per-task matrices.
     """
     n_tasks, n_classes = X.shape[0], params[layers[-1][0]].shape[0]
+    if low_rank is None:
+        low_rank = _low_rank_layers(layers, params, X.shape[1], n_steps, inner_lr)
     start = params
-    params = {
-        name: p.expand(n_tasks, *p.shape)
-        for layer in layers
-        for name, p in ((layer[0], params[layer[0]]), (layer[1], params[layer[1]]))
-    }
+    adapted, factors = {}, {}
+    for weight, bias, _ in layers:
+        if weight in low_rank:
+            adapted[weight] = params[weight]
+            W = params[weight]
+            factors[weight] = (
+                W.new_zeros((n_tasks, 0, W.shape[0])),
+                W.new_zeros((n_tasks, 0, W.shape[1])),
+            )
+        else:
+            adapted[weight] = params[weight].expand(n_tasks, *params[weight].shape)
+        adapted[bias] = params[bias].expand(n_tasks, *params[bias].shape)
     row_w = (w / w.sum(-1, keepdim=True).clamp_min(1e-12)).unsqueeze(-1)
     onehot = nn.functional.one_hot(y, n_classes).to(X.dtype)
     n = w.sum(-1) if n_rows is None else n_rows
-    data_share = n / (n + prior_strength).clamp_min(1e-12)  # (n_tasks,)
+    no_prior = not torch.is_tensor(prior_strength) and prior_strength == 0
+    data_share = n / (n + prior_strength).clamp_min(1e-12)
+    if no_prior:
+        data_share = torch.ones_like(data_share)
     prior_share = 1.0 - data_share
+    lr_of = inner_lr.__getitem__ if isinstance(inner_lr, dict) else lambda _: inner_lr
     for _ in range(n_steps):
-        # Forward, keeping each layer's input and pre-activation.
         inputs, pre, h = [], [], X
         for weight, bias, activation in layers:
             inputs.append(h)
-            z = h @ params[weight].transpose(-1, -2) + params[bias].unsqueeze(-2)
+            z = _linear(h, adapted[weight], adapted[bias], factors.get(weight))
             pre.append(z)
             h = _ACTIVATIONS[activation][0](z) if activation is not None else z
-        # d(weighted mean cross-entropy)/d(logits), then back through layers.
         delta = (torch.softmax(h, -1) - onehot) * row_w
-        grads = {}
+        new_adapted, new_factors = {}, {}
         for i in range(len(layers) - 1, -1, -1):
             weight, bias, _ = layers[i]
-            grads[weight] = delta.transpose(-1, -2) @ inputs[i]
-            grads[bias] = delta.sum(-2)
+            d, x = (
+                (delta.detach(), inputs[i].detach())
+                if first_order
+                else (
+                    delta,
+                    inputs[i],
+                )
+            )
             if i:
+                W = adapted[weight]
+                upstream = delta @ W
+                if weight in factors:
+                    U, V = factors[weight]
+                    upstream = upstream + (delta @ U.transpose(-1, -2)) @ V
                 activation = layers[i - 1][2]
-                upstream = delta @ params[weight]
                 delta = upstream * _ACTIVATIONS[activation][1](pre[i - 1], inputs[i])
-        new = {}
-        for name, p in params.items():
-            g, distance = grads[name], p - start[name]
-            if first_order:
-                g, distance = g.detach(), distance.detach()
-            shape = (-1,) + (1,) * (p.dim() - 1)
-            step = data_share.view(shape) * g + prior_share.view(shape) * distance
-            lr = inner_lr[name] if isinstance(inner_lr, dict) else inner_lr
-            new[name] = p - lr * step
-        params = new
-    return params
+            lr = lr_of(weight)
+            ds = data_share.view(-1, 1, 1)
+            if weight in factors:
+                U, V = factors[weight]
+                if not no_prior:
+                    U = U * (1 - lr_of(weight) * prior_share.view(-1, 1, 1))
+                new_factors[weight] = (
+                    torch.cat([U, -lr * ds * d], dim=1),
+                    torch.cat([V, x], dim=1),
+                )
+                new_adapted[weight] = adapted[weight]
+            else:
+                g = d.transpose(-1, -2) @ x
+                W = adapted[weight]
+                step = ds * g
+                if not no_prior:
+                    step = step + prior_share.view(-1, 1, 1) * (W - start[weight])
+                new_adapted[weight] = W - lr * step
+            gb = d.sum(-2)
+            b = adapted[bias]
+            step = data_share.view(-1, 1) * gb
+            if not no_prior:
+                step = step + prior_share.view(-1, 1) * (b - start[bias])
+            new_adapted[bias] = b - lr_of(bias) * step
+        # Keep the parameters' order (the module's), for the per-task states.
+        adapted = {name: new_adapted[name] for name in start if name in new_adapted}
+        factors = new_factors
+    return adapted, factors
+
+
+def mlp_forward(layers, adapted, X, factors=None):
+    """Batched MLP forward pass: ``X`` of shape (n_tasks, n_rows, n_features).
+
+    ``adapted`` holds one set of weights per task (leading dimension) or one
+    shared set (no leading dimension); ``factors`` the factored weight changes
+    of :func:`mlp_inner_loop`, if any.
+    """
+    factors = {} if factors is None else factors
+    h = X
+    for weight, bias, activation in layers:
+        h = _linear(h, adapted[weight], adapted[bias], factors.get(weight))
+        if activation is not None:
+            h = _ACTIVATIONS[activation][0](h)
+    return h
+
+
+def materialize(adapted, factors):
+    """Per-task parameters: each factored weight becomes ``W0 + U.T @ V``."""
+    out = dict(adapted)
+    for weight, (U, V) in factors.items():
+        out[weight] = adapted[weight] + U.transpose(-1, -2) @ V
+    return out

@@ -18,6 +18,7 @@ from ._functional import (
     balance_classes,
     blocked_forward,
     inner_loop,
+    materialize,
     mlp_forward,
     mlp_inner_loop,
     mlp_layers,
@@ -376,7 +377,10 @@ class MAMLClassifier(_MetaClassifier):
 
         The support loss weighs the classes equally and the MAP objective
         counts the support's effective rows (its summed weight), in training
-        and in adaptation alike.
+        and in adaptation alike. Returns ``(adapted, factors)``: the
+        closed-form path may keep wide weight matrices factored (see
+        :func:`~skmeta._functional.mlp_inner_loop`); the general path has no
+        factors.
         """
         n = w.sum(-1)
         balanced = balance_classes(y, w, len(self.classes_))
@@ -398,12 +402,12 @@ class MAMLClassifier(_MetaClassifier):
         def adapt(Xs, ys, ws, ns):
             return self._adapt(params, Xs, ys, ws, ns, first_order=first_order)
 
-        return vmap(adapt, randomness="different")(X, y, balanced, n)
+        return vmap(adapt, randomness="different")(X, y, balanced, n), {}
 
     def _query_logits(self, episodes):
         """Query logits of every task of a meta-batch, after adaptation."""
         params = dict(self.module_.named_parameters())
-        adapted = self._adapt_batch(
+        adapted, factors = self._adapt_batch(
             params,
             episodes["support_X"],
             episodes["support_y"],
@@ -412,7 +416,7 @@ class MAMLClassifier(_MetaClassifier):
         )
         layers = self._fast_layers(training=True)
         if layers is not None:
-            return mlp_forward(layers, adapted, episodes["query_X"])
+            return mlp_forward(layers, adapted, episodes["query_X"], factors)
         buffers = dict(self.module_.named_buffers())
 
         def query_logits(p, Xq):
@@ -424,7 +428,8 @@ class MAMLClassifier(_MetaClassifier):
         """Parameters adapted to each padded support set (first order), and
         the share ``n / (n + prior strength)`` of each support's own rows."""
         params = {k: v.detach() for k, v in self.module_.named_parameters()}
-        states = self._adapt_batch(params, X, y, w, first_order=True)
+        adapted, factors = self._adapt_batch(params, X, y, w, first_order=True)
+        states = materialize(adapted, factors)
         n = w.sum(-1)
         weight = n / (n + self._prior_strength_value()).clamp_min(1e-12)
         return states, weight

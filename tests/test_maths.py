@@ -57,12 +57,12 @@ def _unrolled_maml_loss(clf, params, ep, step_sizes=None):
                 ys,
                 reduction="none",
             )
-            if clf.first_order:  # the data gradient and the distance are constants
+            if clf.first_order:  # the data gradient is a constant
                 data = torch.autograd.grad(
                     (ls * balanced).sum() / n, list(p.values()), retain_graph=True
                 )
                 grads = [
-                    (n * g.detach() + lam * (p[k] - params[k]).detach()) / (n + lam)
+                    (n * g.detach() + lam * (p[k] - params[k])) / (n + lam)
                     for k, g in zip(p, data, strict=True)
                 ]
             else:
@@ -459,4 +459,50 @@ def test_closed_form_inner_loop_equals_the_general_path(first_order, learn_inner
     g_fast = torch.autograd.grad(loss_fast, list(fast.module_.parameters()))
     g_general = torch.autograd.grad(loss_general, list(general.module_.parameters()))
     for a, b in zip(g_fast, g_general, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_factored_weight_changes_equal_dense_ones(first_order):
+    # Wide layers keep their inner-loop changes as low-rank factors; the
+    # adapted parameters, the meta-loss and all gradients (the prior strength's
+    # too) equal those of the dense computation.
+    from skmeta._functional import materialize, mlp_forward, mlp_inner_loop
+    from skmeta.modules import MLP
+
+    torch.manual_seed(0)
+    module = MLP(5, 3, hidden_units=(32, 32)).double()
+    layers = [("net.0.weight", "net.0.bias", torch.nn.ReLU)]
+    layers += [("net.2.weight", "net.2.bias", torch.nn.ReLU)]
+    layers += [("net.4.weight", "net.4.bias", None)]
+    params = dict(module.named_parameters())
+    X = torch.randn(4, 6, 5, dtype=torch.float64)
+    y = torch.randint(0, 3, (4, 6))
+    w = torch.rand(4, 6, dtype=torch.float64)
+    Xq, yq = torch.randn(4, 7, 5, dtype=torch.float64), torch.randint(0, 3, (4, 7))
+    lam = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)
+    results = []
+    for low_rank in [set(), {name for name, _, _ in layers}]:
+        adapted, factors = mlp_inner_loop(
+            layers,
+            params,
+            X,
+            y,
+            w,
+            inner_lr=0.4,
+            n_steps=3,
+            first_order=first_order,
+            prior_strength=lam,
+            low_rank=low_rank,
+        )
+        assert bool(factors) == bool(low_rank)
+        logits = mlp_forward(layers, adapted, Xq, factors)
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), yq.flatten())
+        grads = torch.autograd.grad(loss, [*params.values(), lam])
+        results.append((materialize(adapted, factors), loss, grads))
+    (dense, loss_d, grads_d), (factored, loss_f, grads_f) = results
+    for name in dense:
+        torch.testing.assert_close(factored[name], dense[name], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(loss_f, loss_d, rtol=1e-12, atol=1e-14)
+    for a, b in zip(grads_f, grads_d, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
