@@ -98,6 +98,7 @@ _FITTED_ATTRIBUTES = (
     "dro_weights_",
     "states_",
     "log_priors_",
+    "_tasks_index_",
 )
 
 # Rows evaluated per chunk at prediction (bounds the memory of one call).
@@ -957,8 +958,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             while i < len(by_size):
                 # Tasks of similar sizes, as many as fit the row budget padded.
                 j = i + 1
+                limit = i + self._max_tasks_per_batch()
                 while (
-                    j < len(by_size)
+                    j < min(len(by_size), limit)
                     and (j - i + 1) * int(sizes[by_size[j]]) <= _PREDICT_CHUNK
                 ):
                     j += 1
@@ -984,6 +986,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         check_is_fitted(self)
         weights = self.states_[_WEIGHT][1 : len(self.tasks_) + 1]
         return weights.detach().cpu().numpy().astype(np.float64)
+
+    def _max_tasks_per_batch(self):
+        """Most tasks adapted in one batch (subclasses bound their memory)."""
+        return 2**62
 
     def _padded(self, store, order, starts, ends):
         """Padded ``(X, y, w)`` of shape ``(n_tasks, n_rows, ...)``: task ``i``

@@ -110,7 +110,8 @@ class EpisodeSampler:
                 if idx is None or len(idx) == 0:
                     continue
                 n_s, n_q = self.split_sizes(len(idx))
-                drawn = idx[self.rng.permutation(len(idx))[: n_s + n_q]]
+                # O(n_s + n_q) draw without replacement, whatever len(idx).
+                drawn = idx[self.rng.choice(len(idx), n_s + n_q, replace=False)]
                 support[i, c * S : c * S + n_s] = drawn[:n_s]
                 query[i, c * Q : c * Q + n_q] = drawn[n_s:]
         return support, query, task_ids

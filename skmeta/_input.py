@@ -10,6 +10,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_array, check_X_y, validate_data
@@ -200,6 +201,7 @@ def validate_fit_input(
         estimator.tasks_ = (
             np.unique(labels) if labels is not None else np.array([], dtype=object)
         )
+        _set_task_index(estimator)
         estimator.groups_ = (
             np.unique(sensitive)
             if sensitive is not None
@@ -220,14 +222,12 @@ def validate_fit_input(
     if labels is None:
         task_codes = np.full(n_samples, -1, dtype=np.int64)
     else:
-        task_codes = encode_groups(labels, estimator.tasks_)
+        task_codes = _encode_tasks(estimator, labels)
         if (task_codes < 0).any():  # unseen tasks become known (partial_fit)
             new = pd_unique(labels[task_codes < 0])
-            tasks = np.concatenate([estimator.tasks_, new])
-            if tasks.dtype.kind not in "iufbO":  # mixed labels: keep each as given
-                tasks = tasks.astype(object)
-            estimator.tasks_ = tasks
-            task_codes = encode_groups(labels, estimator.tasks_)
+            estimator.tasks_ = np.concatenate([estimator.tasks_, new])
+            _set_task_index(estimator)
+            task_codes = _encode_tasks(estimator, labels)
     group_codes = (
         encode_groups(sensitive, estimator.groups_)
         if sensitive is not None
@@ -236,6 +236,25 @@ def validate_fit_input(
     return MetaInput(
         X=X, task=task_codes, group=group_codes, weight=sample_weight, y=y_enc
     )
+
+
+def _set_task_index(estimator):
+    """Cache a hash index of ``tasks_`` (rebuilt only when tasks are added)."""
+    estimator._tasks_index_ = (
+        estimator.tasks_,
+        pd.Index(np.asarray(estimator.tasks_, dtype=object)),
+    )
+
+
+def _encode_tasks(estimator, labels):
+    """Positions of ``labels`` in ``tasks_`` (``-1``: unknown), with the cache.
+
+    Prediction only reads the cache (it never changes the fitted model).
+    """
+    cached = estimator.__dict__.get("_tasks_index_")
+    if cached is None or cached[0] is not estimator.tasks_:
+        return encode_groups(labels, estimator.tasks_)
+    return cached[1].get_indexer(np.asarray(labels, dtype=object)).astype(np.int64)
 
 
 def validate_predict_input(estimator, X, sensitive_features, tasks):
@@ -261,7 +280,7 @@ def validate_predict_input(estimator, X, sensitive_features, tasks):
         # No groups given, or a model that knows none: the pooled model.
         codes = np.full(n_samples, -1, dtype=np.int64)
     else:
-        codes = encode_groups(labels, estimator.tasks_)
+        codes = _encode_tasks(estimator, labels)
         check_unknown(estimator, labels, codes)
     return MetaInput(
         X=X,

@@ -424,6 +424,12 @@ class MAMLClassifier(_MetaClassifier):
 
         return vmap(query_logits, randomness="different")(adapted, episodes["query_X"])
 
+    def _max_tasks_per_batch(self):
+        # Each task of a batch holds its own copy of the parameters (and the
+        # inner loop's intermediate values): about 2**23 floats per batch.
+        n_params = sum(p.numel() for p in self.module_.parameters())
+        return max(1, 2**23 // max(n_params, 1))
+
     def _adapt_states(self, X, y, w, prior):
         """Parameters adapted to each padded support set (first order), and
         the share ``n / (n + prior strength)`` of each support's own rows."""

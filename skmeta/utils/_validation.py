@@ -49,7 +49,7 @@ def check_groups(values, n_samples, *, name="sensitive_features"):
             )
         values = values.to_numpy(dtype=object)
     else:
-        values = np.asarray(values, dtype=object)
+        values = np.asarray(values)
     if values.ndim == 0 or values.ndim > 2:
         raise ValueError(
             f"{name} must be 1-D or 2-D (one column per sensitive feature), "
@@ -60,18 +60,32 @@ def check_groups(values, n_samples, *, name="sensitive_features"):
             f"{name} has {values.shape[0]} rows but X has {n_samples}; "
             "they must have the same length."
         )
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    # Arrays of one numeric or string type: no Python loop over the rows.
+    if values.ndim == 1 and values.dtype.kind in "biu":
+        return values.astype(np.int64)
+    if values.dtype.kind == "f":
+        if np.isnan(values).any():
+            raise ValueError(
+                f"{name} contains missing values; every row needs a group."
+            )
+        if values.ndim == 1:
+            return values.astype(np.float64)
+    if values.ndim == 1 and values.dtype.kind in "US":
+        return values.astype(str).astype(object)
+    values = values.astype(object)
     if pd.isna(values).any():
         raise ValueError(f"{name} contains missing values; every row needs a group.")
     if values.ndim == 2:
-        if values.shape[1] == 1:
-            values = values[:, 0]
-        else:
-            return np.array([_join(row) for row in values], dtype=object)
-    kinds = {type(v) for v in values}
-    if all(issubclass(k, numbers.Number) for k in kinds):
-        if all(issubclass(k, numbers.Integral) for k in kinds):
-            return values.astype(np.int64)
+        return np.array([_join(row) for row in values], dtype=object)
+    kind = pd.api.types.infer_dtype(values, skipna=False)
+    if kind in ("integer", "boolean"):
+        return values.astype(np.int64)
+    if kind in ("floating", "mixed-integer-float", "decimal"):
         return values.astype(np.float64)
+    if kind == "string":
+        return values
     return np.array([str(v) for v in values], dtype=object)
 
 
