@@ -50,12 +50,14 @@ randomised and get ``random_state=0``; every model gets ``random_state=0``
 Hyperparameters
 ---------------
 skmeta models use their defaults plus ``max_epochs``. A few constructor
-parameters (MAML: ``inner_lr``, ``lr``; ProtoNet: ``shrinkage``, ``lr``; MLP:
-``lr``) are chosen by validation accuracy of the unconstrained model on a
+parameters (MAML: ``prior_strength``, ``lr``; ProtoNet: ``shrinkage``, ``lr``;
+MLP: ``lr``) are chosen by validation accuracy of the unconstrained model on a
 validation split of the *training* data (25 %, stratified on group x label,
 ``random_state=0``; models fitted on the other 75 %). The chosen values are
 used for every fairness weight. The test split is never used for a choice.
-``--quick`` skips this and keeps the defaults.
+``--quick`` skips this and keeps the defaults. MAML: ``prior_strength`` and
+``lr``; ProtoNet: ``shrinkage`` and ``lr`` (``"learn"``, the default, or a
+fixed value).
 
 Pareto analysis
 ---------------
@@ -74,7 +76,11 @@ for every method, skmeta points labelled.
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_fairness.py [--quick]
-        [--datasets adult,compas] [--plot-dir benchmarks]
+        [--datasets adult,compas] [--plot-dir benchmarks] [--seeds 5]
+
+With ``--seeds N`` (default 5; 2 with ``--quick``) the headline methods
+(demographic parity) are retrained with ``random_state`` 0 to N - 1 and the
+mean and standard deviation of accuracy and DP difference are reported.
 """
 
 import argparse
@@ -133,8 +139,8 @@ SETTINGS = {
 # Candidates chosen on the validation split (unconstrained models).
 GRIDS = {
     "MLP": {"lr": [1e-3, 3e-3]},
-    "MAML": {"inner_lr": [0.1, 0.3, 1.0], "lr": [1e-3, 3e-3]},
-    "ProtoNet": {"shrinkage": [1.0, 5.0, 25.0], "lr": [1e-3, 3e-3]},
+    "MAML": {"prior_strength": ["learn", 10.0], "lr": [1e-3, 3e-3]},
+    "ProtoNet": {"shrinkage": ["learn", 5.0], "lr": [1e-3, 3e-3]},
 }
 DEFAULTS = {"MLP": {"lr": 1e-3}, "MAML": {}, "ProtoNet": {}}
 # Rows of one skmeta meta-batch's query sets: meta_batch_size * n_classes * (n_shots
@@ -248,13 +254,21 @@ def predict_mlp(model, X):
     return model.predict(X.astype(np.float32))
 
 
-def make_skmeta(model, params, max_epochs, constraint=None, weight=0.0, **kwargs):
+def make_skmeta(
+    model,
+    params,
+    max_epochs,
+    constraint=None,
+    weight=0.0,
+    random_state=RANDOM_STATE,
+    **kwargs,
+):
     return SKMETA[model](
         **params,
         constraints=constraint if weight > 0 else None,
         fairness_weight=weight,
         max_epochs=max_epochs,
-        random_state=RANDOM_STATE,
+        random_state=random_state,
         **kwargs,
     )
 
@@ -328,7 +342,13 @@ def tune(data, max_epochs):
 
 
 def _fmt_params(params):
-    return ", ".join(f"{k}={v:g}" for k, v in params.items()) or "defaults"
+    return (
+        ", ".join(
+            f"{k}={v:g}" if isinstance(v, float | int) else f"{k}={v!r}"
+            for k, v in params.items()
+        )
+        or "defaults"
+    )
 
 
 # ------------------------------------------------------------------------ run
@@ -447,6 +467,100 @@ def run_dataset(data, settings, params):
                 label=f"TO({model[0]}) {short}",
             )
     return pd.DataFrame(records)
+
+
+# ------------------------------------------------------------------------ seeds
+def seed_table(data, settings, params, seeds):
+    """The headline methods retrained with ``random_state`` in ``seeds``.
+
+    Demographic parity only: the unconstrained models, the penalised skmeta
+    models at the two smallest positive weights, ThresholdOptimizer on a
+    prefit skmeta model, and fairlearn's EG and TO on LR (randomised at
+    prediction: their ``random_state`` varies with the seed). Mean and
+    standard deviation over the seeds of accuracy and DP difference.
+    """
+    max_epochs = settings["max_epochs"]
+    X, Xt, y, yt = data.X_train, data.X_test, data.y_train, data.y_test
+    s, st = data.s_train, data.s_test
+    Xa, Xat = data.with_group_column()
+    weights = sorted(w for w in settings["weights"] if w > 0)[:2]
+    rows = []
+    for seed in seeds:
+
+        def add(method, pred, seed=seed):
+            rows.append({"method": method, "seed": seed, **evaluate(yt, pred, st)})
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            eg = ExponentiatedGradient(
+                LogisticRegression(max_iter=1000), DemographicParity()
+            ).fit(X, y, sensitive_features=s)
+            add("EG(LR) DP", eg.predict(Xt, random_state=seed))
+            to = ThresholdOptimizer(
+                estimator=LogisticRegression(max_iter=1000),
+                constraints="demographic_parity",
+                predict_method="predict_proba",
+            ).fit(X, y, sensitive_features=s)
+            add("TO(LR) DP", to.predict(Xt, sensitive_features=st, random_state=seed))
+        for model in SKMETA:
+            clf = make_skmeta(
+                model,
+                params[model],
+                max_epochs,
+                random_state=seed,
+                sensitive_columns=[Xa.shape[1] - 1],
+            ).fit(Xa, y)
+            add(f"{model}", clf.predict(Xat))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                to = ThresholdOptimizer(
+                    estimator=clf,
+                    prefit=True,
+                    predict_method="predict_proba",
+                    constraints="demographic_parity",
+                ).fit(Xa, y, sensitive_features=s)
+            add(
+                f"TO({model}) DP",
+                to.predict(Xat, sensitive_features=st, random_state=seed),
+            )
+            for weight in weights:
+                clf = make_skmeta(
+                    model,
+                    params[model],
+                    max_epochs,
+                    "demographic_parity",
+                    weight,
+                    random_state=seed,
+                ).fit(X, y, sensitive_features=s)
+                add(f"{model} DP {weight:g}", clf.predict(Xt, sensitive_features=st))
+        print(f"  seed {seed} done", flush=True)
+    df = pd.DataFrame(rows)
+    summary = df.groupby("method", sort=False).agg(
+        accuracy_mean=("accuracy", "mean"),
+        accuracy_sd=("accuracy", "std"),
+        dpd_mean=("dpd", "mean"),
+        dpd_sd=("dpd", "std"),
+        dpd_max=("dpd", "max"),
+    )
+    print(
+        f"\n### Retrained with random_state {seeds[0]}-{seeds[-1]} "
+        f"({len(seeds)} seeds): mean ± SD\n"
+    )
+    table = [
+        (
+            method,
+            f"{r.accuracy_mean:.4f} ± {r.accuracy_sd:.4f}",
+            f"{r.dpd_mean:.4f} ± {r.dpd_sd:.4f}",
+            f"{r.dpd_max:.4f}",
+        )
+        for method, r in summary.iterrows()
+    ]
+    print(
+        markdown_table(
+            ["method", "accuracy", "DP difference", "largest DP difference"], table
+        )
+    )
+    return summary
 
 
 # ------------------------------------------------------------------------ analysis
@@ -697,6 +811,12 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer epochs, weights")
     parser.add_argument("--datasets", default="adult,compas")
     parser.add_argument(
+        "--seeds",
+        type=int,
+        default=5,
+        help="retrain the headline methods with this many random states (1: skip)",
+    )
+    parser.add_argument(
         "--plot-dir",
         default=str(Path(__file__).resolve().parent),
         help="where the PNGs go (default: benchmarks/)",
@@ -737,6 +857,9 @@ def main(argv=None):
             params = {m: dict(p) for m, p in DEFAULTS.items()}
         df = run_dataset(data, settings, params)
         answers[name] = report(data, df)
+        if args.seeds > 1:
+            seeds = list(range(2 if args.quick else args.seeds))
+            seed_table(data, settings, params, seeds)
         suffix = "_quick" if args.quick else ""
         plot(
             data,
