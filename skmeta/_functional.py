@@ -59,7 +59,15 @@ def stateless_forward(module, params, buffers, X):
 
 
 def blocked_forward(
-    module, states, buffers, X, index, *, forward=None, max_block_params=2**24
+    module,
+    states,
+    buffers,
+    X,
+    index,
+    *,
+    forward=None,
+    shared=None,
+    max_block_params=2**24,
 ):
     """Rows evaluated with their own parameters, many parameter sets at once.
 
@@ -80,6 +88,9 @@ def blocked_forward(
         ``forward(params, blocks)`` evaluating blocks of shape
         ``(n_blocks, size, n_features)`` with per-block parameters; by default
         ``module`` under :func:`torch.func.vmap`.
+    shared : dict of str to torch.Tensor, default=None
+        Parameters every row uses (no state dimension), e.g. the layers that
+        adaptation leaves as they are.
     max_block_params : int, default=2**24
         Most parameter entries gathered at once (bounds the memory used).
 
@@ -103,13 +114,19 @@ def blocked_forward(
     blocks = X.new_zeros((len(block_state), size, X.shape[1]))
     blocks[row_block, row_slot] = X[order]
 
+    shared = {} if shared is None else shared
     if forward is None:
         private = _private_copy(module)
 
         def evaluate(params, x):
-            return functional_call(private, (params, buffers), (x,))
+            return functional_call(private, ({**shared, **params}, buffers), (x,))
 
         forward = vmap(evaluate)
+    else:
+        given = forward
+
+        def forward(params, x):
+            return given({**shared, **params}, x)
 
     per_block = sum(v[0].numel() for v in states.values())
     chunk = max(1, max_block_params // max(per_block, 1))
@@ -139,6 +156,7 @@ def inner_loop(
     first_order,
     prior_strength=0.0,
     n_rows=None,
+    frozen=None,
 ):
     r"""Adapt ``params`` by gradient steps on a weighted support set (MAP).
 
@@ -196,6 +214,9 @@ def inner_loop(
     n_rows : float or torch.Tensor, default=None
         :math:`n`; ``w.sum()`` when None.
 
+    frozen : dict of str to torch.Tensor, default=None
+        Parameters of ``module`` that are not adapted (used as they are).
+
     Returns
     -------
     params : dict of str to torch.Tensor
@@ -206,8 +227,10 @@ def inner_loop(
     data_share = n / (n + prior_strength).clamp_min(1e-12)
     prior_share = 1.0 - data_share
 
+    frozen = {} if frozen is None else frozen
+
     def mean_loss(p):
-        losses = criterion(functional_call(module, (p, buffers), (X,)), y)
+        losses = criterion(functional_call(module, ({**frozen, **p}, buffers), (X,)), y)
         return (losses * w).sum() / w.sum().clamp_min(1e-12)
 
     for _ in range(n_steps):
@@ -452,6 +475,7 @@ def mlp_inner_loop(
     prior_strength=0.0,
     n_rows=None,
     low_rank=None,
+    adapt_from=0,
 ):
     """:func:`inner_loop` for a plain MLP and cross-entropy, batched over tasks.
 
@@ -485,12 +509,17 @@ def mlp_inner_loop(
         Effective rows of each task; ``w.sum(-1)`` when None.
     low_rank : set of str, default=None
         Weight matrices kept factored; chosen by cost when None.
+    adapt_from : int, default=0
+        Layers before this one are not adapted (their output is computed once,
+        with the shared parameters): ``len(layers) - 1`` adapts the last layer
+        only (ANIL).
 
     Returns
     -------
     adapted : dict of str to torch.Tensor
-        Each bias and dense weight: its per-task tensor; each factored weight:
-        the shared starting matrix.
+        Each adapted bias and dense weight: its per-task tensor; each factored
+        weight: the shared starting matrix; each layer not adapted: its shared
+        parameters.
     factors : dict of str to (torch.Tensor, torch.Tensor)
         ``(U, V)`` of each factored weight, of shapes ``(n_tasks, rank,
         n_out)`` and ``(n_tasks, rank, n_in)``. :func:`mlp_forward` evaluates
@@ -498,10 +527,15 @@ def mlp_inner_loop(
         per-task matrices.
     """
     n_tasks, n_classes = X.shape[0], params[layers[-1][0]].shape[0]
+    frozen, layers = layers[:adapt_from], layers[adapt_from:]
+    if frozen:
+        X = mlp_forward(frozen, params, X)
     if low_rank is None:
         low_rank = _low_rank_layers(layers, params, X.shape[1], n_steps, inner_lr)
     start = params
     adapted, factors = {}, {}
+    for weight, bias, _ in frozen:
+        adapted[weight], adapted[bias] = params[weight], params[bias]
     for weight, bias, _ in layers:
         if weight in low_rank:
             adapted[weight] = params[weight]
@@ -574,6 +608,9 @@ def mlp_inner_loop(
                 step = step + prior_share.view(-1, 1) * (b - start[bias])
             new_adapted[bias] = b - lr_of(bias) * step
         # Keep the parameters' order (the module's), for the per-task states.
+        new_adapted.update(
+            {name: adapted[name] for name in adapted if name not in new_adapted}
+        )
         adapted = {name: new_adapted[name] for name in start if name in new_adapted}
         factors = new_factors
     return adapted, factors

@@ -86,6 +86,15 @@ class MAMLClassifier(_MetaClassifier):
         ``first_order=True`` it is learned through the weights of the two
         terms only.
 
+    adapt_layers : {"all", "last"}, default="all"
+        Which parameters adaptation changes: all of the network's, or only
+        those of its last layer (ANIL: the rest is a representation shared by
+        every task). ``"last"`` stores a few hundred numbers per task instead
+        of the whole network (for the default MLP, 130 instead of about 1,500
+        with 20 features), and its inner loop runs on the shared
+        representation computed once, so training and adaptation are faster;
+        tasks can then differ only in that last layer.
+
     first_order : bool, default=False
         Use first-order MAML, which ignores second derivatives. The default
         is second-order MAML.
@@ -212,6 +221,7 @@ class MAMLClassifier(_MetaClassifier):
         inner_lr=0.5,
         inner_steps=16,
         prior_strength="learn",
+        adapt_layers="all",
         first_order=False,
         learn_inner_lr=False,
         n_shots=5,
@@ -293,6 +303,7 @@ class MAMLClassifier(_MetaClassifier):
         self.first_order = first_order
         self.learn_inner_lr = learn_inner_lr
         self.prior_strength = prior_strength
+        self.adapt_layers = adapt_layers
 
     def initialize_module(self):
         super().initialize_module()
@@ -320,7 +331,23 @@ class MAMLClassifier(_MetaClassifier):
         check_is_fitted(self)
         return float(self._prior_strength_value().detach())
 
-    def _adapt(self, params, X, y, w, n, *, first_order):
+    def _adapted_names(self):
+        """Names of the parameters adaptation changes (``adapt_layers``)."""
+        names = [name for name, _ in self.module_.named_parameters()]
+        if self.adapt_layers == "all":
+            return names
+        last = [
+            (prefix, module)
+            for prefix, module in self.module_.named_modules()
+            if any(True for _ in module.parameters(recurse=False))
+        ][-1][0]
+        return [
+            name
+            for name in names
+            if name.rpartition(".")[0] == last or (not last and "." not in name)
+        ]
+
+    def _adapt(self, params, frozen, X, y, w, n, *, first_order):
         """One task's general-path adaptation (under vmap)."""
         return inner_loop(
             self.module_,
@@ -335,6 +362,7 @@ class MAMLClassifier(_MetaClassifier):
             first_order=first_order,
             prior_strength=self._prior_strength_value(),
             n_rows=n,
+            frozen=frozen,
         )
 
     def _check_module(self):
@@ -397,12 +425,17 @@ class MAMLClassifier(_MetaClassifier):
                 first_order=first_order,
                 prior_strength=self._prior_strength_value(),
                 n_rows=n,
+                adapt_from=len(layers) - 1 if self.adapt_layers == "last" else 0,
             )
+        names = set(self._adapted_names())
+        head = {k: v for k, v in params.items() if k in names}
+        frozen = {k: v for k, v in params.items() if k not in names}
 
         def adapt(Xs, ys, ws, ns):
-            return self._adapt(params, Xs, ys, ws, ns, first_order=first_order)
+            return self._adapt(head, frozen, Xs, ys, ws, ns, first_order=first_order)
 
-        return vmap(adapt, randomness="different")(X, y, balanced, n), {}
+        adapted = vmap(adapt, randomness="different")(X, y, balanced, n)
+        return {**frozen, **adapted}, {}
 
     def _query_logits(self, episodes):
         """Query logits of every task of a meta-batch, after adaptation."""
@@ -418,11 +451,14 @@ class MAMLClassifier(_MetaClassifier):
         if layers is not None:
             return mlp_forward(layers, adapted, episodes["query_X"], factors)
         buffers = dict(self.module_.named_buffers())
+        names = set(self._adapted_names())
+        frozen = {k: v for k, v in adapted.items() if k not in names}
+        per_task = {k: v for k, v in adapted.items() if k in names}
 
         def query_logits(p, Xq):
-            return functional_call(self.module_, (p, buffers), (Xq,))
+            return functional_call(self.module_, ({**frozen, **p}, buffers), (Xq,))
 
-        return vmap(query_logits, randomness="different")(adapted, episodes["query_X"])
+        return vmap(query_logits, randomness="different")(per_task, episodes["query_X"])
 
     def _max_tasks_per_batch(self):
         # Each task of a batch holds its own copy of the parameters (and the
@@ -435,7 +471,8 @@ class MAMLClassifier(_MetaClassifier):
         the share ``n / (n + prior strength)`` of each support's own rows."""
         params = {k: v.detach() for k, v in self.module_.named_parameters()}
         adapted, factors = self._adapt_batch(params, X, y, w, first_order=True)
-        states = materialize(adapted, factors)
+        names = set(self._adapted_names())
+        states = {k: v for k, v in materialize(adapted, factors).items() if k in names}
         n = w.sum(-1)
         weight = n / (n + self._prior_strength_value()).clamp_min(1e-12)
         return states, weight
@@ -447,15 +484,30 @@ class MAMLClassifier(_MetaClassifier):
         }
         layers = self._fast_layers(training=False)
         forward = None if layers is None else partial(mlp_forward, layers)
-        params = {k: v for k, v in states.items() if k in self._param_names()}
-        return blocked_forward(self.module_, params, buffers, X, index, forward=forward)
+        names = self._param_names()
+        params = {k: v for k, v in states.items() if k in names}
+        shared = {
+            k: v.to(dtype)
+            for k, v in self.module_.named_parameters()
+            if k not in params
+        }
+        return blocked_forward(
+            self.module_,
+            params,
+            buffers,
+            X,
+            index,
+            forward=forward,
+            shared=shared,
+        )
 
     def _param_names(self):
         return {name for name, _ in self.module_.named_parameters()}
 
     @property
     def global_state_(self):
-        """Parameters adapted to the pooled support set (unknown tasks)."""
+        """Parameters adapted to the pooled support set (unknown tasks); with
+        ``adapt_layers="last"``, those of the last layer."""
         names = self._param_names()
         return {name: v[0] for name, v in self.states_.items() if name in names}
 

@@ -413,7 +413,10 @@ class _GeneralMLP(torch.nn.Module):
 
 @pytest.mark.parametrize("first_order", [False, True])
 @pytest.mark.parametrize("learn_inner_lr", [False, True])
-def test_closed_form_inner_loop_equals_the_general_path(first_order, learn_inner_lr):
+@pytest.mark.parametrize("adapt_layers", ["all", "last"])
+def test_closed_form_inner_loop_equals_the_general_path(
+    first_order, learn_inner_lr, adapt_layers
+):
     # The default MLP adapts with hand-written gradients; any other module
     # with torch.func.grad under vmap. Same weights, same episode: same
     # meta-loss and meta-gradient.
@@ -428,6 +431,7 @@ def test_closed_form_inner_loop_equals_the_general_path(first_order, learn_inner
         first_order=first_order,
         learn_inner_lr=learn_inner_lr,
         prior_strength=0.2,
+        adapt_layers=adapt_layers,
         random_state=0,
     )
     fast = MAMLClassifier(module__hidden_units=(8, 8), **params).fit(
@@ -506,3 +510,31 @@ def test_factored_weight_changes_equal_dense_ones(first_order):
     torch.testing.assert_close(loss_f, loss_d, rtol=1e-12, atol=1e-14)
     for a, b in zip(grads_f, grads_d, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_last_layer_adaptation_keeps_the_representation():
+    # adapt_layers="last" (ANIL): task states hold the last layer only, and a
+    # task's prediction is the shared representation followed by its layer.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 3))
+    groups = np.arange(200) % 4
+    y = (X[:, 0] * (groups - 1.5) > 0).astype(int)
+    clf = MAMLClassifier(
+        adapt_layers="last", max_epochs=2, inference_dtype="float64", random_state=0
+    ).fit(X, y, sensitive_features=groups)
+    assert set(clf.task_states_[0]) == {"net.2.weight", "net.2.bias"}
+    with torch.no_grad():
+        body = clf.module_.net[:2](torch.as_tensor(X, dtype=torch.float32)).double()
+        state = clf.task_states_[1]
+        logits = body @ state["net.2.weight"].double().T + state["net.2.bias"].double()
+    rows = groups == 1
+    expected = torch.softmax(logits[rows], 1).numpy()
+    # class_prior="task" adds the group's log class frequencies: compare the
+    # balanced predictions.
+    clf.set_params(class_prior="balanced")
+    np.testing.assert_allclose(
+        clf.predict_proba(X[rows], sensitive_features=groups[rows]),
+        expected,
+        rtol=1e-5,
+        atol=1e-6,
+    )

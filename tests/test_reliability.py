@@ -313,6 +313,7 @@ def test_the_bad_input_matrix_is_large():
         (MAMLClassifier, {"inner_lr": 0.0}),
         (MAMLClassifier, {"inner_steps": 0}),
         (MAMLClassifier, {"first_order": "yes"}),
+        (MAMLClassifier, {"adapt_layers": "middle"}),
         (MAMLClassifier, {"proximal_weight": -1.0}),
         (PrototypicalClassifier, {"shrinkage": -1.0}),
     ],
