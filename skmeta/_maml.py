@@ -212,6 +212,7 @@ class MAMLClassifier(_MetaClassifier):
             StrOptions({"learn"}),
             Interval(Real, 0, None, closed="left"),
         ],
+        "adapt_layers": [StrOptions({"all", "last"})],
     }
 
     def __init__(
