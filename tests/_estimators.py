@@ -5,7 +5,7 @@ from skmeta import MAMLClassifier, PrototypicalClassifier
 # Small and fast, yet accurate enough for check_classifiers_train.
 INIT_PARAMS = {
     MAMLClassifier: [
-        dict(max_epochs=6, lr=0.01, inner_lr=0.1, random_state=0),
+        dict(max_epochs=6, lr=0.01, inner_lr=0.1, inner_steps=4, random_state=0),
         dict(
             max_epochs=6,
             lr=0.01,

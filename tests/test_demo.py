@@ -20,8 +20,9 @@ def test_help_explains_the_options_without_running(capsys):
 
 
 @pytest.mark.slow
-def test_quick_demo_runs_on_every_dataset():
-    for dataset in ("adult", "compas", "heart"):
+def test_quick_demo_runs_on_the_hospitals():
+    # CI runs the full demo on Adult; this checks another data set end to end.
+    for dataset in ("heart",):
         out = subprocess.run(
             [
                 sys.executable,
