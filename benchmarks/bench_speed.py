@@ -68,7 +68,7 @@ Sections (``--sections``, by name or number)
    100,000 rows.
 6. ``threads``: wall time of a fit and predict of both estimators on the
    bundled Adult data (``max_epochs=2``, the sex x race groups, as in
-   ``python -m skmeta``, which has no option for its length or its threads)
+   ``python -m skmeta``)
    with ``n_threads=1`` and ``n_threads=None`` (torch's default threads:
    ``OMP_NUM_THREADS`` is removed from the environment of the fresh process
    that runs both settings, one after the other, after a warm-up fit on 200
@@ -77,7 +77,9 @@ Sections (``--sections``, by name or number)
    ``--threads-timeout`` seconds (60; 20 with ``--quick``) after it starts,
    and the time of the model it stopped is reported as a lower bound.
    ``--quick`` fits 1 epoch of 30 meta-batches instead of 2 default epochs.
-   ``--skip-threads`` skips the section.
+   Then the demo itself, ``python -m skmeta --quick --quiet``, with its
+   default threads and with ``--threads`` the number of cores, unloaded and
+   loaded. ``--skip-threads`` skips the section.
 
 Method
 ------
@@ -1541,15 +1543,33 @@ def busy_load(n_procs):
             p.wait()
 
 
+def demo_seconds(threads):
+    """Wall time of ``python -m skmeta --quick --quiet`` (``--threads``)."""
+    env = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.pop(name, None)
+    command = [sys.executable, "-m", "skmeta", "--quick", "--quiet"]
+    if threads is not None:
+        command += ["--threads", str(threads)]
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
 def section_threads(args, budget):
     max_epochs, steps = budget["threads_epochs"], budget["threads_steps"]
     repeats, timeout = budget["threads_repeats"], args.threads_timeout
     print("\n## 6. Threads, with and without load")
-    runs, loads = {}, {}
+    runs, loads, demo = {}, {}, {}
+    cores = os.cpu_count() or 1
     for loaded in (False, True):
         context = busy_load(args.load_procs) if loaded else contextlib.nullcontext()
         with context:
             loads[loaded] = os.getloadavg()[0]
+            for threads in (None, cores):
+                demo[threads, loaded] = statistics.median(
+                    demo_seconds(threads) for _ in range(repeats)
+                )
             for _ in range(repeats):
                 out = _threads_run(max_epochs, steps, timeout)
                 for n_threads in THREADS_SETTINGS:
@@ -1619,6 +1639,24 @@ def section_threads(args, budget):
             f"{ratio}"
         )
     print("\nRatios of total times: " + "; ".join(ratios) + ".")
+    print(
+        "\nThe demo, `python -m skmeta --quick --quiet` (its default threads: "
+        f"n_threads='auto', one for these networks; and `--threads {cores}`, "
+        "torch's default count here), in a fresh process, median of "
+        f"{repeats} run(s), seconds:\n"
+    )
+    demo_rows = []
+    for threads in (None, cores):
+        name = "default (auto)" if threads is None else f"--threads {threads}"
+        unloaded, loaded = demo[threads, False], demo[threads, True]
+        demo_rows.append(
+            [name, f"{unloaded:.1f}", f"{loaded:.1f}", f"{loaded / unloaded:.2f}"]
+        )
+    print(
+        markdown_table(
+            ["threads", "unloaded s", "loaded s", "loaded / unloaded"], demo_rows
+        )
+    )
 
 
 # ------------------------------------------------------------------------ main
