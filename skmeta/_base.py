@@ -982,7 +982,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
 
     @property
     def adaptation_weight_(self):
-        """Share of each task's state owed to its own rows (see the class)."""
+        """Share of each task's state owed to its own rows, from 0 (the
+        meta-learned state) to 1 (its own rows alone), for each task of
+        ``tasks_``."""
         check_is_fitted(self)
         weights = self.states_[_WEIGHT][1 : len(self.tasks_) + 1]
         return weights.detach().cpu().numpy().astype(np.float64)

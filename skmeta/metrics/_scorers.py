@@ -440,15 +440,288 @@ def make_accuracy_disparity_scorer(
 neg_demographic_parity_difference_scorer = make_fairness_scorer(
     demographic_parity_difference, greater_is_better=False
 )
+r"""Scorer of the demographic parity difference, negated: 0 is parity.
+
+The demographic parity difference is the gap between the largest and the
+smallest selection rate of the groups, the share of a group's rows
+predicted positive:
+
+.. math::
+
+    \max_g P(\hat y = 1 \mid g) - \min_g P(\hat y = 1 \mid g).
+
+It ignores the true labels. The scorer returns it **negated**, so that
+greater is better as in scikit-learn: it lies in ``[-1, 0]``, ``0`` when
+every group is predicted positive as often, and ``-0.2`` is fairer than
+``-0.3``. Labels must be binary, with ``1`` the positive class.
+
+Defined as ``make_fairness_scorer(demographic_parity_difference,
+greater_is_better=False)`` with fairlearn's
+:func:`~fairlearn.metrics.demographic_parity_difference`; it is
+``FAIRNESS_SCORERS["neg_demographic_parity_difference"]``.
+
+Call it as ``scorer(estimator, X, y_true, sensitive_features=groups)``, or
+pass it in ``scoring=`` to a search or to ``cross_validate`` with metadata
+routing enabled (see :ref:`metrics`). ``estimator.predict`` gets the groups
+when it accepts them, as for every scorer of :func:`make_fairness_scorer`.
+
+See Also
+--------
+demographic_parity_ratio_scorer : The same selection rates, as a ratio.
+make_accuracy_disparity_scorer : Accuracy minus a weighted disparity.
+
+Examples
+--------
+>>> import numpy as np
+>>> from sklearn.linear_model import LogisticRegression
+>>> from skmeta.metrics import neg_demographic_parity_difference_scorer
+>>> X = np.array([[0], [1], [2], [9], [1.5], [7], [8], [10]])
+>>> y = np.array([0, 0, 1, 1, 0, 1, 1, 1])
+>>> groups = np.array(["a", "a", "a", "a", "b", "b", "b", "b"])
+>>> clf = LogisticRegression().fit(X, y)
+>>> clf.predict(X)  # group "a": 0 0 0 1, group "b": 0 1 1 1
+array([0, 0, 0, 1, 0, 1, 1, 1])
+>>> # selection rates: 1/4 in group "a", 3/4 in group "b"
+>>> neg_demographic_parity_difference_scorer(
+...     clf, X, y, sensitive_features=groups
+... )
+-0.5
+"""
+
 demographic_parity_ratio_scorer = make_fairness_scorer(demographic_parity_ratio)
+r"""Scorer of the demographic parity ratio: 1 is parity.
+
+The demographic parity ratio is the smallest selection rate of the groups
+divided by the largest, the selection rate being the share of a group's rows
+predicted positive:
+
+.. math::
+
+    \frac{\min_g P(\hat y = 1 \mid g)}{\max_g P(\hat y = 1 \mid g)}.
+
+It ignores the true labels. Greater is better, so the scorer returns the
+ratio as it is: it lies in ``[0, 1]``, ``1`` when every group is predicted
+positive as often. The "four-fifths rule" of US employment law flags ratios
+below ``0.8``. Labels must be binary, with ``1`` the positive class.
+
+Defined as ``make_fairness_scorer(demographic_parity_ratio)`` with
+fairlearn's :func:`~fairlearn.metrics.demographic_parity_ratio`; it is
+``FAIRNESS_SCORERS["demographic_parity_ratio"]``.
+
+Call it as ``scorer(estimator, X, y_true, sensitive_features=groups)``, or
+pass it in ``scoring=`` to a search or to ``cross_validate`` with metadata
+routing enabled (see :ref:`metrics`). ``estimator.predict`` gets the groups
+when it accepts them, as for every scorer of :func:`make_fairness_scorer`.
+
+See Also
+--------
+neg_demographic_parity_difference_scorer : The same rates, as a difference.
+
+Examples
+--------
+>>> import numpy as np
+>>> from sklearn.linear_model import LogisticRegression
+>>> from skmeta.metrics import demographic_parity_ratio_scorer
+>>> X = np.array([[0], [1], [2], [9], [1.5], [7], [8], [10]])
+>>> y = np.array([0, 0, 1, 1, 0, 1, 1, 1])
+>>> groups = np.array(["a", "a", "a", "a", "b", "b", "b", "b"])
+>>> clf = LogisticRegression().fit(X, y)
+>>> clf.predict(X)  # group "a": 0 0 0 1, group "b": 0 1 1 1
+array([0, 0, 0, 1, 0, 1, 1, 1])
+>>> # selection rates: 1/4 in group "a", 3/4 in group "b"
+>>> demographic_parity_ratio_scorer(
+...     clf, X, y, sensitive_features=groups
+... )
+0.3333333333333333
+"""
+
 neg_equalized_odds_difference_scorer = make_fairness_scorer(
     equalized_odds_difference, greater_is_better=False
 )
+r"""Scorer of the equalized odds difference, negated: 0 is parity.
+
+The equalized odds difference is the larger of two gaps between groups: that
+of the true positive rates (the share of a group's positive rows predicted
+positive) and that of the false positive rates (the share of its negative
+rows predicted positive):
+
+.. math::
+
+    \max_{y \in \{0, 1\}} \left( \max_g P(\hat y = 1 \mid g, y)
+    - \min_g P(\hat y = 1 \mid g, y) \right).
+
+The scorer returns it **negated**, so that greater is better as in
+scikit-learn: it lies in ``[-1, 0]``, ``0`` when all groups have the same
+true and false positive rates. Labels must be binary, with ``1`` the
+positive class, and each group needs positive and negative rows.
+
+Defined as ``make_fairness_scorer(equalized_odds_difference,
+greater_is_better=False)`` with fairlearn's
+:func:`~fairlearn.metrics.equalized_odds_difference`; it is
+``FAIRNESS_SCORERS["neg_equalized_odds_difference"]``.
+
+Call it as ``scorer(estimator, X, y_true, sensitive_features=groups)``, or
+pass it in ``scoring=`` to a search or to ``cross_validate`` with metadata
+routing enabled (see :ref:`metrics`). ``estimator.predict`` gets the groups
+when it accepts them, as for every scorer of :func:`make_fairness_scorer`.
+
+See Also
+--------
+neg_equal_opportunity_difference_scorer : The true positive rates alone.
+
+Examples
+--------
+>>> import numpy as np
+>>> from sklearn.linear_model import LogisticRegression
+>>> from skmeta.metrics import neg_equalized_odds_difference_scorer
+>>> X = np.array([[0], [1], [2], [9], [1.5], [7], [8], [10]])
+>>> y = np.array([0, 0, 1, 1, 0, 1, 1, 1])
+>>> groups = np.array(["a", "a", "a", "a", "b", "b", "b", "b"])
+>>> clf = LogisticRegression().fit(X, y)
+>>> clf.predict(X)  # group "a": 0 0 0 1, group "b": 0 1 1 1
+array([0, 0, 0, 1, 0, 1, 1, 1])
+>>> # true positive rates: 1/2 in "a", 1 in "b"; false positive rates: 0, 0
+>>> neg_equalized_odds_difference_scorer(
+...     clf, X, y, sensitive_features=groups
+... )
+-0.5
+"""
+
 neg_equal_opportunity_difference_scorer = make_fairness_scorer(
     equal_opportunity_difference, greater_is_better=False
 )
+r"""Scorer of the equal opportunity difference, negated: 0 is parity.
+
+The equal opportunity difference is the gap between the largest and the
+smallest true positive rate of the groups, the share of a group's positive
+rows predicted positive:
+
+.. math::
+
+    \max_g P(\hat y = 1 \mid g, y = 1) - \min_g P(\hat y = 1 \mid g, y = 1).
+
+The scorer returns it **negated**, so that greater is better as in
+scikit-learn: it lies in ``[-1, 0]``, ``0`` when the positive rows of every
+group are as likely to be predicted positive. Labels must be binary, with
+``1`` the positive class.
+
+Defined as ``make_fairness_scorer(equal_opportunity_difference,
+greater_is_better=False)`` with fairlearn's
+:func:`~fairlearn.metrics.equal_opportunity_difference`; it is
+``FAIRNESS_SCORERS["neg_equal_opportunity_difference"]``.
+
+Call it as ``scorer(estimator, X, y_true, sensitive_features=groups)``, or
+pass it in ``scoring=`` to a search or to ``cross_validate`` with metadata
+routing enabled (see :ref:`metrics`). ``estimator.predict`` gets the groups
+when it accepts them, as for every scorer of :func:`make_fairness_scorer`.
+
+See Also
+--------
+neg_equalized_odds_difference_scorer : The false positive rates too.
+
+Examples
+--------
+>>> import numpy as np
+>>> from sklearn.linear_model import LogisticRegression
+>>> from skmeta.metrics import neg_equal_opportunity_difference_scorer
+>>> X = np.array([[0], [1], [2], [9], [1.5], [7], [8], [10]])
+>>> y = np.array([0, 0, 1, 1, 0, 1, 1, 1])
+>>> groups = np.array(["a", "a", "a", "a", "b", "b", "b", "b"])
+>>> clf = LogisticRegression().fit(X, y)
+>>> clf.predict(X)  # group "a": 0 0 0 1, group "b": 0 1 1 1
+array([0, 0, 0, 1, 0, 1, 1, 1])
+>>> # true positive rates: 1/2 in group "a", 1 in group "b"
+>>> neg_equal_opportunity_difference_scorer(
+...     clf, X, y, sensitive_features=groups
+... )
+-0.5
+"""
+
 worst_group_accuracy_scorer = make_fairness_scorer(worst_group_accuracy)
+r"""Scorer of the accuracy of the worst-served group.
+
+The accuracy of each group's rows, and the smallest of them:
+
+.. math::
+
+    \min_g P(\hat y = y \mid g).
+
+Greater is better, so the scorer returns it as it is, in ``[0, 1]``. It
+measures group robustness: a model that is accurate on average but fails a
+small group scores low. Any labels work, not only binary ones.
+
+Defined as ``make_fairness_scorer(worst_group_accuracy)``, where
+``worst_group_accuracy`` is fairlearn's
+:func:`~fairlearn.metrics.accuracy_score_group_min`; it is
+``FAIRNESS_SCORERS["worst_group_accuracy"]``.
+
+Call it as ``scorer(estimator, X, y_true, sensitive_features=groups)``, or
+pass it in ``scoring=`` to a search or to ``cross_validate`` with metadata
+routing enabled (see :ref:`metrics`). ``estimator.predict`` gets the groups
+when it accepts them, as for every scorer of :func:`make_fairness_scorer`.
+
+See Also
+--------
+group_aware_accuracy_scorer : The accuracy of all rows.
+
+Examples
+--------
+>>> import numpy as np
+>>> from sklearn.linear_model import LogisticRegression
+>>> from skmeta.metrics import worst_group_accuracy_scorer
+>>> X = np.array([[0], [1], [2], [9], [1.5], [7], [8], [10]])
+>>> y = np.array([0, 0, 1, 1, 0, 1, 1, 1])
+>>> groups = np.array(["a", "a", "a", "a", "b", "b", "b", "b"])
+>>> clf = LogisticRegression().fit(X, y)
+>>> clf.predict(X)  # group "a": 0 0 0 1, group "b": 0 1 1 1
+array([0, 0, 0, 1, 0, 1, 1, 1])
+>>> # accuracies: 3/4 in group "a", 4/4 in group "b"
+>>> worst_group_accuracy_scorer(
+...     clf, X, y, sensitive_features=groups
+... )
+0.75
+"""
+
 group_aware_accuracy_scorer = make_fairness_scorer(accuracy_score)
+r"""Scorer of the accuracy of the predictions made with the groups.
+
+The share of rows predicted correctly, as scikit-learn's ``"accuracy"``
+scorer, except that the estimator predicts with the groups:
+``accuracy_score(y_true, estimator.predict(X, sensitive_features=groups))``.
+Greater is better; it lies in ``[0, 1]``.
+
+Use it instead of ``scoring="accuracy"`` for skmeta's classifiers:
+scikit-learn's scorer calls ``predict(X)`` without the groups, so it scores
+the pooled model rather than each group's adapted one. For estimators whose
+``predict`` takes ``X`` alone, both scorers agree.
+
+Defined as ``make_fairness_scorer(accuracy_score)`` with scikit-learn's
+:func:`~sklearn.metrics.accuracy_score`; it is
+``FAIRNESS_SCORERS["group_aware_accuracy"]``.
+
+Call it as ``scorer(estimator, X, y_true, sensitive_features=groups)``, or
+pass it in ``scoring=`` to a search or to ``cross_validate`` with metadata
+routing enabled (see :ref:`metrics`). ``estimator.predict`` gets the groups
+when it accepts them, as for every scorer of :func:`make_fairness_scorer`.
+
+See Also
+--------
+worst_group_accuracy_scorer : The accuracy of the worst-served group.
+
+Examples
+--------
+>>> from sklearn.metrics import accuracy_score
+>>> from skmeta import PrototypicalClassifier
+>>> from skmeta.datasets import make_group_classification
+>>> from skmeta.metrics import group_aware_accuracy_scorer
+>>> X, y, groups = make_group_classification(n_groups=4, random_state=0)
+>>> clf = PrototypicalClassifier(max_epochs=2, random_state=0)
+>>> clf = clf.fit(X, y, sensitive_features=groups)
+>>> y_pred = clf.predict(X, sensitive_features=groups)  # each group's model
+>>> score = group_aware_accuracy_scorer(clf, X, y, sensitive_features=groups)
+>>> score == accuracy_score(y, y_pred)
+True
+"""
 
 FAIRNESS_SCORERS = {
     "neg_demographic_parity_difference": neg_demographic_parity_difference_scorer,
@@ -460,11 +733,42 @@ FAIRNESS_SCORERS = {
 }
 """Ready-made scorers, by name; all follow "greater is better".
 
-``neg_*`` scorers return the negated fairlearn difference (0 is parity,
-lower values are worse); ``demographic_parity_ratio`` is the fairlearn ratio
-(1 is parity); ``worst_group_accuracy`` is the lowest per-group accuracy;
-``group_aware_accuracy`` is the accuracy of predictions made with the
-groups. Pass them as values of ``scoring={...}``. The objects are shared: use
-:func:`copy.deepcopy` before changing one's requests with
-``set_score_request``.
+Each key is the name of a scorer of this module, without ``_scorer``:
+
+- :data:`neg_demographic_parity_difference_scorer`: the difference of the
+  groups' selection rates, negated (0 is parity, lower values are worse);
+- :data:`demographic_parity_ratio_scorer`: their ratio (1 is parity);
+- :data:`neg_equalized_odds_difference_scorer`: the larger of the
+  differences of the true and the false positive rates, negated;
+- :data:`neg_equal_opportunity_difference_scorer`: the difference of the
+  true positive rates, negated;
+- :data:`worst_group_accuracy_scorer`: the lowest accuracy of a group;
+- :data:`group_aware_accuracy_scorer`: the accuracy of the predictions made
+  with the groups.
+
+Pass the dictionary, or some of it, as ``scoring=`` of a search or of
+``cross_validate``, with metadata routing enabled (see :ref:`metrics`). The
+objects are shared: use :func:`copy.deepcopy` before changing one's requests
+with ``set_score_request``.
+
+Examples
+--------
+>>> import sklearn
+>>> from sklearn.linear_model import LogisticRegression
+>>> from sklearn.model_selection import cross_validate
+>>> from skmeta.datasets import make_group_classification
+>>> from skmeta.metrics import FAIRNESS_SCORERS
+>>> X, y, groups = make_group_classification(n_groups=4, random_state=0)
+>>> with sklearn.config_context(enable_metadata_routing=True):
+...     results = cross_validate(
+...         LogisticRegression(),
+...         X,
+...         y,
+...         scoring=FAIRNESS_SCORERS,
+...         params={"sensitive_features": groups},
+...     )
+>>> sorted(key for key in results if key.startswith("test_"))
+['test_demographic_parity_ratio', 'test_group_aware_accuracy',
+ 'test_neg_demographic_parity_difference', 'test_neg_equal_opportunity_difference',
+ 'test_neg_equalized_odds_difference', 'test_worst_group_accuracy']
 """
