@@ -22,7 +22,6 @@ the sensitive feature.
 # "Other", so that every group has enough test rows for a selection rate.
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from skmeta.datasets import load_compas
@@ -37,17 +36,25 @@ X = pd.DataFrame(
 )
 X["race"] = race.to_numpy()
 y = compas.target
-print(X["race"].value_counts().to_string())
+print(X["race"].value_counts().rename("defendants").to_frame().to_string())
 
 # %%
 # Half of the rows train the model, a fifth choose the thresholds, and the rest
-# measure the result. Each split keeps the proportions of the groups.
-X_model, X_rest, y_model, y_rest = train_test_split(
-    X, y, train_size=0.5, stratify=X["race"], random_state=0
-)
-X_thresh, X_test, y_thresh, y_test = train_test_split(
-    X_rest, y_rest, train_size=0.4, stratify=X_rest["race"], random_state=0
-)
+# measure the result. Each split keeps the proportions of the groups. The whole
+# procedure runs with three seeds (splits and training), and every number below
+# is the mean ± standard deviation over them.
+from sklearn.model_selection import train_test_split
+
+
+def split(seed):
+    X_model, X_rest, y_model, y_rest = train_test_split(
+        X, y, train_size=0.5, stratify=X["race"], random_state=seed
+    )
+    X_thresh, X_test, y_thresh, y_test = train_test_split(
+        X_rest, y_rest, train_size=0.4, stratify=X_rest["race"], random_state=seed
+    )
+    return X_model, y_model, X_thresh, y_thresh, X_test, y_test
+
 
 # %%
 # Fit the model
@@ -56,6 +63,7 @@ X_thresh, X_test, y_thresh, y_test = train_test_split(
 # it as the groups, in ``fit`` and in every prediction method.
 from skmeta import PrototypicalClassifier
 
+X_model, y_model, X_thresh, y_thresh, X_test, y_test = split(0)
 clf = PrototypicalClassifier(max_epochs=10, sensitive_columns="race", random_state=0)
 clf.fit(X_model, y_model)
 print("tasks:", clf.tasks_)
@@ -80,36 +88,71 @@ postprocessed.fit(X_thresh, y_thresh, sensitive_features=X_thresh["race"])
 # %%
 # Compare
 # -------
-# The post-processed predictions are randomised between two thresholds for some
-# groups; ``random_state`` fixes them.
+# The same steps with seeds 1 and 2. The post-processed predictions are
+# randomised between two thresholds for some groups; ``random_state`` fixes
+# them.
 from fairlearn.metrics import MetricFrame, demographic_parity_difference, selection_rate
 from sklearn.metrics import accuracy_score
 
-predictions = {
-    "PrototypicalClassifier": clf.predict(X_test),
-    "+ ThresholdOptimizer": postprocessed.predict(
-        X_test, sensitive_features=X_test["race"], random_state=0
-    ),
-}
-for name, y_pred in predictions.items():
-    accuracy = accuracy_score(y_test, y_pred)
-    dpd = demographic_parity_difference(
-        y_test, y_pred, sensitive_features=X_test["race"]
-    )
-    print(f"{name:<24} accuracy {accuracy:.3f}   DP difference {dpd:.3f}")
 
-rates = pd.DataFrame(
-    {
-        name: MetricFrame(
+def fit_postprocess(seed):
+    """The steps above with another seed: the model, its thresholds, test rows."""
+    X_model, y_model, X_thresh, y_thresh, X_test, y_test = split(seed)
+    clf = PrototypicalClassifier(
+        max_epochs=10, sensitive_columns="race", random_state=seed
+    ).fit(X_model, y_model)
+    postprocessed = ThresholdOptimizer(
+        estimator=clf,
+        constraints="demographic_parity",
+        objective="accuracy_score",
+        prefit=True,
+        predict_method="predict_proba",
+    ).fit(X_thresh, y_thresh, sensitive_features=X_thresh["race"])
+    return clf, postprocessed, X_test, y_test
+
+
+runs = [(clf, postprocessed, X_test, y_test)]
+runs += [fit_postprocess(seed) for seed in (1, 2)]
+overall, rates = [], []
+for seed, (clf, postprocessed, X_test, y_test) in enumerate(runs):
+    predictions = {
+        "PrototypicalClassifier": clf.predict(X_test),
+        "+ ThresholdOptimizer": postprocessed.predict(
+            X_test, sensitive_features=X_test["race"], random_state=seed
+        ),
+    }
+    for name, y_pred in predictions.items():
+        overall.append(
+            {
+                "model": name,
+                "accuracy": accuracy_score(y_test, y_pred),
+                "DP difference": demographic_parity_difference(
+                    y_test, y_pred, sensitive_features=X_test["race"]
+                ),
+            }
+        )
+        frame = MetricFrame(
             metrics=selection_rate,
             y_true=y_test,
             y_pred=y_pred,
             sensitive_features=X_test["race"],
-        ).by_group
-        for name, y_pred in predictions.items()
-    }
-)
-print(rates.round(3).to_string())
+        )
+        rates.append(
+            frame.by_group.rename("selection rate").to_frame().assign(model=name)
+        )
+
+
+def mean_sd(frame, by):
+    """The mean ± standard deviation over the seeds of each column, as text."""
+    grouped = frame.groupby(by, sort=False)
+    return grouped.mean().apply(
+        lambda col: col.map("{:.3f}".format)
+    ) + grouped.std().apply(lambda col: col.map(" ± {:.3f}".format))
+
+
+print(mean_sd(pd.DataFrame(overall), "model").to_string())
+rates = pd.concat(rates).reset_index()
+print(mean_sd(rates, ["race", "model"])["selection rate"].unstack("model").to_string())
 
 # %%
 # The per-group models follow each group's base rate of recidivism, so their
@@ -117,11 +160,16 @@ print(rates.round(3).to_string())
 # loss of accuracy.
 import matplotlib.pyplot as plt
 
-ax = rates.plot.bar(rot=0, figsize=(7, 4))
-ax.axhline(np.mean(y_test), color="gray", linestyle="--", label="test base rate")
+by_race = rates.groupby(["race", "model"], sort=False)["selection rate"]
+ax = (
+    by_race.mean()
+    .unstack("model")
+    .plot.bar(yerr=by_race.std().unstack("model"), rot=0, figsize=(7, 4), capsize=3)
+)
+ax.axhline(np.mean(y), color="gray", linestyle="--", label="base rate")
 ax.set_ylabel("selection rate (predicted recidivism)")
 ax.set_ylim(0, 0.7)
-ax.set_title("COMPAS: selection rate by race")
+ax.set_title("COMPAS: selection rate by race (mean ± SD over 3 seeds)")
 ax.legend(loc="upper right")
 plt.tight_layout()
 plt.show()

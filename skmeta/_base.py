@@ -295,9 +295,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         return self
 
     def get_params_for_optimizer(self, prefix, named_parameters):
-        # Learned prior strengths live on a log scale and must settle within a
-        # fit: they take steps _PRIOR_LR_FACTOR times the outer learning rate,
-        # unless optimizer__param_groups places them.
+        # Learned prior strengths live on a log scale and must be able to move
+        # by orders of magnitude within a fit: they take steps _PRIOR_LR_FACTOR
+        # times the outer learning rate, unless optimizer__param_groups places
+        # them.
         args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
         prior = getattr(self, "prior_", None)
         if prefix != "optimizer" or prior is None or not args:
@@ -763,8 +764,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             names = [str(t) for t in self.tasks_[sampler.excluded][:20]]
             more = sampler.excluded.size - len(names)
             warnings.warn(
-                f"{sampler.excluded.size} task(s) have no class with 2 rows, so they "
-                f"give no query set and are left out of meta-training: "
+                f"{sampler.excluded.size} task(s) have rows of a single class, or no "
+                "class with 2 rows, so their episodes cannot teach adaptation; they "
+                "are left out of meta-training: "
                 f"{', '.join(names)}{f' and {more} more' if more > 0 else ''}. They "
                 "are still adapted to after fitting.",
                 UserWarning,
@@ -772,8 +774,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             )
         if sampler.eligible.size == 0:
             warnings.warn(
-                "No task has a class with 2 rows; meta-training draws episodes "
-                "from the pooled data instead.",
+                "No task has rows of two classes with a class of 2 rows; "
+                "meta-training draws episodes from the pooled data instead.",
                 UserWarning,
                 stacklevel=2,
             )
@@ -781,6 +783,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         return sampler, False
 
     def _pooled_sampler(self, data, y, rng):
+        # The pooled data is the only task: any class mix trains.
         sampler = EpisodeSampler(
             np.zeros_like(data["task"]),
             y,
@@ -789,6 +792,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             n_queries=self.n_queries,
             meta_batch_size=self.meta_batch_size,
             rng=rng,
+            min_classes=1,
         )
         if sampler.eligible.size == 0:
             raise ValueError(

@@ -6,8 +6,10 @@ class has that many rows. A class with fewer rows ``n`` is split: the support
 set gets ``min(n_shots, max(1, n // 2))`` rows and the query set the rest (at
 most ``n_queries``), so a class with one row is support only. A class a task
 lacks is simply absent from its episodes. Tasks where no class has two rows
-cannot give a query loss: they are left out of meta-training with a warning
-that names them, but they still get an adapted state after fitting.
+cannot give a query loss, and tasks with rows of a single class give episodes
+whose queries all share the support's class, which would reward adapting to
+"always predict that class": both are left out of meta-training with a
+warning that names them, but they still get an adapted state after fitting.
 """
 
 import math
@@ -43,6 +45,10 @@ class EpisodeSampler:
     pooled_episodes : float, default=0.0
         Share of the episodes drawn from all rows, whatever their task; their
         task id is ``-1``.
+
+    min_classes : int, default=2
+        A task takes part only with rows of at least this many classes (and a
+        class of two rows).
     """
 
     def __init__(
@@ -56,6 +62,7 @@ class EpisodeSampler:
         meta_batch_size,
         rng,
         pooled_episodes=0.0,
+        min_classes=2,
     ):
         self.pooled_episodes = pooled_episodes
         self.pooled_rows = {c: np.flatnonzero(y == c) for c in range(n_classes)}
@@ -73,7 +80,11 @@ class EpisodeSampler:
             t, c = divmod(int(keys[start]), n_classes)
             self.rows[t, c] = order[start:end]
         self.task_ids = np.unique(tasks)
-        eligible = {t for (t, _), idx in self.rows.items() if len(idx) >= 2}
+        two_rows = {t for (t, _), idx in self.rows.items() if len(idx) >= 2}
+        classes = {}
+        for t, _ in self.rows:
+            classes[t] = classes.get(t, 0) + 1
+        eligible = {t for t in two_rows if classes[t] >= min(min_classes, n_classes)}
         self.eligible = np.array(sorted(eligible), dtype=np.int64)
         self.excluded = np.setdiff1d(self.task_ids, self.eligible)
 

@@ -81,8 +81,9 @@ class MAMLClassifier(_MetaClassifier):
         the data weigh :math:`n / (n + \lambda)` and the prior
         :math:`\lambda / (n + \lambda)` in each step. ``"learn"``
         meta-learns it (starting at 0.3, on a log scale, with 30 times the
-        outer learning rate, so that it settles within a fit); a number fixes
-        it; ``0`` gives plain MAML on the weighted mean support loss. With
+        outer learning rate; it keeps growing while training when the tasks
+        hardly differ, and levels off where they do); a number fixes it;
+        ``0`` gives plain MAML on the weighted mean support loss. With
         ``first_order=True`` it is learned through the weights of the two
         terms only.
 

@@ -37,8 +37,12 @@ def test_episodes_follow_the_small_task_rule(data, n_shots, n_queries, seed, poo
         rng=np.random.default_rng(seed),
         pooled_episodes=pooled,
     )
+    for t in np.unique(tasks):
+        counts = np.bincount(y[tasks == t], minlength=n_classes)
+        usable = counts.max() >= 2 and (counts > 0).sum() >= 2
+        # Tasks of a single class, or without a class of two rows, are left out.
+        assert (t in sampler.eligible) == usable
     if sampler.eligible.size == 0:
-        # No class with two rows anywhere: such tasks are excluded by name.
         assert set(sampler.excluded) == set(np.unique(tasks))
         return
     support, query, task_ids = sampler.sample()
