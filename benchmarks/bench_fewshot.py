@@ -6,6 +6,13 @@ a class-balanced support set of k rows per class is drawn from the group, every
 method adapts to it, and the rest of the group is the query set. This repeats
 over S paired seeds: within a seed, every method sees the same support set.
 
+A data set is made of one or more *folds*, each with its own training groups,
+held-out groups and fitted models: the synthetic sets drawn with several
+generator seeds have one fold per seed, and the heart disease data one fold per
+hospital (leave one site out). Per paired seed, the metrics are averaged over
+all held-out groups of all folds (mean) and their minimum is taken (worst
+group); tables give the mean over seeds and its standard error.
+
 Methods
 -------
 - pooled LR: ``LogisticRegression`` on the pooled training groups (no adaptation);
@@ -16,67 +23,99 @@ Methods
 - LR on k rows: ``LogisticRegression`` on the support set alone;
 - LR shrunk to pooled: logistic regression on the support set with the penalty
   ``alpha / 2 * ||theta - theta_pooled||^2`` on the coefficients and intercept,
-  i.e. the MAP estimate under a Gaussian prior centred at the pooled LR;
-- MAML and ProtoNet: ``skmeta.MAMLClassifier`` and
-  ``skmeta.PrototypicalClassifier`` meta-trained with ``tasks=``, then adapted
-  with ``partial_fit`` on a deep copy (``partial_fit`` accumulates rows).
+  i.e. the MAP estimate under a Gaussian prior centred at the pooled LR, with
+  ``alpha`` chosen for each support set by cross-validation on that support
+  set (``choose_by_cv``);
+- MAML (default), ProtoNet (default): ``skmeta.MAMLClassifier`` and
+  ``skmeta.PrototypicalClassifier`` with the package's default parameters
+  except ``class_prior="balanced"`` (and a shorter training budget with
+  ``--quick``), meta-trained with
+  ``tasks=`` and adapted with ``partial_fit`` on a deep copy (``partial_fit``
+  accumulates rows);
+- MAML (tuned), ProtoNet (tuned): the same, with a few parameters chosen on
+  validation groups (only where a data set has validation groups);
+- oracle (heart only, not a baseline): LR trained on the held-out site's own
+  rows, cross-fitted: each query row is scored by a model fitted on the
+  site's rows outside its fold (10 stratified folds), a ceiling that no
+  method adapting from k rows can reach.
 
 The metric is balanced accuracy, and support sets are class-balanced, so the
 skmeta models use ``class_prior="balanced"`` and the pooled models are trained
 with balanced class weights. ROC AUC does not depend on that choice.
 
-Hyperparameters (the LR penalties, the fine-tuning schedule, the skmeta
-constructor parameters) are chosen on the training groups only: the models are
-trained on the training groups minus some validation groups, evaluated with
-the same protocol on the validation groups, and the setting with the best
-balanced accuracy (averaged over k, seeds and validation groups) is refitted
-on all training groups. Held-out groups are never used for any choice.
+Hyperparameters of the tuned rows, the LR on k rows and the fine-tuning
+schedule are chosen on the training groups only: the models are trained on the
+training groups minus some validation groups, evaluated with the same protocol
+on the validation groups, and the setting with the best balanced accuracy
+(averaged over k, seeds and validation groups) is refitted on all training
+groups. Held-out groups are never used for any choice. Data sets with several
+folds are tuned on the validation groups of their first fold(s)
+(``--tune-folds``), and the setting is used in every fold. The heart disease
+data has no validation groups (three training sites): there the LR on k rows
+also chooses ``C`` by cross-validation on the support set, the fine-tuning
+schedule keeps its untuned default and the tuned rows are left out.
 
-Held-out groups with fewer than k + 15 rows of a class are skipped at that k
-and listed separately.
+Held-out groups with fewer than k + 15 rows of a class (k + 3 for heart
+disease) are skipped at that k and listed separately.
 
-Every model is trained once for the main tables, so their standard errors only
-measure the support draws. A last table per data set retrains the pooled MLP,
-MAML and ProtoNet with ``--train-seeds`` random states and reports the paired
+Every model is trained once per fold for the main tables, so their standard
+errors only measure the support draws. Data sets with several folds also give
+the paired differences with the standard error over folds (which retrain every
+model). For data sets with one fold, a last table retrains the pooled MLP and
+the skmeta models with ``--train-seeds`` random states and reports the paired
 differences over training seeds.
 
 Usage::
 
     python benchmarks/bench_fewshot.py [--quick] [--seeds S]
-        [--datasets synthetic,compas,adult] [--no-tune] [--train-seeds N]
+        [--datasets synthetic,synthetic-strong,synthetic-types,heart,compas,adult]
+        [--no-tune] [--train-seeds N] [--tune-folds F]
 """
 
 import argparse
 import copy
+import hashlib
 import itertools
+import os
+import subprocess
+import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from fairlearn.metrics import demographic_parity_difference
 from scipy.optimize import minimize
 from scipy.special import expit
+from scipy.stats import rankdata
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_class_weight
 from skorch import NeuralNetClassifier
 
 import skmeta
 from skmeta import MAMLClassifier, PrototypicalClassifier
-from skmeta.datasets import load_adult, load_compas, make_group_classification
+from skmeta.datasets import (
+    load_adult,
+    load_compas,
+    load_heart_disease,
+    make_group_classification,
+)
 from skmeta.modules import MLP
 
 KS = (1, 5, 10, 20)
 MIN_QUERY = 15  # a held-out group needs k + MIN_QUERY rows of each class
 # Training tasks with fewer rows are merged into one task for meta-training:
 # they cannot fill an episode (5 + 15 rows per class). On the validation groups
-# (5 seeds, the tuned settings) this raised MAML's balanced accuracy from .767 to
-# .805 (Adult) and from .627 to .651 (COMPAS), and ProtoNet's from .616 to .642
-# on COMPAS (.802 and .800 on Adult).
+# (5 seeds, the tuned settings of an earlier version of this script) this
+# raised MAML's balanced accuracy from .767 to .805 (Adult) and from .627 to
+# .651 (COMPAS), and ProtoNet's from .616 to .642 on COMPAS (.802 and .800 on
+# Adult).
 MIN_TASK_ROWS = 60
 SMALL_TASKS = "(tasks with < 60 rows)"
 RANDOM_STATE = 0
@@ -87,7 +126,16 @@ BASELINES = (
     "LR on k rows",
     "LR shrunk to pooled",
 )
-META = ("MAML", "ProtoNet")
+META = ("MAML (default)", "ProtoNet (default)", "MAML (tuned)", "ProtoNet (tuned)")
+DEFAULT_META = META[:2]
+TUNED_META = META[2:]
+META_CLASSES = {
+    "MAML (default)": MAMLClassifier,
+    "ProtoNet (default)": PrototypicalClassifier,
+    "MAML (tuned)": MAMLClassifier,
+    "ProtoNet (tuned)": PrototypicalClassifier,
+}
+ORACLE = "oracle: LR on the site's other rows (not a baseline)"
 METHODS = BASELINES + META
 METRICS = {
     "bacc_mean": "bal. acc., mean",
@@ -96,57 +144,87 @@ METRICS = {
     "auc_worst": "ROC AUC, worst group",
 }
 
-# Settings used without tuning (--no-tune, --quick), and the grids searched on
-# the validation groups otherwise. Keys are method names.
+# Cross-validation on the support set (the shrunk LR everywhere; the LR on k
+# rows where no validation groups exist): stratified K-fold with K = min(5,
+# rows of the smaller class), the candidate with the smallest held-out
+# log-loss is refitted on the whole support set. With a single row of a class
+# there is nothing to hold out, and the fallback value is used.
+ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
+ALPHA_ONE_ROW = 3.0
+CS = (0.01, 0.1, 1.0, 10.0)
+C_ONE_ROW = 1.0
+CV = "cv"  # the setting value that asks for cross-validation on the support
+
+# Settings used without tuning (--no-tune, --quick, data sets without
+# validation groups), and the grids searched on the validation groups
+# otherwise. Keys are method names; the default skmeta rows never change.
 DEFAULTS = {
     "LR on k rows": {"C": 1.0},
-    "LR shrunk to pooled": {"alpha": 3.0},
+    "LR shrunk to pooled": {"alpha": CV},
     "MLP fine-tuned": {"lr": 1e-2, "max_epochs": 20},
-    "MAML": {"inner_lr": 0.3, "inner_steps": 3},
-    "ProtoNet": {"shrinkage": 5.0},
+    "MAML (default)": {},
+    "ProtoNet (default)": {},
+    "MAML (tuned)": {},
+    "ProtoNet (tuned)": {},
 }
 GRIDS = {
-    "LR on k rows": {"C": [0.01, 0.1, 1.0, 10.0]},
-    "LR shrunk to pooled": {"alpha": [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0]},
+    "LR on k rows": {"C": list(CS)},
     "MLP fine-tuned": {"lr": [1e-3, 1e-2], "max_epochs": [5, 20, 50]},
-    "MAML": {
-        "inner_lr": [0.03, 0.1, 0.3, 1.0],
-        "inner_steps": [3, 10],
-        "pooled_episodes": [0.0, 0.5, 1.0],
+    "MAML (tuned)": {
+        "prior_strength": ["learn", 1.0, 10.0],
+        "pooled_episodes": [0.0, 1.0],
     },
-    "ProtoNet": {
-        "shrinkage": [1.0, 5.0, 20.0, 100.0, 500.0],
-        "pooled_episodes": [0.0, 0.5, 1.0],
+    "ProtoNet (tuned)": {
+        "shrinkage": ["learn", 5.0, 50.0],
+        "pooled_episodes": [0.0, 1.0],
     },
 }
-# Training budgets of the full run and of --quick.
-META_STEPS = {"full": (20, 100), "quick": (2, 20)}  # (max_epochs, steps_per_epoch)
+# Training budgets of the full run and of --quick: (max_epochs, steps_per_epoch).
+# The full run keeps the package's defaults (None: not passed), as a new user
+# would; --quick shortens them for CI.
+META_STEPS = {"full": (None, None), "quick": (2, 20)}
 MLP_STEPS = {"full": 2000, "quick": 100}  # optimizer steps of the pooled MLP
 
 
 # --------------------------------------------------------------------------- data
 @dataclass
 class GroupData:
-    """A data set split into training and held-out groups (tasks)."""
+    """One fold of a data set: training and held-out groups (tasks)."""
 
     name: str
-    X: np.ndarray  # float32, standardised on the training groups
+    X: np.ndarray  # float32, preprocessed with statistics of the training groups
     y: np.ndarray
-    tasks: np.ndarray  # task label of each row (str)
+    tasks: np.ndarray  # task label of each row (str), unique across folds
     heldout: list  # held-out task labels
     validation: list  # training tasks that serve as validation groups for tuning
     sensitive: np.ndarray | None  # for the DP difference within held-out groups
     description: str
+    min_query: int = MIN_QUERY
+    # Generator draws of a synthetic fold (raw X, groups, true parameters).
+    source: dict = field(default_factory=dict)
 
     @property
     def train(self):
         return ~np.isin(self.tasks, self.heldout)
 
 
-def _finish(name, X, y, tasks, heldout, validation, sensitive, description):
+@dataclass
+class DataSet:
+    """A data set: its folds and what the report says about it."""
+
+    name: str
+    folds: list
+    description: str
+    oracle: bool = False  # report the per-site oracle (heart)
+    ks: tuple = KS
+
+
+def _fold(name, X, y, tasks, heldout, validation, sensitive, description, **extra):
+    """A fold whose features are standardised on its training groups."""
     tasks = np.asarray(tasks, dtype=str)
     train = ~np.isin(tasks, heldout)
-    X = StandardScaler().fit(X[train]).transform(X).astype(np.float32)
+    prep = extra.pop("prep", None) or StandardScaler()
+    X = prep.fit(X[train]).transform(X).astype(np.float32)
     return GroupData(
         name,
         X,
@@ -156,6 +234,7 @@ def _finish(name, X, y, tasks, heldout, validation, sensitive, description):
         list(validation),
         sensitive,
         description,
+        **extra,
     )
 
 
@@ -175,31 +254,129 @@ def _alternate(tasks, y, low, high):
     return list(ranked.index[0::2]), list(ranked.index[1::2])
 
 
-def load_synthetic():
-    n_groups, n_heldout, n_validation = 20, 5, 5
-    X, y, groups = make_group_classification(
-        n_groups=n_groups,
-        n_samples_per_group=200,
-        n_features=6,
-        group_shift=1.5,
-        random_state=RANDOM_STATE,
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """``make_group_classification`` settings of a synthetic data set."""
+
+    n_groups: int
+    n_rows: int
+    n_heldout: int
+    n_validation: int
+    group_shift: float
+    generator_seeds: tuple
+    shift: str = "isotropic"
+    n_types: int = 3
+    within_type_shift: float | None = None
+    n_features: int = 6
+
+    def generator_kwargs(self, seed):
+        kwargs = dict(
+            n_groups=self.n_groups,
+            n_samples_per_group=self.n_rows,
+            n_features=self.n_features,
+            group_shift=self.group_shift,
+            random_state=seed,
+        )
+        if self.shift != "isotropic":
+            kwargs.update(
+                shift=self.shift,
+                n_types=self.n_types,
+                within_type_shift=self.within_type_shift,
+            )
+        return kwargs
+
+    def describe(self):
+        call = ", ".join(
+            f"{k}={v!r}"
+            for k, v in self.generator_kwargs("SEED").items()
+            if k != "random_state"
+        )
+        seeds = self.generator_seeds
+        seed_text = (
+            f"random_state={seeds[0]}"
+            if len(seeds) == 1
+            else f"random_state in {list(seeds)} (one fold each)"
+        )
+        g = self.n_groups
+        return (
+            f"make_group_classification({call}), {seed_text}; tasks = groups; "
+            f"groups {g - self.n_heldout}-{g - 1} held out, groups "
+            f"{g - self.n_heldout - self.n_validation}-{g - self.n_heldout - 1} "
+            "are the validation groups"
+        )
+
+
+SYNTHETIC = {
+    # The setting of the earlier versions of this benchmark (one generator seed).
+    "synthetic": SyntheticSpec(20, 200, 5, 5, 1.5, (0,)),
+    # A shift clearly above the scale of the shared weights (1), few rows per
+    # group, several generator seeds.
+    "synthetic-strong": SyntheticSpec(12, 80, 3, 3, 2.0, (0, 1, 2, 3, 4)),
+    # Groups that are small perturbations of 3 latent types (within-type shift
+    # group_shift / 10, the generator's default); the type of group g is g % 3,
+    # so every type has 4 groups to fit on while tuning, 6 to train on, and 2
+    # held out per seed.
+    "synthetic-types": SyntheticSpec(
+        24, 100, 6, 6, 2.0, (0, 1, 2, 3, 4), "types", within_type_shift=0.2
+    ),
+}
+
+
+def synthetic_folds(name):
+    """One fold per generator seed of the synthetic data set ``name``."""
+    spec = SYNTHETIC[name]
+    folds = []
+    several = len(spec.generator_seeds) > 1
+    for seed in spec.generator_seeds:
+        X, y, groups, truth = make_group_classification(
+            **spec.generator_kwargs(seed), return_tasks=True
+        )
+        prefix = f"s{seed}/" if several else ""
+        names = np.array([f"{prefix}g{g:02d}" for g in range(spec.n_groups)])
+        n_out, n_val = spec.n_heldout, spec.n_validation
+        folds.append(
+            _fold(
+                name,
+                X,
+                y,
+                names[groups],
+                list(names[-n_out:]),
+                list(names[-n_out - n_val : -n_out]),
+                None,
+                spec.describe(),
+                source={"X": X, "groups": groups, "truth": truth, "seed": seed},
+            )
+        )
+    return DataSet(name, folds, spec.describe())
+
+
+def load_heart_folds():
+    """Leave one hospital out: four folds, sex as the sensitive feature."""
+    bunch = load_heart_disease()
+    site = bunch.sensitive_features["site"].astype(str).to_numpy()
+    sex = bunch.sensitive_features["sex"].astype(str).to_numpy()
+    description = (
+        "UCI heart disease, 920 rows from four hospitals; tasks = site; leave one "
+        "site out (train on the other three); missing values imputed with "
+        "SimpleImputer(add_indicator=True), then StandardScaler, both fitted on "
+        "the training sites; sensitive feature sex; no validation groups"
     )
-    tasks = np.char.add("g", np.char.zfill(groups.astype(str), 2))
-    names = [f"g{g:02d}" for g in range(n_groups)]
-    heldout = names[-n_heldout:]
-    validation = names[-n_heldout - n_validation : -n_heldout]
-    return _finish(
-        "synthetic",
-        X,
-        y,
-        tasks,
-        heldout,
-        validation,
-        None,
-        "make_group_classification(n_groups=20, n_samples_per_group=200, "
-        "n_features=6, group_shift=1.5); tasks = groups; groups 15-19 held out, "
-        "groups 10-14 are the validation groups",
-    )
+    folds = [
+        _fold(
+            "heart",
+            bunch.data,
+            bunch.target,
+            site,
+            [held],
+            [],
+            sex,
+            description,
+            min_query=3,
+            prep=make_pipeline(SimpleImputer(add_indicator=True), StandardScaler()),
+        )
+        for held in sorted(np.unique(site))
+    ]
+    return DataSet("heart", folds, description, oracle=True)
 
 
 def load_compas_tasks():
@@ -214,7 +391,12 @@ def load_compas_tasks():
         + frame["age_cat"].astype(str)
     ).to_numpy()
     heldout, validation = _alternate(tasks, bunch.target, 60, 400)
-    return _finish(
+    description = (
+        "COMPAS; tasks = race x sex x age_cat; of the tasks with 60-400 rows, "
+        "sorted by the rows of their rarer class, every other one is held out and "
+        "the others are the validation groups"
+    )
+    fold = _fold(
         "compas",
         bunch.data,
         bunch.target,
@@ -222,17 +404,22 @@ def load_compas_tasks():
         heldout,
         validation,
         None,
-        "COMPAS; tasks = race x sex x age_cat; of the tasks with 60-400 rows, "
-        "sorted by the rows of their rarer class, every other one is held out and "
-        "the others are the validation groups",
+        description,
     )
+    return DataSet("compas", [fold], description)
 
 
 def load_adult_countries():
     bunch = load_adult()
     tasks = bunch.frame["native-country"].astype(object).fillna("?").to_numpy()
     heldout, validation = _alternate(tasks, bunch.target, 60, 600)
-    return _finish(
+    description = (
+        "Adult; tasks = native-country (missing = '?'); of the countries with "
+        "60-600 rows, sorted by the rows of their rarer class, every other one is "
+        "held out and the others are the validation groups; larger and smaller "
+        "countries are trained on; sensitive feature sex"
+    )
+    fold = _fold(
         "adult",
         bunch.data,
         bunch.target,
@@ -240,15 +427,16 @@ def load_adult_countries():
         heldout,
         validation,
         bunch.sensitive_features["sex"].astype(str).to_numpy(),
-        "Adult; tasks = native-country (missing = '?'); of the countries with "
-        "60-600 rows, sorted by the rows of their rarer class, every other one is "
-        "held out and the others are the validation groups; larger and smaller "
-        "countries are trained on; sensitive feature sex",
+        description,
     )
+    return DataSet("adult", [fold], description)
 
 
 LOADERS = {
-    "synthetic": load_synthetic,
+    "synthetic": lambda: synthetic_folds("synthetic"),
+    "synthetic-strong": lambda: synthetic_folds("synthetic-strong"),
+    "synthetic-types": lambda: synthetic_folds("synthetic-types"),
+    "heart": load_heart_folds,
     "compas": load_compas_tasks,
     "adult": load_adult_countries,
 }
@@ -288,14 +476,70 @@ class ShrunkLogisticRegression:
         return expit(X @ self.coef_ + self.intercept_)
 
 
+def choose_by_cv(fit_predict, candidates, X, y, fallback):
+    """The candidate with the smallest cross-validated log-loss on ``(X, y)``.
+
+    Stratified K-fold with ``K = min(5, rows of the smaller class)``, in the
+    order of the rows (the support draws are already random); the held-out
+    log-losses are summed over folds; ties go to the first candidate.
+    ``fit_predict(value, X_fit, y_fit, X_eval)`` returns ``P(y = 1)`` on
+    ``X_eval``. With a single row of a class, returns ``fallback``.
+    """
+    n_min = int(np.bincount(y, minlength=2).min())
+    if n_min < 2:
+        return fallback
+    losses = np.zeros(len(candidates))
+    for fit_rows, eval_rows in StratifiedKFold(min(5, n_min)).split(X, y):
+        sign = 2.0 * y[eval_rows] - 1.0
+        for i, value in enumerate(candidates):
+            proba = fit_predict(value, X[fit_rows], y[fit_rows], X[eval_rows])
+            proba = np.clip(np.asarray(proba, dtype=np.float64), 1e-12, 1 - 1e-12)
+            losses[i] -= np.log(np.where(sign > 0, proba, 1.0 - proba)).sum()
+    return candidates[int(np.argmin(losses))]
+
+
+def shrunk_lr(pooled, alpha, X, y):
+    """The LR shrunk to ``pooled``, fitted on ``(X, y)``; ``alpha="cv"`` chooses
+    it by cross-validation on ``(X, y)``. Returns the model and its ``alpha``."""
+    coef, intercept = pooled.coef_[0], pooled.intercept_[0]
+    if alpha == CV:
+
+        def fit_predict(value, X_fit, y_fit, X_eval):
+            model = ShrunkLogisticRegression(coef, intercept, value)
+            return model.fit(X_fit, y_fit).predict_proba1(X_eval)
+
+        alpha = choose_by_cv(fit_predict, ALPHAS, X, y, ALPHA_ONE_ROW)
+    return ShrunkLogisticRegression(coef, intercept, alpha).fit(X, y), alpha
+
+
+def lr_on_rows(C, X, y):
+    """``LogisticRegression(C=C)`` on ``(X, y)``; ``C="cv"`` chooses it by
+    cross-validation on ``(X, y)``."""
+
+    def make(value):
+        return LogisticRegression(C=value, max_iter=1000, random_state=RANDOM_STATE)
+
+    if C == CV:
+
+        def fit_predict(value, X_fit, y_fit, X_eval):
+            return make(value).fit(X_fit, y_fit).predict_proba(X_eval)[:, 1]
+
+        C = choose_by_cv(fit_predict, CS, X, y, C_ONE_ROW)
+    return make(C).fit(X, y)
+
+
 def _meta_kwargs(budget, random_state):
     max_epochs, steps_per_epoch = META_STEPS[budget]
-    return dict(
-        max_epochs=max_epochs,
-        steps_per_epoch=steps_per_epoch,
-        class_prior="balanced",
-        random_state=random_state,
-    )
+    kwargs = dict(class_prior="balanced", random_state=random_state)
+    if max_epochs is not None:
+        kwargs.update(max_epochs=max_epochs, steps_per_epoch=steps_per_epoch)
+    return kwargs
+
+
+def _is_default(method, setting):
+    """Whether ``setting`` leaves the skmeta class at its default parameters."""
+    defaults = META_CLASSES[method]().get_params()
+    return all(defaults[k] == v for k, v in setting.items())
 
 
 def merge_small_tasks(tasks):
@@ -308,7 +552,11 @@ def merge_small_tasks(tasks):
 def fit_models(
     X, y, tasks, settings, budget, methods=METHODS, random_state=RANDOM_STATE
 ):
-    """Fit every (meta-)model that is trained once, on the training groups."""
+    """Fit every (meta-)model that is trained once, on the training groups.
+
+    A tuned skmeta row whose setting is the default is the default model
+    (the same fit, shared).
+    """
     models = {}
     tasks = merge_small_tasks(tasks)
     weights = compute_class_weight("balanced", classes=np.array([0, 1]), y=y)
@@ -335,87 +583,167 @@ def fit_models(
         )
         torch.manual_seed(random_state)
         models["pooled MLP"] = net.fit(X, y)
-    if "MAML" in methods:
-        models["MAML"] = MAMLClassifier(
-            **settings["MAML"], **_meta_kwargs(budget, random_state)
-        ).fit(X, y, tasks=tasks)
-    if "ProtoNet" in methods:
-        models["ProtoNet"] = PrototypicalClassifier(
-            **settings["ProtoNet"], **_meta_kwargs(budget, random_state)
+    for method in (m for m in META if m in methods):
+        default = method.replace("(tuned)", "(default)")
+        if method in TUNED_META and _is_default(method, settings[method]):
+            if default not in models:
+                models[default] = META_CLASSES[default](
+                    **_meta_kwargs(budget, random_state)
+                ).fit(X, y, tasks=tasks)
+            models[method] = models[default]
+            continue
+        models[method] = META_CLASSES[method](
+            **settings[method], **_meta_kwargs(budget, random_state)
         ).fit(X, y, tasks=tasks)
     return models
 
 
 def adapt_and_predict(method, models, settings, Xs, ys, Xq, task, seed):
-    """Probability of class 1 on the query rows after adapting to the support."""
+    """``P(y = 1)`` on the query rows after adapting to the support, and what
+    the adaptation chose (a dict)."""
     if method == "pooled LR":
-        return models["pooled LR"].predict_proba(Xq)[:, 1]
+        return models["pooled LR"].predict_proba(Xq)[:, 1], {}
     if method == "pooled MLP":
-        return models["pooled MLP"].predict_proba(Xq)[:, 1]
+        return models["pooled MLP"].predict_proba(Xq)[:, 1], {}
     if method == "MLP fine-tuned":
         net = copy.deepcopy(models["pooled MLP"])
         # The support set is balanced: drop the class weights. set_params also
         # builds a fresh optimizer with the fine-tuning learning rate.
         net.set_params(criterion__weight=None, **settings[method])
         torch.manual_seed(seed)
-        return net.partial_fit(Xs, ys).predict_proba(Xq)[:, 1]
+        return net.partial_fit(Xs, ys).predict_proba(Xq)[:, 1], {}
     if method == "LR on k rows":
-        model = LogisticRegression(**settings[method], random_state=RANDOM_STATE)
-        return model.fit(Xs, ys).predict_proba(Xq)[:, 1]
+        model = lr_on_rows(settings[method]["C"], Xs, ys)
+        return model.predict_proba(Xq)[:, 1], {"C": model.C}
     if method == "LR shrunk to pooled":
-        pooled = models["pooled LR"]
-        model = ShrunkLogisticRegression(
-            pooled.coef_[0], pooled.intercept_[0], **settings[method]
-        )
-        return model.fit(Xs, ys).predict_proba1(Xq)
+        model, alpha = shrunk_lr(models["pooled LR"], settings[method]["alpha"], Xs, ys)
+        return model.predict_proba1(Xq), {"alpha": alpha}
     # skmeta: partial_fit adds the rows to the task's support set, so adapt a copy.
     model = copy.deepcopy(models[method])
     model.partial_fit(Xs, ys, tasks=np.full(len(ys), task))
-    return model.predict_proba(Xq, tasks=np.full(len(Xq), task))[:, 1]
+    proba = model.predict_proba(Xq, tasks=np.full(len(Xq), task))[:, 1]
+    chosen = {
+        "adaptation_weight": float(model.adaptation_weight_[model.tasks_ == task][0]),
+        "prior_strength": model.prior_strength_,
+    }
+    if isinstance(model, PrototypicalClassifier):
+        chosen["distance_scale"] = model.distance_scale_
+    return proba, chosen
+
+
+def oracle_probabilities(data, n_splits=10):
+    """Cross-fitted ``P(y = 1)`` of each row of the held-out tasks (NaN elsewhere).
+
+    Each held-out task's rows are split into ``n_splits`` stratified folds
+    (fewer when a class has fewer rows); each row is scored by an LR fitted on
+    the task's rows outside its fold.
+    """
+    proba = np.full(len(data.y), np.nan)
+    for task in data.heldout:
+        rows = np.flatnonzero(data.tasks == task)
+        y = data.y[rows]
+        splits = min(n_splits, int(np.bincount(y, minlength=2).min()))
+        folds = StratifiedKFold(splits, shuffle=True, random_state=RANDOM_STATE)
+        for fit_rows, score_rows in folds.split(rows, y):
+            model = LogisticRegression(
+                class_weight="balanced", max_iter=1000, random_state=RANDOM_STATE
+            ).fit(data.X[rows[fit_rows]], y[fit_rows])
+            proba[rows[score_rows]] = model.predict_proba(data.X[rows[score_rows]])[
+                :, 1
+            ]
+    return proba
 
 
 # -------------------------------------------------------------------- evaluation
-def evaluate(data, models, settings, eval_tasks, seeds, methods, *, base_seed):
-    """Scores of every method on every (task, k, seed); and the skipped tasks."""
+def support_draw(data, rows, k, base_seed, t_index, seed):
+    """The class-balanced support rows (k per class) of one (task, k, seed)."""
+    rng = np.random.default_rng([base_seed, t_index, k, seed])
+    by_class = [rows[data.y[rows] == c] for c in (0, 1)]
+    return np.concatenate([rng.choice(r, k, replace=False) for r in by_class])
+
+
+def balanced_accuracy(y, pred):
+    """Mean recall of the two classes (``balanced_accuracy_score``, faster)."""
+    return 0.5 * ((pred[y == 1] == 1).mean() + (pred[y == 0] == 0).mean())
+
+
+def roc_auc(y, score):
+    """Area under the ROC curve (``roc_auc_score``, faster): the Mann-Whitney
+    statistic with ties counted one half."""
+    ranks = rankdata(score)
+    n1 = int(y.sum())
+    n0 = len(y) - n1
+    return (ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n0 * n1)
+
+
+def dp_difference(pred, sensitive, min_rows=10):
+    """Demographic-parity difference (largest minus smallest share of positive
+    predictions between groups, as fairlearn's ``demographic_parity_difference``)
+    when every group has at least ``min_rows`` rows, else NaN."""
+    groups, index, n_per = np.unique(sensitive, return_inverse=True, return_counts=True)
+    if len(groups) < 2 or n_per.min() < min_rows:
+        return np.nan
+    rates = np.bincount(index, weights=pred) / n_per
+    return float(rates.max() - rates.min())
+
+
+def evaluate(
+    data,
+    models,
+    settings,
+    eval_tasks,
+    seeds,
+    methods,
+    *,
+    base_seed,
+    first_index=0,
+    ks=KS,
+    oracle=None,
+    fold=0,
+):
+    """Scores of every method on every (task, k, seed); and the skipped tasks.
+
+    Task ``i`` of ``eval_tasks`` draws its supports with index ``first_index
+    + i``, so that tasks of different folds get different draws. ``oracle``:
+    the cross-fitted probabilities of ``oracle_probabilities``, scored on the
+    same query rows.
+    """
     records, skipped = [], []
-    for t_index, task in enumerate(eval_tasks):
+    for t_index, task in enumerate(eval_tasks, start=first_index):
         rows = np.flatnonzero(data.tasks == task)
-        by_class = [rows[data.y[rows] == c] for c in (0, 1)]
-        counts = [len(r) for r in by_class]
-        for k in KS:
-            if min(counts) < k + MIN_QUERY:
+        counts = [int((data.y[rows] == c).sum()) for c in (0, 1)]
+        for k in ks:
+            if min(counts) < k + data.min_query:
                 skipped.append({"k": k, "task": task, "n0": counts[0], "n1": counts[1]})
                 continue
             for seed in seeds:
-                rng = np.random.default_rng([base_seed, t_index, k, seed])
-                support = np.concatenate(
-                    [rng.choice(r, k, replace=False) for r in by_class]
-                )
+                support = support_draw(data, rows, k, base_seed, t_index, seed)
                 query = np.setdiff1d(rows, support)
                 Xs, ys = data.X[support], data.y[support]
                 Xq, yq = data.X[query], data.y[query]
+                outputs = {}
                 for method in methods:
-                    proba = adapt_and_predict(
+                    outputs[method] = adapt_and_predict(
                         method, models, settings, Xs, ys, Xq, task, seed
                     )
+                if oracle is not None:
+                    outputs[ORACLE] = (oracle[query], {})
+                for method, (proba, chosen) in outputs.items():
                     pred = (proba >= 0.5).astype(np.int64)
                     dp = np.nan
                     if data.sensitive is not None:
-                        sens = data.sensitive[query]
-                        _, n_per = np.unique(sens, return_counts=True)
-                        if len(n_per) > 1 and n_per.min() >= 10:
-                            dp = demographic_parity_difference(
-                                yq, pred, sensitive_features=sens
-                            )
+                        dp = dp_difference(pred, data.sensitive[query])
                     records.append(
                         {
+                            "fold": fold,
                             "task": task,
                             "k": k,
                             "seed": seed,
                             "method": method,
-                            "bacc": balanced_accuracy_score(yq, pred),
-                            "auc": roc_auc_score(yq, proba),
+                            "bacc": balanced_accuracy(yq, pred),
+                            "auc": roc_auc(yq, proba),
                             "dp": dp,
+                            **chosen,
                         }
                     )
     return pd.DataFrame(records), pd.DataFrame(skipped)
@@ -442,35 +770,66 @@ def _sem(values):
     return values.std(ddof=1) / np.sqrt(len(values))
 
 
+def best_baselines(scores):
+    """The best baseline by mean balanced accuracy at each k."""
+    baselines = scores[scores["method"].isin(BASELINES)]
+    means = baselines.groupby(["k", "method"])["bacc_mean"].mean()
+    return {k: means.loc[k].idxmax() for k in means.index.unique("k")}
+
+
 def paired_differences(scores, methods):
-    """Each skmeta model minus the best baseline, per k and metric, paired by seed."""
+    """Each skmeta row minus the best baseline (by mean balanced accuracy at that
+    k), in the mean and the worst group, paired by seed, in points."""
     rows = []
+    best = best_baselines(scores)
     for k, at_k in scores.groupby("k"):
-        wide = {
-            m: at_k.pivot(index="seed", columns="method", values=m) for m in METRICS
-        }
-        for metric, table in wide.items():
-            baselines = [b for b in BASELINES if b in table]
-            best = table[baselines].mean().idxmax()
-            row = {"k": k, "metric": METRICS[metric], "best baseline": best}
-            for meta in (m for m in META if m in methods):
-                diff = 100 * (table[meta] - table[best])
-                row[meta] = (diff.mean(), _sem(diff))
-            rows.append(row)
-    return pd.DataFrame(rows)
+        row = {"k": k, "best baseline": best[k]}
+        for metric in ("bacc_mean", "bacc_worst"):
+            table = at_k.pivot(index="seed", columns="method", values=metric)
+            row[f"{metric} best"] = (table[best[k]].mean(), _sem(table[best[k]]))
+            for meta in (m for m in META if m in methods and m in table):
+                diff = 100 * (table[meta] - table[best[k]])
+                row[(meta, metric)] = (diff.mean(), _sem(diff))
+        rows.append(row)
+    return rows
+
+
+def fold_differences(records, scores, methods):
+    """Paired differences by fold: per fold, each skmeta row minus the best
+    baseline (chosen as in ``paired_differences``), in the mean over the fold's
+    groups and seeds and in its worst group (per seed, then averaged over
+    seeds); then mean ± SE over folds, in points."""
+    best = best_baselines(scores)
+    rows = []
+    for k, at_k in records.groupby("k"):
+        per_fold = (
+            at_k.groupby(["fold", "method", "seed"])["bacc"]
+            .agg(["mean", "min"])
+            .groupby(["fold", "method"])
+            .mean()
+        )
+        row = {"k": k, "best baseline": best[k], "folds": at_k["fold"].nunique()}
+        for stat, metric in (("mean", "bacc_mean"), ("min", "bacc_worst")):
+            wide = per_fold[stat].unstack("method")
+            for meta in (m for m in META if m in methods and m in wide):
+                diff = 100 * (wide[meta] - wide[best[k]])
+                row[(meta, metric)] = (diff.mean(), _sem(diff))
+        rows.append(row)
+    return rows
 
 
 def training_seed_scores(
-    data, settings, budget, heldout, train_seeds, seeds, fitted=None
+    data, settings, budget, heldout, train_seeds, seeds, methods, fitted=None
 ):
     """Every model retrained per training seed; per-seed scores on the held-out groups.
 
     The main tables train every model once (``random_state=0``), so their
-    standard errors only measure the support draws. Here the pooled MLP, MAML
-    and ProtoNet are retrained with ``random_state`` in ``train_seeds`` (the LR
-    fits are deterministic) and scored on the same support sets, to measure
-    how far retraining alone moves each method. ``fitted``: the models already
-    trained with ``random_state=RANDOM_STATE``, reused for that seed.
+    standard errors only measure the support draws. Here the pooled MLP and
+    the skmeta models are retrained with ``random_state`` in ``train_seeds``
+    (the LR fits are deterministic) and scored on the same support sets, to
+    measure how far retraining alone moves each method. ``fitted``: the
+    models already trained with ``random_state=RANDOM_STATE``, reused for
+    that seed.
     """
     train = data.train
     tables = []
@@ -484,10 +843,11 @@ def training_seed_scores(
                 data.tasks[train],
                 settings,
                 budget,
+                methods=methods,
                 random_state=seed,
             )
         records, _ = evaluate(
-            data, models, settings, heldout, seeds, METHODS, base_seed=0
+            data, models, settings, heldout, seeds, methods, base_seed=0
         )
         scores = per_seed_scores(records)
         means = scores.groupby(["k", "method"])[["bacc_mean", "bacc_worst"]].mean()
@@ -498,26 +858,26 @@ def training_seed_scores(
 def report_training_seeds(table, methods):
     """Best baseline's spread over training seeds, and the paired differences."""
     rows = []
-    for k, metric in itertools.product(
-        sorted(table["k"].unique()), ("bacc_mean", "bacc_worst")
-    ):
+    for k in sorted(table["k"].unique()):
         at_k = table[table["k"] == k]
-        wide = at_k.pivot(index="train_seed", columns="method", values=metric)
-        best = wide[[b for b in BASELINES if b in wide]].mean().idxmax()
-        row = [
-            int(k),
-            METRICS[metric],
-            best,
-            f"{wide[best].mean():.3f} ± {wide[best].std(ddof=1):.3f}",
-        ]
-        for meta in (m for m in META if m in methods):
-            diff = 100 * (wide[meta] - wide[best])
-            row.append(_pm(diff.mean(), _sem(diff), digits=1, signed=True))
-        rows.append(row)
+        means = at_k.pivot(index="train_seed", columns="method", values="bacc_mean")
+        best = means[[b for b in BASELINES if b in means]].mean().idxmax()
+        for metric in ("bacc_mean", "bacc_worst"):
+            wide = at_k.pivot(index="train_seed", columns="method", values=metric)
+            row = [
+                int(k),
+                METRICS[metric],
+                best,
+                f"{wide[best].mean():.3f} ± {wide[best].std(ddof=1):.3f}",
+            ]
+            for meta in (m for m in META if m in methods):
+                diff = 100 * (wide[meta] - wide[best])
+                row.append(_pm(diff.mean(), _sem(diff), digits=1, signed=True))
+            rows.append(row)
     header = [
         "k",
         "metric",
-        "best baseline",
+        "best baseline (by mean)",
         "its mean ± SD over training seeds",
         *(m for m in META if m in methods),
     ]
@@ -531,24 +891,41 @@ def _grid(method):
         yield dict(zip(names, values, strict=True))
 
 
-def tune(data, seeds, budget):
-    """Choose each method's setting on validation groups carved out of training."""
-    fit_rows = data.train & ~np.isin(data.tasks, data.validation)
-    X, y, tasks = data.X[fit_rows], data.y[fit_rows], data.tasks[fit_rows]
+def tune(folds, seeds, budget, methods):
+    """Choose each method's setting on validation groups carved out of training.
+
+    Every candidate is trained on each fold's training groups minus its
+    validation groups and scored on those validation groups; the score is the
+    mean balanced accuracy over the folds' validation groups, k and seeds.
+    """
     settings = copy.deepcopy(DEFAULTS)
-    pooled = fit_models(X, y, tasks, settings, budget, methods=BASELINES)
+    parts = []
+    for data in folds:
+        fit_rows = data.train & ~np.isin(data.tasks, data.validation)
+        X, y, tasks = data.X[fit_rows], data.y[fit_rows], data.tasks[fit_rows]
+        pooled = fit_models(X, y, tasks, settings, budget, methods=BASELINES)
+        parts.append((data, X, y, tasks, pooled))
     lines = []
-    for method in GRIDS:
+    for method in (m for m in GRIDS if m in methods):
         results = []
         for setting in _grid(method):
             trial = {**settings, method: setting}
-            models = pooled
-            if method in META:
-                models = fit_models(X, y, tasks, trial, budget, methods=(method,))
-            records, _ = evaluate(
-                data, models, trial, data.validation, seeds, (method,), base_seed=1000
-            )
-            results.append((records["bacc"].mean(), setting))
+            scores = []
+            for data, X, y, tasks, pooled in parts:
+                models = pooled
+                if method in META:
+                    models = fit_models(X, y, tasks, trial, budget, methods=(method,))
+                records, _ = evaluate(
+                    data,
+                    models,
+                    trial,
+                    data.validation,
+                    seeds,
+                    (method,),
+                    base_seed=1000,
+                )
+                scores.append(records["bacc"].to_numpy())
+            results.append((np.concatenate(scores).mean(), setting))
         best_score, best = max(results, key=lambda r: r[0])
         settings[method] = best
         tried = ", ".join(f"{_fmt_setting(s)}: {v:.3f}" for v, s in results)
@@ -557,7 +934,11 @@ def tune(data, seeds, budget):
 
 
 def _fmt_setting(setting):
-    return ", ".join(f"{k}={v:g}" for k, v in setting.items())
+    if not setting:
+        return "package defaults"
+    return ", ".join(
+        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in setting.items()
+    )
 
 
 # ------------------------------------------------------------------------ report
@@ -577,38 +958,139 @@ def markdown_table(header, rows):
     return "\n".join(lines)
 
 
-def report(data, records, skipped, methods):
+def _verdict(mean, sem):
+    """'yes' when the paired difference is at least minus one SE, else by how
+    many points it misses that."""
+    if np.isnan(mean):
+        return "–"
+    sem = 0.0 if np.isnan(sem) else sem
+    gap = mean + sem
+    return "yes" if gap >= 0 else f"no ({gap:+.1f})"
+
+
+def report(dataset, records, skipped, methods):
+    min_query = dataset.folds[0].min_query
     scores = per_seed_scores(records)
-    has_dp = data.sensitive is not None
+    has_dp = records["dp"].notna().any()
     header = ["k", "groups", "method", *METRICS.values()]
     if has_dp:
         header.append("DP difference (sex), mean")
     rows = []
+    order = {m: i for i, m in enumerate((*METHODS, ORACLE))}
     for (k, method), cell in scores.groupby(["k", "method"], sort=False):
         row = [k, int(cell["n_groups"].iloc[0]), method]
         row += [_pm(cell[m].mean(), _sem(cell[m])) for m in METRICS]
         if has_dp:
             row.append(_pm(cell["dp"].mean(), _sem(cell["dp"])))
         rows.append(row)
-    order = {m: i for i, m in enumerate(METHODS)}
     rows.sort(key=lambda r: (r[0], order[r[2]]))
     print(markdown_table(header, rows))
+    if has_dp:
+        dp_groups = records[records["dp"].notna()]["task"].unique()
+        print(
+            "\nDP difference: within each held-out group whose query set has at "
+            "least 10 rows of each sex, averaged over those groups ("
+            + ", ".join(map(str, dp_groups))
+            + ")."
+        )
 
+    metas = [m for m in META if m in methods]
     print(
-        "\nPaired differences, skmeta minus the best baseline at that k and metric "
-        "(points, mean ± SE over seeds):\n"
+        "\nPaired differences, skmeta minus the best baseline by mean balanced "
+        "accuracy at that k (points, mean ± SE over the paired seeds). 'target': "
+        "the default row's difference is at least minus its SE in both the mean "
+        "and the worst group (else by how many points that is missed):\n"
     )
     diffs = paired_differences(scores, methods)
-    header = ["k", "metric", "best baseline", *(m for m in META if m in methods)]
-    rows = [
-        [r["k"], r["metric"], r["best baseline"]]
-        + [_pm(*r[m], digits=1, signed=True) for m in META if m in methods]
-        for _, r in diffs.iterrows()
-    ]
+    header = ["k", "best baseline", "its mean", "its worst group"]
+    for meta in metas:
+        header += [f"{meta}, mean", f"{meta}, worst"]
+    header += [f"target, {m}" for m in DEFAULT_META if m in metas]
+    rows = []
+    for r in diffs:
+        row = [r["k"], r["best baseline"], _pm(*r["bacc_mean best"])]
+        row.append(_pm(*r["bacc_worst best"]))
+        for meta in metas:
+            row += [
+                _pm(*r[(meta, metric)], digits=1, signed=True)
+                for metric in ("bacc_mean", "bacc_worst")
+            ]
+        for meta in (m for m in DEFAULT_META if m in metas):
+            mean, worst = r[(meta, "bacc_mean")], r[(meta, "bacc_worst")]
+            verdicts = (_verdict(*mean), _verdict(*worst))
+            row.append("yes" if verdicts == ("yes", "yes") else " / ".join(verdicts))
+        rows.append(row)
     print(markdown_table(header, rows))
 
+    n_folds = records["fold"].nunique()
+    if n_folds > 1:
+        # With one held-out group per fold (heart), its worst group is its mean.
+        metrics = ("bacc_mean", "bacc_worst")
+        if records.groupby("fold")["task"].nunique().max() == 1:
+            metrics = ("bacc_mean",)
+        print(
+            f"\nThe same paired differences by fold ({n_folds} folds, each with its "
+            "own trained models): per fold, the difference in the mean over its "
+            "groups and seeds"
+            + (
+                ", and in its worst group (per seed, averaged over seeds)"
+                if len(metrics) == 2
+                else ""
+            )
+            + "; mean ± SE over folds, points:\n"
+        )
+        header = ["k", "folds", "best baseline"]
+        for meta in metas:
+            header.append(f"{meta}, mean")
+            if len(metrics) == 2:
+                header.append(f"{meta}, worst in fold")
+        rows = []
+        for r in fold_differences(records, scores, methods):
+            row = [r["k"], r["folds"], r["best baseline"]]
+            for meta in metas:
+                row += [
+                    _pm(*r[(meta, metric)], digits=1, signed=True) for metric in metrics
+                ]
+            rows.append(row)
+        print(markdown_table(header, rows))
+
+    chosen_cols = [
+        c
+        for c in ("adaptation_weight", "prior_strength", "distance_scale", "alpha")
+        if c in records
+    ]
+    if chosen_cols:
+        print(
+            "\nWhat the adaptation chose, mean over groups and seeds "
+            "(adaptation_weight_ of the new task, n / (n + prior strength); "
+            "prior_strength_, i.e. MAML's lambda or ProtoNet's kappa, in rows; "
+            "ProtoNet's distance_scale_; the shrunk LR's alpha; [min, max] over "
+            "folds for the fitted values):\n"
+        )
+        header = ["k", "method", "adaptation_weight_", "prior_strength_"]
+        header += ["distance_scale_", "alpha (mean; median)"]
+        rows = []
+        for (k, method), cell in records.groupby(["k", "method"]):
+            if method not in META and method != "LR shrunk to pooled":
+                continue
+            row = [k, method]
+            if method in META:
+                row.append(f"{cell['adaptation_weight'].mean():.3f}")
+                by_fold = cell.groupby("fold")["prior_strength"].mean()
+                row.append(_range(by_fold))
+                by_fold = cell.groupby("fold")["distance_scale"].mean()
+                row.append(_range(by_fold) if by_fold.notna().all() else "–")
+                row.append("–")
+            else:
+                row += ["–", "–", "–"]
+                alpha = cell["alpha"]
+                row.append(f"{alpha.mean():.1f}; {alpha.median():g}")
+            rows.append(row)
+        rows.sort(key=lambda r: (r[0], order[r[1]]))
+        print(markdown_table(header, rows))
+
     if len(skipped):
-        print(f"\nSkipped (fewer than k + {MIN_QUERY} rows of a class):\n")
+        print(f"\nSkipped (fewer than k + {min_query} rows of a class):\n")
         rows = [
             [k, ", ".join(f"{r.task} ({r.n0}/{r.n1})" for r in cell.itertuples())]
             for k, cell in skipped.groupby("k")
@@ -619,94 +1101,203 @@ def report(data, records, skipped, methods):
     return scores, diffs
 
 
+def _range(values):
+    values = np.asarray(values, dtype=float)
+    if len(values) == 1:
+        return f"{values[0]:.3g}"
+    return f"{values.mean():.3g} [{values.min():.3g}, {values.max():.3g}]"
+
+
 # -------------------------------------------------------------------------- main
 def run(name, args):
     start = time.perf_counter()
-    data = LOADERS[name]()
+    dataset = LOADERS[name]()
     budget = "quick" if args.quick else "full"
-    train = data.train
-    heldout = data.heldout[-3:] if args.quick else data.heldout
-    sizes = pd.Series(data.tasks).value_counts()
-    print(f"\n## {name}\n\n{data.description}.\n")
-    n_small = len(np.setdiff1d(data.tasks[train], merge_small_tasks(data.tasks[train])))
+    folds = dataset.folds
+    if args.quick and name != "heart":
+        folds = folds[:1]
+    has_validation = all(f.validation for f in folds)
+    tuned = not (args.quick or args.no_tune) and has_validation
+    methods = BASELINES + (META if tuned else DEFAULT_META)
+    print(f"\n## {name}\n\n{dataset.description}.\n")
+    first = folds[0]
+    first_tasks = first.tasks[first.train]
+    n_small = len(np.setdiff1d(first_tasks, merge_small_tasks(first_tasks)))
+    sizes = {t: int((f.tasks == t).sum()) for f in folds for t in f.heldout}
+    heldouts = [f.heldout[-3:] if args.quick else f.heldout for f in folds]
     print(
-        f"Training: {int(train.sum())} rows, {len(np.unique(data.tasks[train]))} "
-        f"tasks ({n_small} with < {MIN_TASK_ROWS} rows, merged into one task for "
-        f"meta-training). Held out: {len(heldout)} tasks: "
-        + ", ".join(f"{t} ({sizes[t]})" for t in heldout)
-        + "."
+        f"{len(folds)} fold(s). First fold: training {int(first.train.sum())} rows, "
+        f"{len(np.unique(first.tasks[first.train]))} tasks ({n_small} with < "
+        f"{MIN_TASK_ROWS} rows, merged into one task for meta-training). Held out "
+        f"(all folds): {sum(map(len, heldouts))} tasks: "
+        + ", ".join(f"{t} ({sizes[t]})" for h in heldouts for t in h)
+        + f". A held-out group needs k + {first.min_query} rows of each class."
     )
+
     settings = copy.deepcopy(DEFAULTS)
-    if not (args.quick or args.no_tune):
-        tune_seeds = range(args.tune_seeds)
-        settings, lines = tune(data, tune_seeds, budget)
+    if name == "heart":
+        settings["LR on k rows"] = {"C": CV}
+    if tuned:
+        tune_folds = folds[: args.tune_folds]
+        settings, lines = tune(tune_folds, range(args.tune_seeds), budget, methods)
+        validation = ", ".join(t for f in tune_folds for t in f.validation)
         print(
-            f"\nSettings chosen on the validation groups ({', '.join(data.validation)}"
-            f"; {args.tune_seeds} seeds, models trained on the other training "
-            "groups; criterion: mean balanced accuracy over k, seeds and groups):"
+            f"\nSettings chosen on the validation groups ({validation}; "
+            f"{args.tune_seeds} seeds, models trained on the other training "
+            "groups; criterion: mean balanced accuracy over k, seeds and groups; "
+            "used in every fold):"
         )
         print("\n".join(lines))
     else:
-        print(
-            "\nSettings (not tuned): "
-            + "; ".join(f"{m}: {_fmt_setting(s)}" for m, s in settings.items())
+        why = "no validation groups" if not has_validation else "--quick/--no-tune"
+        print(f"\nSettings (not tuned: {why}; tuned skmeta rows left out):")
+    print(
+        "\n".join(
+            f"- {m}: {_fmt_setting(settings[m])}"
+            for m in methods
+            if m in settings and CV not in settings[m].values()
         )
-    models = fit_models(
-        data.X[train], data.y[train], data.tasks[train], settings, budget
     )
-    records, skipped = evaluate(
-        data, models, settings, heldout, range(args.seeds), METHODS, base_seed=0
+    print(
+        f"- LR shrunk to pooled: alpha chosen per support set among {list(ALPHAS)} "
+        f"(alpha={ALPHA_ONE_ROW:g} with one row per class)"
     )
-    print(f"\nHeld-out groups, {args.seeds} paired seeds (mean ± SE over seeds):\n")
-    report(data, records, skipped, METHODS)
-    if args.train_seeds > 1:
-        seeds = range(args.train_seed_supports)
-        table = training_seed_scores(
-            data,
+    if settings["LR on k rows"]["C"] == CV:
+        print(
+            f"- LR on k rows: C chosen per support set among {list(CS)} "
+            f"(C={C_ONE_ROW:g} with one row per class)"
+        )
+
+    all_records, all_skipped = [], []
+    models = None
+    first_index = 0
+    for f_index, (data, heldout) in enumerate(zip(folds, heldouts, strict=True)):
+        train = data.train
+        models = fit_models(
+            data.X[train],
+            data.y[train],
+            data.tasks[train],
             settings,
             budget,
+            methods=methods,
+        )
+        oracle = oracle_probabilities(data) if dataset.oracle else None
+        records, skipped = evaluate(
+            data,
+            models,
+            settings,
             heldout,
+            range(args.seeds),
+            methods,
+            base_seed=0,
+            first_index=first_index,
+            ks=dataset.ks,
+            oracle=oracle,
+            fold=f_index,
+        )
+        first_index += len(heldout)
+        all_records.append(records)
+        all_skipped.append(skipped)
+        print(
+            f"\n(fold {f_index + 1}/{len(folds)} done at "
+            f"{time.perf_counter() - start:.0f} s)",
+            file=sys.stderr,
+        )
+    records = pd.concat(all_records, ignore_index=True)
+    skipped = pd.concat(all_skipped, ignore_index=True)
+    print(f"\nHeld-out groups, {args.seeds} paired seeds (mean ± SE over seeds):\n")
+    report(dataset, records, skipped, methods)
+    if args.train_seeds > 1 and len(dataset.folds) == 1:
+        seeds = range(args.train_seed_supports)
+        retrained = tuple(m for m in methods if m == "pooled MLP" or m in META)
+        table = training_seed_scores(
+            folds[0],
+            settings,
+            budget,
+            heldouts[0],
             range(args.train_seeds),
             seeds,
+            methods,
             fitted=models,
         )
         print(
-            f"\nRetrained with random_state 0-{args.train_seeds - 1} (every "
-            f"model; the same {len(seeds)} support sets per group): skmeta minus "
-            "the best baseline, points, mean ± SE over training seeds, each "
+            f"\nRetrained with random_state 0-{args.train_seeds - 1} ("
+            + ", ".join(retrained)
+            + f"; the same {len(seeds)} support sets per group): skmeta minus the "
+            "best baseline by mean, points, mean ± SE over training seeds, each "
             f"averaged over the {len(seeds)} support sets:\n"
         )
-        report_training_seeds(table, METHODS)
+        report_training_seeds(table, methods)
     print(f"\n{name}: {time.perf_counter() - start:.0f} s")
     return records
 
 
+def provenance():
+    """Which skmeta ran: the checkout's commit, with a hash of any uncommitted
+    changes to skmeta/, or the folder skmeta was imported from when that is
+    not this checkout (for example an export of one commit with ``git
+    archive``, on ``PYTHONPATH``)."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args):
+        return subprocess.run(
+            ["git", "--no-optional-locks", *args],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD").strip()
+        diff = git("diff", "HEAD", "--", "skmeta")
+    except (OSError, subprocess.CalledProcessError):
+        commit, diff = "unknown", ""
+    source = Path(skmeta.__file__).resolve().parents[1]
+    if source != root:
+        return (
+            f"skmeta imported from `{source.name}/`, not from this checkout "
+            f"(checkout at commit `{commit}`)"
+        )
+    if not diff:
+        return f"commit `{commit}`"
+    digest = hashlib.sha1(diff.encode()).hexdigest()[:10]
+    return f"commit `{commit}` plus uncommitted changes to skmeta/ (diff sha1 {digest})"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="CI smoke run (< 2 min)")
+    parser.add_argument("--quick", action="store_true", help="CI smoke run")
     parser.add_argument("--seeds", type=int, default=None, help="paired seeds")
-    parser.add_argument(
-        "--datasets", default="synthetic,compas,adult", help="comma-separated"
-    )
+    parser.add_argument("--datasets", default=",".join(LOADERS), help="comma-separated")
     parser.add_argument(
         "--no-tune", action="store_true", help="use DEFAULTS, skip the validation"
     )
     parser.add_argument("--tune-seeds", type=int, default=5)
     parser.add_argument(
+        "--tune-folds",
+        type=int,
+        default=1,
+        help="folds whose validation groups choose the settings (several folds)",
+    )
+    parser.add_argument(
         "--train-seeds",
         type=int,
         default=None,
-        help="retrain every model with this many random states (5; 2 with --quick)",
+        help="retrain with this many random states, one-fold data sets only "
+        "(5; 2 with --quick)",
     )
     parser.add_argument(
         "--train-seed-supports",
         type=int,
-        default=5,
-        help="support sets per group when retraining",
+        default=None,
+        help="support sets per group when retraining (5; 1 with --quick)",
     )
     args = parser.parse_args(argv)
     if args.train_seeds is None:
         args.train_seeds = 2 if args.quick else 5
+    if args.train_seed_supports is None:
+        args.train_seed_supports = 1 if args.quick else 5
     if args.seeds is None:
         args.seeds = 2 if args.quick else 20
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
@@ -718,18 +1309,31 @@ def main(argv=None):
     # every fit; once is enough.
     warnings.filterwarnings("once", message=".*give no query set.*")
     # One thread: the networks are tiny, and two threads made each step of a
-    # 64-unit MLP about 100 times slower on the 2-core machine.
+    # 64-unit MLP about 100 times slower on a 2-core machine.
     torch.set_num_threads(1)
     budget = "quick" if args.quick else "full"
     max_epochs, steps = META_STEPS[budget]
     print("# Few-shot adaptation to held-out groups\n")
+    command = " ".join(["python benchmarks/bench_fewshot.py", *sys.argv[1:]])
+    print(
+        f"Command: `OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} "
+        f"{command}`; {provenance()}; started "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n"
+    )
     print(
         f"skmeta {skmeta.__version__}, torch {torch.__version__}; "
         f"k in {list(KS)}; {args.seeds} paired seeds; "
-        f"meta-training {max_epochs} epochs x {steps} meta-batches; "
-        "other skmeta parameters at their defaults (n_shots=5, n_queries=15, "
-        "meta_batch_size=8, lr=1e-3, 64 hidden units); "
-        f"pooled MLP ~{MLP_STEPS[budget]} Adam steps (lr=1e-3, batch 128); "
+        + (
+            "meta-training budget at the package defaults (max_epochs=10, "
+            "steps_per_epoch=None); "
+            if max_epochs is None
+            else f"meta-training {max_epochs} epochs x {steps} meta-batches; "
+        )
+        + "skmeta parameters otherwise at their defaults (inner_lr=0.5, "
+        "inner_steps=16, prior_strength='learn'; shrinkage='learn', "
+        "distance_scale='learn'; n_shots=5, n_queries=15, meta_batch_size=8, "
+        "lr=1e-3, 64 hidden units) except class_prior='balanced' and the tuned "
+        f"rows; pooled MLP ~{MLP_STEPS[budget]} Adam steps (lr=1e-3, batch 128); "
         f"tuning: {'off' if args.quick or args.no_tune else f'{args.tune_seeds} seeds'}"
         f"; random_state={RANDOM_STATE}."
     )
@@ -738,7 +1342,8 @@ def main(argv=None):
         run(name, args)
     print(
         f"\nWall time: {time.perf_counter() - start:.0f} s "
-        f"(CPU time of this process: {time.process_time() - cpu:.0f} s)"
+        f"(CPU time of this process: {time.process_time() - cpu:.0f} s); "
+        f"finished at {provenance()}."
     )
 
 
