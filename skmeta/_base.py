@@ -99,6 +99,7 @@ _FITTED_ATTRIBUTES = (
     "states_",
     "log_priors_",
     "_tasks_index_",
+    "_groups_index_",
 )
 
 # Rows evaluated per chunk at prediction (bounds the memory of one call).

@@ -207,6 +207,7 @@ def validate_fit_input(
             if sensitive is not None
             else np.array([], dtype=object)
         )
+        estimator._groups_index_ = (estimator.groups_, _label_map(estimator.groups_))
     elif classes is not None:
         _check_partial_fit_first_call(estimator, classes)  # raises if they differ
     unseen = np.setdiff1d(np.unique(y), estimator.classes_)
@@ -225,11 +226,12 @@ def validate_fit_input(
         task_codes = _encode_tasks(estimator, labels)
         if (task_codes < 0).any():  # unseen tasks become known (partial_fit)
             new = pd_unique(labels[task_codes < 0])
-            estimator.tasks_ = np.concatenate([estimator.tasks_, new])
-            _set_task_index(estimator)
+            previous = estimator.tasks_
+            estimator.tasks_ = np.concatenate([previous, new])
+            _set_task_index(estimator, previous)
             task_codes = _encode_tasks(estimator, labels)
     group_codes = (
-        encode_groups(sensitive, estimator.groups_)
+        _encode_known(estimator, "_groups_index_", estimator.groups_, sensitive)
         if sensitive is not None
         else np.full(n_samples, -1, dtype=np.int64)
     )
@@ -238,23 +240,67 @@ def validate_fit_input(
     )
 
 
-def _set_task_index(estimator):
-    """Cache a hash index of ``tasks_`` (rebuilt only when tasks are added)."""
-    estimator._tasks_index_ = (
-        estimator.tasks_,
-        pd.Index(np.asarray(estimator.tasks_, dtype=object)),
+def _label_map(labels, start=0, mapping=None):
+    """``{label: position}`` for ``labels``, positions from ``start``, added
+    to a copy of ``mapping``."""
+    mapping = {} if mapping is None else dict(mapping)
+    for position, label in enumerate(labels, start=start):
+        mapping[label] = position
+    return mapping
+
+
+def _lookup(mapping, labels):
+    """Positions of ``labels`` in ``mapping`` (``-1``: unknown).
+
+    The labels are factorised first (in C), so the Python work is one lookup
+    per distinct label, whatever the number of rows.
+    """
+    labels = np.asarray(labels, dtype=object)
+    if len(labels) == 0 or not mapping:
+        return np.full(len(labels), -1, dtype=np.int64)
+    codes, uniques = pd.factorize(labels, use_na_sentinel=True)
+    positions = np.fromiter(
+        (mapping.get(label, -1) for label in uniques),
+        dtype=np.int64,
+        count=len(uniques),
     )
+    out = positions[codes]
+    out[codes < 0] = -1
+    return out
 
 
-def _encode_tasks(estimator, labels):
-    """Positions of ``labels`` in ``tasks_`` (``-1``: unknown), with the cache.
+def _set_task_index(estimator, previous=None):
+    """Cache a hash map of ``tasks_`` (and of ``groups_``).
+
+    When tasks are appended to ``previous`` (``partial_fit``), the map grows
+    from the cached one: only the new labels are hashed, so adding a group
+    costs the same with 10 or 10,000 groups known. The map is copied, never
+    changed in place, so a shallow copy of the estimator keeps its own.
+    """
+    tasks = estimator.tasks_
+    cached = estimator.__dict__.get("_tasks_index_")
+    if previous is not None and cached is not None and cached[0] is previous:
+        mapping = _label_map(tasks[len(previous) :], len(previous), cached[1])
+    else:
+        mapping = _label_map(tasks)
+    estimator._tasks_index_ = (tasks, mapping)
+
+
+def _encode_known(estimator, cache, known, labels):
+    """Positions of ``labels`` in ``known`` (``-1``: unknown), through the
+    map cached in ``estimator.<cache>`` when it is current.
 
     Prediction only reads the cache (it never changes the fitted model).
     """
-    cached = estimator.__dict__.get("_tasks_index_")
-    if cached is None or cached[0] is not estimator.tasks_:
-        return encode_groups(labels, estimator.tasks_)
-    return cached[1].get_indexer(np.asarray(labels, dtype=object)).astype(np.int64)
+    cached = estimator.__dict__.get(cache)
+    if cached is None or cached[0] is not known:
+        return encode_groups(labels, known)
+    return _lookup(cached[1], labels)
+
+
+def _encode_tasks(estimator, labels):
+    """Positions of ``labels`` in ``tasks_`` (``-1``: unknown), with the cache."""
+    return _encode_known(estimator, "_tasks_index_", estimator.tasks_, labels)
 
 
 def validate_predict_input(estimator, X, sensitive_features, tasks):

@@ -1,11 +1,15 @@
 """partial_fit: sklearn's incremental contract and few-shot adaptation."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from skmeta import MAMLClassifier, PrototypicalClassifier
+from skmeta._input import _encode_tasks
 from skmeta.exceptions import UnknownGroupWarning
+from skmeta.utils import encode_groups
 
 FAST = dict(max_epochs=2, steps_per_epoch=5, random_state=0)
 
@@ -185,3 +189,26 @@ def test_task_prototypes_follow_a_changed_global_state(shifted):
         )
         torch.testing.assert_close(state.double(), expected, rtol=1e-5, atol=1e-6)
         assert not torch.allclose(state, before[t])
+
+
+def test_new_groups_extend_the_label_map_without_touching_copies(shifted):
+    """Each new group adds one entry to the cached label map (no rebuild of
+    the whole table), and a shallow copy made before keeps its own map."""
+    X, y, groups = shifted
+    clf = PrototypicalClassifier(max_epochs=1, steps_per_epoch=2, random_state=0)
+    clf.fit(X, y, sensitive_features=groups)
+    before = copy.copy(clf)
+    known = len(clf.tasks_)
+    for i in range(3):
+        clf.partial_fit(X[:4], y[:4], sensitive_features=np.full(4, f"new{i}"))
+    tasks, mapping = clf._tasks_index_
+    assert tasks is clf.tasks_ and len(mapping) == known + 3
+    assert [mapping[t] for t in clf.tasks_] == list(range(known + 3))
+    assert len(before._tasks_index_[1]) == known
+    # Codes through the map equal those of a fresh table, with repeated and
+    # unknown labels.
+    labels = np.array(["new2", groups[0], "nope", "new0", groups[0]], dtype=object)
+    np.testing.assert_array_equal(
+        _encode_tasks(clf, labels), encode_groups(labels, clf.tasks_)
+    )
+    assert list(_encode_tasks(clf, labels)[[0, 2, 3]]) == [known + 2, -1, known]
