@@ -165,6 +165,13 @@ class RowStore:
             for name in ("X", "y", "weight", "group", "key")
         )
 
+    def __getstate__(self):
+        """Pickle (and copy) the rows kept, not the room reserved for more."""
+        state = self.__dict__.copy()
+        for name in ("X", "y", "weight", "group", "key"):
+            state[name] = state[name][: self.n].copy()
+        return state
+
 
 class SupportSet:
     """The rows each task adapts to, and the class weights of every row seen.

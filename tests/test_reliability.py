@@ -547,6 +547,23 @@ def test_support_store_is_bounded_and_trimmable(klass):
         trimmed.partial_fit(X[:4], y[:4], sensitive_features=groups[:4])
 
 
+def test_pickled_store_holds_only_the_rows_kept(klass):
+    X, y, groups = _data(600)
+    clf = klass(**FAST).fit(X, y, sensitive_features=groups)
+    # Adding rows reserves room for more (the arrays double).
+    clf.partial_fit(X[:6], y[:6], sensitive_features=np.full(6, "new"))
+    store = clf.support_.tasks
+    copy_ = pickle.loads(pickle.dumps(clf))
+    assert len(copy_.support_.tasks.y) == store.n < len(store.y)
+    # The copy adapts and predicts as the original does.
+    for model in (clf, copy_):
+        model.partial_fit(X[6:12], y[6:12], sensitive_features=np.full(6, "new2"))
+    np.testing.assert_array_equal(
+        copy_.predict_proba(X, sensitive_features=groups),
+        clf.predict_proba(X, sensitive_features=groups),
+    )
+
+
 # ------------------------------------------------------------- interruption
 class _Interrupt(Callback):
     def on_epoch_end(self, net, **kwargs):
