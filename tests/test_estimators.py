@@ -301,6 +301,22 @@ def test_warm_start_keeps_classes_and_replaces_tasks(klass, grouped_data):
         clf.fit(X, y + 5)
 
 
+def test_progress_bar_total_is_the_meta_batches_run(klass, grouped_data):
+    from skorch.callbacks import ProgressBar
+
+    class Recording(ProgressBar):
+        def on_epoch_begin(self, net, **kwargs):
+            super().on_epoch_begin(net, **kwargs)
+            self.totals_ = [*getattr(self, "totals_", []), self.pbar_.total]
+
+    X, y, groups = grouped_data
+    bar = Recording()
+    clf = klass(callbacks=[bar], **{**FAST, "steps_per_epoch": 7})
+    clf.fit(X, y, sensitive_features=groups)
+    run = [len(clf.history[e, "batches"]) for e in range(len(clf.history))]
+    assert bar.totals_ == run == [7] * FAST["max_epochs"]
+
+
 def test_progress_bar_and_checkpoint(klass, grouped_data, tmp_path):
     from skorch.callbacks import Checkpoint, ProgressBar
 
