@@ -12,13 +12,12 @@ Usage::
     OMP_NUM_THREADS=1 python benchmarks/bench_anil.py
 """
 
-import subprocess
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
+from bench_fewshot import provenance
 
 import skmeta
 from skmeta import MAMLClassifier
@@ -27,20 +26,9 @@ from skmeta import MAMLClassifier
 def main():
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
     print("# ANIL: adapt_layers='last' against 'all'\n")
     print(
-        f"skmeta {skmeta.__version__} (commit {commit}), torch {torch.__version__}; "
+        f"skmeta {skmeta.__version__} ({provenance()}), torch {torch.__version__}; "
         "20,000 rows, 20 features, 100 groups, max_epochs=1, n_threads=1.\n"
     )
     rng = np.random.default_rng(0)

@@ -21,11 +21,11 @@ import argparse
 import gc
 import platform
 import resource
-import subprocess
 import time
 
 import numpy as np
 import torch
+from bench_fewshot import provenance
 
 import skmeta
 from skmeta import MAMLClassifier, PrototypicalClassifier
@@ -106,18 +106,9 @@ def main(argv=None):
     block = max(1, n_calls // 10)
     n_calls = block * 10
     torch.set_num_threads(1)
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
     print("# Soak: new-group partial_fit calls\n")
     print(
-        f"skmeta {skmeta.__version__} (commit {commit}), torch {torch.__version__}, "
+        f"skmeta {skmeta.__version__} ({provenance()}), torch {torch.__version__}, "
         f"Python {platform.python_version()}; {n_calls} calls of 10 rows (5 per "
         f"class), each a new group; blocks of {block} calls; one torch thread.\n"
     )

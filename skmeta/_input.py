@@ -10,13 +10,18 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_array, check_X_y, validate_data
 
 from ._compat import _check_partial_fit_first_call, _check_sample_weight
-from .utils._validation import check_groups, encode_groups, split_sensitive_columns
+from .utils._validation import (
+    check_groups,
+    encode_groups,
+    label_map,
+    lookup_labels,
+    split_sensitive_columns,
+)
 
 __all__ = [
     "ConstantPredictorWarning",
@@ -207,7 +212,7 @@ def validate_fit_input(
             if sensitive is not None
             else np.array([], dtype=object)
         )
-        estimator._groups_index_ = (estimator.groups_, _label_map(estimator.groups_))
+        estimator._groups_index_ = (estimator.groups_, label_map(estimator.groups_))
     elif classes is not None:
         _check_partial_fit_first_call(estimator, classes)  # raises if they differ
     unseen = np.setdiff1d(np.unique(y), estimator.classes_)
@@ -240,35 +245,6 @@ def validate_fit_input(
     )
 
 
-def _label_map(labels, start=0, mapping=None):
-    """``{label: position}`` for ``labels``, positions from ``start``, added
-    to a copy of ``mapping``."""
-    mapping = {} if mapping is None else dict(mapping)
-    for position, label in enumerate(labels, start=start):
-        mapping[label] = position
-    return mapping
-
-
-def _lookup(mapping, labels):
-    """Positions of ``labels`` in ``mapping`` (``-1``: unknown).
-
-    The labels are factorised first (in C), so the Python work is one lookup
-    per distinct label, whatever the number of rows.
-    """
-    labels = np.asarray(labels, dtype=object)
-    if len(labels) == 0 or not mapping:
-        return np.full(len(labels), -1, dtype=np.int64)
-    codes, uniques = pd.factorize(labels, use_na_sentinel=True)
-    positions = np.fromiter(
-        (mapping.get(label, -1) for label in uniques),
-        dtype=np.int64,
-        count=len(uniques),
-    )
-    out = positions[codes]
-    out[codes < 0] = -1
-    return out
-
-
 def _set_task_index(estimator, previous=None):
     """Cache a hash map of ``tasks_`` (and of ``groups_``).
 
@@ -280,9 +256,9 @@ def _set_task_index(estimator, previous=None):
     tasks = estimator.tasks_
     cached = estimator.__dict__.get("_tasks_index_")
     if previous is not None and cached is not None and cached[0] is previous:
-        mapping = _label_map(tasks[len(previous) :], len(previous), cached[1])
+        mapping = label_map(tasks[len(previous) :], len(previous), cached[1])
     else:
-        mapping = _label_map(tasks)
+        mapping = label_map(tasks)
     estimator._tasks_index_ = (tasks, mapping)
 
 
@@ -295,7 +271,7 @@ def _encode_known(estimator, cache, known, labels):
     cached = estimator.__dict__.get(cache)
     if cached is None or cached[0] is not known:
         return encode_groups(labels, known)
-    return _lookup(cached[1], labels)
+    return lookup_labels(cached[1], labels)
 
 
 def _encode_tasks(estimator, labels):

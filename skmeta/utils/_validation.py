@@ -96,6 +96,35 @@ def _join(row):
     )
 
 
+def label_map(labels, start=0, mapping=None):
+    """``{label: position}`` for ``labels``, positions from ``start``, added
+    to a copy of ``mapping``."""
+    mapping = {} if mapping is None else dict(mapping)
+    for position, label in enumerate(labels, start=start):
+        mapping[label] = position
+    return mapping
+
+
+def lookup_labels(mapping, labels):
+    """Positions of ``labels`` in ``mapping`` (``-1``: unknown).
+
+    The labels are factorised first (in C), so the Python work is one lookup
+    per distinct label, whatever the number of rows.
+    """
+    labels = np.asarray(labels, dtype=object)
+    if len(labels) == 0 or not mapping:
+        return np.full(len(labels), -1, dtype=np.int64)
+    codes, uniques = pd.factorize(labels, use_na_sentinel=True)
+    positions = np.fromiter(
+        (mapping.get(label, -1) for label in uniques),
+        dtype=np.int64,
+        count=len(uniques),
+    )
+    out = positions[codes]
+    out[codes < 0] = -1
+    return out
+
+
 def encode_groups(labels, known):
     """Map group labels to their position in ``known``, ``-1`` when unknown.
 
@@ -118,10 +147,7 @@ def encode_groups(labels, known):
     >>> encode_groups(np.array(["b", "z", "a"], dtype=object), np.array(["a", "b"]))
     array([ 1, -1,  0])
     """
-    if len(known) == 0:
-        return np.full(len(labels), -1, dtype=np.int64)
-    index = pd.Index(np.asarray(known, dtype=object))
-    return index.get_indexer(np.asarray(labels, dtype=object)).astype(np.int64)
+    return lookup_labels(label_map(np.asarray(known, dtype=object)), labels)
 
 
 def split_sensitive_columns(X, columns):
