@@ -476,6 +476,7 @@ def mlp_inner_loop(
     n_rows=None,
     low_rank=None,
     adapt_from=0,
+    factor_first=None,
 ):
     """:func:`inner_loop` for a plain MLP and cross-entropy, batched over tasks.
 
@@ -513,6 +514,13 @@ def mlp_inner_loop(
         Layers before this one are not adapted (their output is computed once,
         with the shared parameters): ``len(layers) - 1`` adapts the last layer
         only (ANIL).
+    factor_first : bool, default=None
+        Keep the change of the first adapted weight matrix as ``A.T @ X``,
+        with ``X`` its (fixed) support input: every inner step adds to ``A``
+        instead of growing the rank. Its support pre-activations are then
+        ``X @ W0.T + (X @ X.T) @ A``, and no weight gradient is formed. Chosen
+        when that is cheaper (fewer support rows than twice its inputs) when
+        None; not with per-entry step sizes.
 
     Returns
     -------
@@ -532,12 +540,23 @@ def mlp_inner_loop(
         X = mlp_forward(frozen, params, X)
     if low_rank is None:
         low_rank = _low_rank_layers(layers, params, X.shape[1], n_steps, inner_lr)
+    first = layers[0][0]
+    if factor_first is None:
+        factor_first = not isinstance(inner_lr, dict) and X.shape[1] < 2 * X.shape[2]
+    if factor_first:
+        # The first adapted layer always sees the same support input X, so
+        # its change stays A.T @ X (rank: the support rows).
+        X0 = X @ params[first].transpose(-1, -2)
+        gram = X @ X.transpose(-1, -2)
     start = params
     adapted, factors = {}, {}
     for weight, bias, _ in frozen:
         adapted[weight], adapted[bias] = params[weight], params[bias]
     for weight, bias, _ in layers:
-        if weight in low_rank:
+        if weight == first and factor_first:
+            adapted[weight] = params[weight]
+            factors[weight] = (None, X.detach() if first_order else X)
+        elif weight in low_rank:
             adapted[weight] = params[weight]
             W = params[weight]
             factors[weight] = (
@@ -545,12 +564,15 @@ def mlp_inner_loop(
                 W.new_zeros((n_tasks, 0, W.shape[1])),
             )
         else:
-            adapted[weight] = params[weight].expand(n_tasks, *params[weight].shape)
+            # Shared until the first step makes it per task.
+            adapted[weight] = params[weight]
         adapted[bias] = params[bias].expand(n_tasks, *params[bias].shape)
     row_w = (w / w.sum(-1, keepdim=True).clamp_min(1e-12)).unsqueeze(-1)
     onehot = nn.functional.one_hot(y, n_classes).to(X.dtype)
     n = w.sum(-1) if n_rows is None else n_rows
-    no_prior = not torch.is_tensor(prior_strength) and prior_strength == 0
+    no_prior = (
+        not torch.is_tensor(prior_strength) or not prior_strength.requires_grad
+    ) and float(prior_strength) == 0
     data_share = n / (n + prior_strength).clamp_min(1e-12)
     if no_prior:
         data_share = torch.ones_like(data_share)
@@ -560,7 +582,12 @@ def mlp_inner_loop(
         inputs, pre, h = [], [], X
         for weight, bias, activation in layers:
             inputs.append(h)
-            z = _linear(h, adapted[weight], adapted[bias], factors.get(weight))
+            if weight == first and factor_first:
+                z = X0 + adapted[bias].unsqueeze(-2)
+                if factors[first][0] is not None:
+                    z = z + gram @ factors[first][0]
+            else:
+                z = _linear(h, adapted[weight], adapted[bias], factors.get(weight))
             pre.append(z)
             h = _ACTIVATIONS[activation][0](z) if activation is not None else z
         delta = (torch.softmax(h, -1) - onehot) * row_w
@@ -582,10 +609,23 @@ def mlp_inner_loop(
                     U, V = factors[weight]
                     upstream = upstream + (delta @ U.transpose(-1, -2)) @ V
                 activation = layers[i - 1][2]
-                delta = upstream * _ACTIVATIONS[activation][1](pre[i - 1], inputs[i])
+                if activation is nn.ReLU:
+                    delta = torch.where(pre[i - 1] > 0, upstream, 0.0)
+                else:
+                    derivative = _ACTIVATIONS[activation][1]
+                    delta = upstream * derivative(pre[i - 1], inputs[i])
             lr = lr_of(weight)
             ds = data_share.view(-1, 1, 1)
-            if weight in factors:
+            if weight == first and factor_first:
+                A = factors[weight][0]
+                step = -lr * (d if no_prior else ds * d)
+                if A is not None:
+                    if not no_prior:
+                        A = A * (1 - lr * prior_share.view(-1, 1, 1))
+                    step = A + step
+                new_factors[weight] = (step, factors[weight][1])
+                new_adapted[weight] = adapted[weight]
+            elif weight in factors:
                 U, V = factors[weight]
                 if not no_prior:
                     U = U * (1 - lr_of(weight) * prior_share.view(-1, 1, 1))
@@ -595,24 +635,39 @@ def mlp_inner_loop(
                 )
                 new_adapted[weight] = adapted[weight]
             else:
-                g = d.transpose(-1, -2) @ x
                 W = adapted[weight]
-                step = ds * g
                 if not no_prior:
-                    step = step + prior_share.view(-1, 1, 1) * (W - start[weight])
-                new_adapted[weight] = W - lr * step
+                    decay = lr * prior_share.view(-1, 1, 1)
+                    W, d_w = W - decay * (W - start[weight]), ds * d
+                else:
+                    d_w = d
+                if not torch.is_tensor(lr):  # one fused W - lr * d_w.T @ x
+                    new_adapted[weight] = torch.baddbmm(
+                        W, d_w.transpose(-1, -2), x, alpha=-lr
+                    )
+                else:
+                    new_adapted[weight] = W - lr * (d_w.transpose(-1, -2) @ x)
             gb = d.sum(-2)
             b = adapted[bias]
-            step = data_share.view(-1, 1) * gb
-            if not no_prior:
-                step = step + prior_share.view(-1, 1) * (b - start[bias])
-            new_adapted[bias] = b - lr_of(bias) * step
+            lr = lr_of(bias)
+            if no_prior and not torch.is_tensor(lr):
+                new_adapted[bias] = torch.add(b, gb, alpha=-lr)
+            else:
+                step = data_share.view(-1, 1) * gb
+                if not no_prior:
+                    step = step + prior_share.view(-1, 1) * (b - start[bias])
+                new_adapted[bias] = b - lr * step
         # Keep the parameters' order (the module's), for the per-task states.
         new_adapted.update(
             {name: adapted[name] for name in adapted if name not in new_adapted}
         )
         adapted = {name: new_adapted[name] for name in start if name in new_adapted}
         factors = new_factors
+    if factor_first and factors[first][0] is None:  # no step taken
+        del factors[first]
+    for weight, _, _ in layers:
+        if weight not in factors and adapted[weight].dim() == 2:  # no step taken
+            adapted[weight] = adapted[weight].expand(n_tasks, *adapted[weight].shape)
     return adapted, factors
 
 

@@ -414,14 +414,16 @@ class _GeneralMLP(torch.nn.Module):
 @pytest.mark.parametrize("first_order", [False, True])
 @pytest.mark.parametrize("learn_inner_lr", [False, True])
 @pytest.mark.parametrize("adapt_layers", ["all", "last"])
+@pytest.mark.parametrize("n_features", [3, 8])
 def test_closed_form_inner_loop_equals_the_general_path(
-    first_order, learn_inner_lr, adapt_layers
+    first_order, learn_inner_lr, adapt_layers, n_features
 ):
     # The default MLP adapts with hand-written gradients; any other module
     # with torch.func.grad under vmap. Same weights, same episode: same
-    # meta-loss and meta-gradient.
+    # meta-loss and meta-gradient. With 8 features the first layer's change
+    # is kept as A.T @ X (6 support rows < 2 * 8 inputs).
     rng = np.random.RandomState(0)
-    X = rng.normal(size=(120, 3))
+    X = rng.normal(size=(120, n_features))
     y = (X[:, 0] > 0).astype(int)
     groups = np.arange(120) % 4
     params = dict(
@@ -456,7 +458,7 @@ def test_closed_form_inner_loop_equals_the_general_path(
         general.meta_sgd_.double()
     fast.module_.double()
     general.module_.double()
-    ep = _episodes()
+    ep = _episodes(n_features=n_features)
     loss_fast, _ = fast._episode_loss(ep)
     loss_general, _ = general._episode_loss(ep)
     torch.testing.assert_close(loss_fast, loss_general, rtol=1e-10, atol=1e-12)
@@ -468,9 +470,10 @@ def test_closed_form_inner_loop_equals_the_general_path(
 
 @pytest.mark.parametrize("first_order", [False, True])
 def test_factored_weight_changes_equal_dense_ones(first_order):
-    # Wide layers keep their inner-loop changes as low-rank factors; the
-    # adapted parameters, the meta-loss and all gradients (the prior strength's
-    # too) equal those of the dense computation.
+    # Wide layers keep their inner-loop changes as low-rank factors, and the
+    # first layer its change as A.T @ X; the adapted parameters, the meta-loss
+    # and all gradients (the prior strength's too) equal those of the dense
+    # computation.
     from skmeta._functional import materialize, mlp_forward, mlp_inner_loop
     from skmeta.modules import MLP
 
@@ -486,7 +489,12 @@ def test_factored_weight_changes_equal_dense_ones(first_order):
     Xq, yq = torch.randn(4, 7, 5, dtype=torch.float64), torch.randint(0, 3, (4, 7))
     lam = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)
     results = []
-    for low_rank in [set(), {name for name, _, _ in layers}]:
+    for low_rank, factor_first in [
+        (set(), False),
+        ({name for name, _, _ in layers}, False),
+        (set(), True),
+        ({name for name, _, _ in layers}, True),
+    ]:
         adapted, factors = mlp_inner_loop(
             layers,
             params,
@@ -498,18 +506,22 @@ def test_factored_weight_changes_equal_dense_ones(first_order):
             first_order=first_order,
             prior_strength=lam,
             low_rank=low_rank,
+            factor_first=factor_first,
         )
-        assert bool(factors) == bool(low_rank)
+        assert bool(factors) == bool(low_rank or factor_first)
         logits = mlp_forward(layers, adapted, Xq, factors)
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), yq.flatten())
         grads = torch.autograd.grad(loss, [*params.values(), lam])
         results.append((materialize(adapted, factors), loss, grads))
-    (dense, loss_d, grads_d), (factored, loss_f, grads_f) = results
-    for name in dense:
-        torch.testing.assert_close(factored[name], dense[name], rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(loss_f, loss_d, rtol=1e-12, atol=1e-14)
-    for a, b in zip(grads_f, grads_d, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    dense, loss_d, grads_d = results[0]
+    for factored, loss_f, grads_f in results[1:]:
+        for name in dense:
+            torch.testing.assert_close(
+                factored[name], dense[name], rtol=1e-10, atol=1e-12
+            )
+        torch.testing.assert_close(loss_f, loss_d, rtol=1e-12, atol=1e-14)
+        for a, b in zip(grads_f, grads_d, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
 
 
 def test_last_layer_adaptation_keeps_the_representation():
