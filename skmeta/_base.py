@@ -981,9 +981,27 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 i = j
         counts = support.class_counts(len(self.tasks_))
         self.class_counts_ = counts
-        self.log_priors_ = shrunk_log_priors(counts, self._prior_strength()).to(
-            self.device
+        self.log_priors_ = self._log_priors(counts, tasks, recompute_global)
+
+    def _log_priors(self, counts, tasks, recompute_global):
+        """Class log priors of the pooled rows and of every task.
+
+        Only the pooled rows change the pooled frequencies that every task's
+        prior shrinks toward, so after adding rows to some tasks only their
+        rows (and those of new tasks) are computed: a new-group
+        ``partial_fit`` does not recompute the priors of every task known.
+        """
+        strength = self._prior_strength()
+        old = self.__dict__.get("log_priors_")
+        if recompute_global or old is None or len(old) > len(counts):
+            return shrunk_log_priors(counts, strength).to(self.device)
+        rows = np.union1d(
+            np.asarray(tasks, dtype=np.int64) + 1, np.arange(len(old), len(counts))
         )
+        new = shrunk_log_priors(counts[np.r_[0, rows]], strength)[1:]
+        out = torch.cat([old, old.new_zeros((len(counts) - len(old), old.shape[1]))])
+        out[torch.as_tensor(rows, device=out.device)] = new.to(out.device)
+        return out
 
     @property
     def adaptation_weight_(self):

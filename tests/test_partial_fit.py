@@ -212,3 +212,26 @@ def test_new_groups_extend_the_label_map_without_touching_copies(shifted):
         _encode_tasks(clf, labels), encode_groups(labels, clf.tasks_)
     )
     assert list(_encode_tasks(clf, labels)[[0, 2, 3]]) == [known + 2, -1, known]
+
+
+def test_class_priors_updated_for_the_touched_tasks_equal_a_recomputation(
+    klass, shifted
+):
+    # partial_fit recomputes the class priors of the tasks it touches (and of
+    # new ones) only; they equal the priors computed from scratch.
+    from skmeta._objectives import shrunk_log_priors
+
+    X, y, groups = shifted
+    seen = groups != "new"
+    clf = klass(**FAST).fit(X[seen], y[seen], sensitive_features=groups[seen])
+    rng = np.random.RandomState(0)
+    for i, name in enumerate(["new", "a", "other", "new"]):
+        rows = rng.choice(len(y), 7 + i, replace=False)
+        clf.partial_fit(X[rows], y[rows], sensitive_features=[name] * len(rows))
+    expected = shrunk_log_priors(clf.class_counts_, clf._prior_strength())
+    assert clf.log_priors_.shape == (len(clf.tasks_) + 1, 2)
+    torch.testing.assert_close(clf.log_priors_, expected, rtol=0, atol=0)
+    # Rows without a task change the pooled frequencies: all recomputed.
+    clf.partial_fit(X[:30], y[:30])
+    expected = shrunk_log_priors(clf.class_counts_, clf._prior_strength())
+    torch.testing.assert_close(clf.log_priors_, expected, rtol=0, atol=0)
