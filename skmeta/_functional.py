@@ -377,10 +377,12 @@ def prototype_logits(embeddings, prototypes, present, scale=1.0):
 
 
 # -------------------------------------------------- MAML fast path for MLPs
+# Each activation: its forward, and its backward ``(upstream, z, h) ->
+# upstream * f'(z)`` given the pre-activation z and the output h = f(z).
 _ACTIVATIONS = {
-    nn.ReLU: (torch.relu, lambda z, h: (z > 0).to(z.dtype)),
-    nn.Tanh: (torch.tanh, lambda z, h: 1 - h * h),
-    nn.Identity: (lambda z: z, lambda z, h: torch.ones_like(z)),
+    nn.ReLU: (torch.relu, lambda g, z, h: torch.where(z > 0, g, 0.0)),
+    nn.Tanh: (torch.tanh, lambda g, z, h: g * (1 - h * h)),
+    nn.Identity: (lambda z: z, lambda g, z, h: g),
 }
 
 
@@ -540,9 +542,10 @@ def mlp_inner_loop(
         X = mlp_forward(frozen, params, X)
     if low_rank is None:
         low_rank = _low_rank_layers(layers, params, X.shape[1], n_steps, inner_lr)
-    first = layers[0][0]
     if factor_first is None:
         factor_first = not isinstance(inner_lr, dict) and X.shape[1] < 2 * X.shape[2]
+    # The weight kept as A.T @ X (None: none).
+    first = layers[0][0] if factor_first else None
     if factor_first:
         # The first adapted layer always sees the same support input X, so
         # its change stays A.T @ X (rank: the support rows).
@@ -553,7 +556,7 @@ def mlp_inner_loop(
     for weight, bias, _ in frozen:
         adapted[weight], adapted[bias] = params[weight], params[bias]
     for weight, bias, _ in layers:
-        if weight == first and factor_first:
+        if weight == first:
             adapted[weight] = params[weight]
             factors[weight] = (None, X.detach() if first_order else X)
         elif weight in low_rank:
@@ -582,7 +585,7 @@ def mlp_inner_loop(
         inputs, pre, h = [], [], X
         for weight, bias, activation in layers:
             inputs.append(h)
-            if weight == first and factor_first:
+            if weight == first:
                 z = X0 + adapted[bias].unsqueeze(-2)
                 if factors[first][0] is not None:
                     z = z + gram @ factors[first][0]
@@ -608,15 +611,11 @@ def mlp_inner_loop(
                 if weight in factors:
                     U, V = factors[weight]
                     upstream = upstream + (delta @ U.transpose(-1, -2)) @ V
-                activation = layers[i - 1][2]
-                if activation is nn.ReLU:
-                    delta = torch.where(pre[i - 1] > 0, upstream, 0.0)
-                else:
-                    derivative = _ACTIVATIONS[activation][1]
-                    delta = upstream * derivative(pre[i - 1], inputs[i])
+                backward = _ACTIVATIONS[layers[i - 1][2]][1]
+                delta = backward(upstream, pre[i - 1], inputs[i])
             lr = lr_of(weight)
             ds = data_share.view(-1, 1, 1)
-            if weight == first and factor_first:
+            if weight == first:
                 A = factors[weight][0]
                 step = -lr * (d if no_prior else ds * d)
                 if A is not None:
@@ -663,7 +662,7 @@ def mlp_inner_loop(
         )
         adapted = {name: new_adapted[name] for name in start if name in new_adapted}
         factors = new_factors
-    if factor_first and factors[first][0] is None:  # no step taken
+    if first is not None and factors[first][0] is None:  # no step taken
         del factors[first]
     for weight, _, _ in layers:
         if weight not in factors and adapted[weight].dim() == 2:  # no step taken
