@@ -75,25 +75,84 @@ class EpisodeSampler:
         keys = tasks[order] * n_classes + y[order]
         starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
         ends = np.r_[starts[1:], len(keys)]
-        self.rows = {}  # (task, class) -> row indices
-        for start, end in zip(starts, ends, strict=True):
-            t, c = divmod(int(keys[start]), n_classes)
-            self.rows[t, c] = order[start:end]
         self.task_ids = np.unique(tasks)
-        two_rows = {t for (t, _), idx in self.rows.items() if len(idx) >= 2}
-        classes = {}
-        for t, _ in self.rows:
-            classes[t] = classes.get(t, 0) + 1
-        eligible = {t for t in two_rows if classes[t] >= min(min_classes, n_classes)}
-        self.eligible = np.array(sorted(eligible), dtype=np.int64)
+        # Cell (task, class) -> its rows, as a slice of one flat array: row
+        # ``n_task_rows`` of the tables is the pooled "task" (-1).
+        n_task_rows = int(tasks.max()) + 1 if len(tasks) else 0
+        pooled_order = np.argsort(y, kind="stable")
+        pooled_counts = np.bincount(y, minlength=n_classes)
+        self._flat = np.concatenate([order, pooled_order])
+        self._start = np.zeros((n_task_rows + 1, n_classes), dtype=np.int64)
+        self._count = np.zeros((n_task_rows + 1, n_classes), dtype=np.int64)
+        cell_t, cell_c = np.divmod(keys[starts], n_classes)
+        self._start[cell_t, cell_c] = starts
+        self._count[cell_t, cell_c] = ends - starts
+        self._start[-1] = len(order) + np.r_[0, np.cumsum(pooled_counts)[:-1]]
+        self._count[-1] = pooled_counts
+        self._n_support, self._n_query = self._split_table(self._count)
+        counts = self._count[self.task_ids]
+        usable = (counts >= 2).any(axis=1) & (
+            (counts > 0).sum(axis=1) >= min(min_classes, n_classes)
+        )
+        self.eligible = self.task_ids[usable].astype(np.int64)
         self.excluded = np.setdiff1d(self.task_ids, self.eligible)
+
+    def _split_table(self, n):
+        """Support and query sizes for classes of ``n`` rows (an array)."""
+        S, Q = self.n_shots, self.n_queries
+        full = n >= S + Q
+        n_support = np.where(full, S, np.minimum(S, np.maximum(1, n // 2)))
+        n_support = np.where(n > 0, n_support, 0)
+        n_query = np.where(full, Q, np.minimum(Q, n - n_support))
+        return n_support, n_query
 
     def split_sizes(self, n):
         """Support and query sizes for a class with ``n`` rows in a task."""
-        if n >= self.n_shots + self.n_queries:
-            return self.n_shots, self.n_queries
-        n_support = min(self.n_shots, max(1, n // 2))
-        return n_support, min(self.n_queries, n - n_support)
+        n_support, n_query = self._split_table(np.asarray(n))
+        return int(n_support), int(n_query)
+
+    def _draw(self, n, m):
+        """Random distinct offsets, in random order, into cells of ``n`` rows.
+
+        Returns an array of shape ``(len(n), m)``: row ``i`` holds the first
+        ``min(n[i], m)`` entries of a uniformly random permutation of
+        ``0 .. n[i] - 1`` (and arbitrary values after them). Small cells sort
+        random keys; large cells draw with replacement and keep the first
+        ``m`` distinct values, which is sampling without replacement, so the
+        cost is ``O(m)`` per cell whatever its size.
+        """
+        out = np.zeros((len(n), m), dtype=np.int64)
+        width = _SMALL_CELL * m
+        small = n <= width
+        if small.any():
+            n_small = n[small]
+            keys = self.rng.random((len(n_small), max(int(n_small.max()), m)))
+            keys[np.arange(keys.shape[1]) >= n_small[:, None]] = 2.0
+            out[small] = np.argsort(keys, axis=1)[:, :m]
+        large = np.flatnonzero(~small)
+        if large.size:
+            draws = (self.rng.random((large.size, 2 * m)) * n[large, None]).astype(
+                np.int64
+            )
+            # First occurrence of each value in its row, in draw order.
+            by_value = np.argsort(draws, axis=1, kind="stable")
+            sorted_draws = np.take_along_axis(draws, by_value, axis=1)
+            repeat = np.zeros_like(draws, dtype=bool)
+            np.put_along_axis(
+                repeat,
+                by_value[:, 1:],
+                sorted_draws[:, 1:] == sorted_draws[:, :-1],
+                axis=1,
+            )
+            kept = ~repeat
+            enough = kept.sum(axis=1) >= m
+            rank = np.cumsum(kept, axis=1)
+            take = kept & (rank <= m)
+            ok = large[enough]
+            out[ok] = draws[enough][take[enough]].reshape(-1, m)
+            for i in large[~enough]:  # a rare event: many repeats in 2m draws
+                out[i] = self.rng.choice(n[i], m, replace=False)
+        return out
 
     def sample(self):
         """Draw one meta-batch.
@@ -113,19 +172,27 @@ class EpisodeSampler:
             pooled = self.rng.random(n_tasks) < self.pooled_episodes
             task_ids = np.where(pooled, -1, task_ids)
         K, S, Q = self.n_classes, self.n_shots, self.n_queries
-        support = np.full((n_tasks, K * S), -1, dtype=np.int64)
-        query = np.full((n_tasks, K * Q), -1, dtype=np.int64)
-        for i, t in enumerate(task_ids):
-            for c in range(K):
-                idx = self.pooled_rows[c] if t < 0 else self.rows.get((int(t), c))
-                if idx is None or len(idx) == 0:
-                    continue
-                n_s, n_q = self.split_sizes(len(idx))
-                # O(n_s + n_q) draw without replacement, whatever len(idx).
-                drawn = idx[self.rng.choice(len(idx), n_s + n_q, replace=False)]
-                support[i, c * S : c * S + n_s] = drawn[:n_s]
-                query[i, c * Q : c * Q + n_q] = drawn[n_s:]
-        return support, query, task_ids
+        # One cell per (episode, class); the pooled row is the tables' last.
+        cells = np.where(task_ids < 0, len(self._count) - 1, task_ids)
+        n = self._count[cells].ravel()
+        n_s, n_q = self._n_support[cells].ravel(), self._n_query[cells].ravel()
+        offsets = self._draw(n, S + Q)
+        # Offsets past a cell's rows (padding, or an empty cell) are masked
+        # below; clipping keeps them inside the array.
+        at = self._start[cells].ravel()[:, None] + offsets
+        rows = self._flat[np.minimum(at, len(self._flat) - 1)]
+        # Support: the first n_s drawn; query: the next n_q.
+        support = np.where(np.arange(S) < n_s[:, None], rows[:, :S], -1)
+        query_at = np.minimum(n_s[:, None] + np.arange(Q), S + Q - 1)
+        query = np.take_along_axis(rows, query_at, axis=1)
+        query = np.where(np.arange(Q) < n_q[:, None], query, -1)
+        return support.reshape(n_tasks, K * S), query.reshape(n_tasks, K * Q), task_ids
+
+
+# A cell (task and class) of at most this many times the rows drawn from it
+# is shuffled whole; a larger one is drawn from with replacement, repeats
+# dropped (few when the cell is this much larger than the draw).
+_SMALL_CELL = 4
 
 
 class EpisodeLoader:
@@ -201,19 +268,21 @@ class EpisodeLoader:
         return self.n_steps
 
     def _rows(self, idx):
+        # Padded slots (-1) take the last row, the padding row.
+        at = idx.ravel() % self.y.shape[0]
+        flat = torch.as_tensor(at, device=self.device)
         if isinstance(self.X, torch.Tensor):
-            return self.X[torch.as_tensor(idx, device=self.device)]
-        rows = self.X[np.asarray(idx).ravel()].toarray()
-        return torch.as_tensor(rows, device=self.device).view(*idx.shape, -1)
+            return self.X.index_select(0, flat).view(*idx.shape, -1), flat
+        rows = torch.as_tensor(self.X[at].toarray(), device=self.device)
+        return rows.view(*idx.shape, -1), flat
 
     def _gather(self, idx, prefix):
-        X = self._rows(idx)
-        idx = torch.as_tensor(idx, device=self.device)
+        X, flat = self._rows(idx)
         return {
             prefix + "X": X,
-            prefix + "y": self.y[idx],
-            prefix + "w": self.w[idx],
-            prefix + "g": self.g[idx],
+            prefix + "y": self.y.index_select(0, flat).view(idx.shape),
+            prefix + "w": self.w.index_select(0, flat).view(idx.shape),
+            prefix + "g": self.g.index_select(0, flat).view(idx.shape),
         }
 
     def __iter__(self):

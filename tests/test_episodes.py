@@ -1,11 +1,14 @@
 """The episode sampler: sizes, disjointness, task membership, pooled episodes."""
 
 import numpy as np
+import pytest
+import scipy.sparse as sp
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy import stats
 
-from skmeta import MAMLClassifier
+from skmeta import MAMLClassifier, _episodes
 from skmeta._episodes import EpisodeLoader, EpisodeSampler
 
 
@@ -143,3 +146,81 @@ def test_pooled_episodes_with_fairness_and_dro(grouped_data):
     p = plain.fit(X, y, sensitive_features=groups).predict_proba(X)
     m = mixed.fit(X, y, sensitive_features=groups).predict_proba(X)
     assert not np.allclose(p, m)
+
+
+@pytest.mark.parametrize("small_cell", [4, 0])
+def test_episode_rows_are_drawn_uniformly(monkeypatch, small_cell):
+    # Class 0 has 50 rows (drawn with replacement, repeats dropped), class 1
+    # has 7 (shuffled whole); with small_cell=0 every cell takes the first
+    # path, and the 7-row cell falls back to ``Generator.choice`` whenever 10
+    # draws hold fewer than 5 distinct rows.
+    monkeypatch.setattr(_episodes, "_SMALL_CELL", small_cell)
+    y = np.r_[np.zeros(50, int), np.ones(7, int)]
+    sampler = EpisodeSampler(
+        np.zeros(57, int),
+        y,
+        2,
+        n_shots=2,
+        n_queries=3,
+        meta_batch_size=50,
+        rng=np.random.default_rng(0),
+    )
+    first_support, first_query = [], []
+    for _ in range(100):
+        support, query, _ = sampler.sample()
+        for row_s, row_q in zip(support, query, strict=True):
+            assert len(set(row_s) | set(row_q)) == 10  # distinct, none padded
+        first_support.append(support[:, [0, 2]])
+        first_query.append(query[:, [0, 3]])
+    first_support, first_query = np.vstack(first_support), np.vstack(first_query)
+    # Every row is as likely in every slot: the first support slot and the
+    # first query slot of each class.
+    for slots in (first_support, first_query):
+        for c, rows in ((0, np.arange(50)), (1, np.arange(50, 57))):
+            counts = np.bincount(slots[:, c] - rows[0], minlength=len(rows))
+            assert stats.chisquare(counts).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_loader_gathers_the_sampled_rows(sparse):
+    rng = np.random.RandomState(0)
+    # Task 1 has 3 rows of class 0: its episodes have padded slots.
+    tasks = np.r_[np.zeros(40, int), np.ones(5, int)]
+    y = np.r_[rng.randint(0, 2, 40), [0, 0, 0, 1, 1]]
+    X = rng.normal(size=(45, 3)).astype(np.float32)
+    data = {
+        "X": sp.csr_matrix(X) if sparse else X,
+        "weight": rng.uniform(0.5, 2, 45).astype(np.float32),
+        "group": rng.randint(0, 3, 45),
+    }
+    sampler = EpisodeSampler(
+        tasks,
+        y,
+        2,
+        n_shots=3,
+        n_queries=4,
+        meta_batch_size=6,
+        rng=np.random.default_rng(0),
+    )
+    expected = EpisodeSampler(
+        tasks,
+        y,
+        2,
+        n_shots=3,
+        n_queries=4,
+        meta_batch_size=6,
+        rng=np.random.default_rng(0),
+    ).sample()
+    loader = EpisodeLoader(data, y, sampler, n_steps=1, device="cpu")
+    ((batch, _),) = list(loader)
+    np.testing.assert_array_equal(batch["task"].numpy(), expected[2])
+    for idx, prefix in zip(expected[:2], ("support_", "query_"), strict=True):
+        assert (idx < 0).any()
+        real = idx >= 0
+        got = {k: batch[prefix + k].numpy() for k in "Xywg"}
+        np.testing.assert_array_equal(got["X"][real], X[idx[real]])
+        np.testing.assert_array_equal(got["y"][real], y[idx[real]])
+        np.testing.assert_array_equal(got["w"][real], data["weight"][idx[real]])
+        np.testing.assert_array_equal(got["g"][real], data["group"][idx[real]])
+        # Padded slots weigh nothing and hold zeros.
+        assert (got["w"][~real] == 0).all() and (got["X"][~real] == 0).all()
