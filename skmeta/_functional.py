@@ -58,6 +58,12 @@ def stateless_forward(module, params, buffers, X):
     return functional_call(_private_copy(module), (params, buffers), (X,))
 
 
+# Fewest rows in a block of blocked_forward. Float32 matrix products of 1-3
+# rows round differently from larger ones (other kernels), which would make a
+# row's prediction depend on how many rows of its group are predicted with it.
+_MIN_BLOCK = 16
+
+
 def blocked_forward(
     module,
     states,
@@ -103,7 +109,7 @@ def blocked_forward(
     present, counts = torch.unique_consecutive(index[order], return_counts=True)
     # Blocks of about the mean number of rows per parameter set: padding stays
     # below one block per set, so below n rows in all.
-    size = int(min(4096, max(16, -(-n // len(present)))))
+    size = int(min(4096, max(_MIN_BLOCK, -(-n // len(present)))))
     n_blocks = -(-counts // size)
     block_state = present.repeat_interleave(n_blocks)
     first_row = torch.cumsum(counts, 0) - counts
@@ -130,10 +136,20 @@ def blocked_forward(
 
     per_block = sum(v[0].numel() for v in states.values())
     chunk = max(1, max_block_params // max(per_block, 1))
+    # Parameter sets of consecutive states, one block each (every group
+    # present, none over a block): slices of the states, not gathered copies.
+    first, last = int(present[0]), int(present[-1])
+    consecutive = len(block_state) == len(present) == last - first + 1
     outputs = []
     for start in range(0, len(block_state), chunk):
-        which = block_state[start : start + chunk]
-        params = {name: v[which].to(X.dtype) for name, v in states.items()}
+        if consecutive:
+            stop = min(start + chunk, len(block_state))
+            which = slice(first + start, first + stop)
+            params = {name: v[which] for name, v in states.items()}
+        else:
+            which = block_state[start : start + chunk]
+            params = {name: v.index_select(0, which) for name, v in states.items()}
+        params = {name: v.to(X.dtype) for name, v in params.items()}
         outputs.append(forward(params, blocks[start : start + chunk]))
     out_blocks = torch.cat(outputs)
     out = out_blocks.new_empty((n, out_blocks.shape[-1]))
@@ -457,7 +473,12 @@ def _low_rank_layers(layers, params, n_rows, n_steps, inner_lr):
 def _linear(h, W0, b, factors):
     """``h @ W.T + b`` for ``W = W0 + U.T @ V`` given as ``factors = (U, V)``
     (or a dense per-task ``W`` given as ``W0`` with ``factors=None``)."""
-    z = h @ W0.transpose(-1, -2) + b.unsqueeze(-2)
+    if W0.dim() == 2 and b.dim() == 1:
+        z = torch.nn.functional.linear(h, W0, b)
+    elif h.dim() == 3 and W0.dim() == 3:
+        z = torch.baddbmm(b.unsqueeze(-2), h, W0.transpose(-1, -2))
+    else:
+        z = h @ W0.transpose(-1, -2) + b.unsqueeze(-2)
     if factors is not None:
         U, V = factors
         z = z + (h @ V.transpose(-1, -2)) @ U
