@@ -1169,6 +1169,7 @@ def run(name, args):
         )
 
     all_records, all_skipped = [], []
+    trajectories = {}  # default skmeta row -> prior strength per epoch, per fold
     models = None
     first_index = 0
     for f_index, (data, heldout) in enumerate(zip(folds, heldouts, strict=True)):
@@ -1196,6 +1197,10 @@ def run(name, args):
             fold=f_index,
         )
         first_index += len(heldout)
+        for method in (m for m in DEFAULT_META if m in models):
+            history = models[method].history
+            if "prior_strength" in history[-1]:
+                trajectories.setdefault(method, []).append(history[:, "prior_strength"])
         all_records.append(records)
         all_skipped.append(skipped)
         print(
@@ -1207,6 +1212,18 @@ def run(name, args):
     skipped = pd.concat(all_skipped, ignore_index=True)
     print(f"\nHeld-out groups, {args.seeds} paired seeds (mean ± SE over seeds):\n")
     report(dataset, records, skipped, methods)
+    if trajectories:
+        print(
+            "\nLearned prior strength (MAML's lambda, ProtoNet's kappa; rows) at "
+            "the end of each training epoch of the default models, one line per "
+            "fold: has it settled?\n"
+        )
+        for method, lines in trajectories.items():
+            for f_index, values in enumerate(lines):
+                print(
+                    f"- {method}, fold {f_index + 1}: "
+                    + " ".join(f"{v:.3g}" for v in values)
+                )
     if args.train_seeds > 1 and len(dataset.folds) == 1:
         seeds = range(args.train_seed_supports)
         retrained = tuple(m for m in methods if m == "pooled MLP" or m in META)

@@ -29,6 +29,7 @@ without going through skorch's per-row ``Dataset``.
 """
 
 import contextlib
+import fnmatch
 import time
 import warnings
 from numbers import Integral, Real
@@ -110,6 +111,9 @@ _WEIGHT = "_weight"
 
 # Learned prior strengths (log scale) take steps this many times the outer lr.
 _PRIOR_LR_FACTOR = 30.0
+
+# History keys of the learned values of ``LearnedPrior``, recorded each epoch.
+_HISTORY_KEYS = {"strength": "prior_strength", "scale": "distance_scale"}
 
 # Modules with fewer parameters run on one torch thread with n_threads="auto".
 _SMALL_MODULE = 1_000_000
@@ -298,14 +302,20 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
     def get_params_for_optimizer(self, prefix, named_parameters):
         # Learned prior strengths live on a log scale and must be able to move
         # by orders of magnitude within a fit: they take steps _PRIOR_LR_FACTOR
-        # times the outer learning rate, unless optimizer__param_groups places
-        # them.
-        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
+        # times the outer learning rate, unless a pattern of
+        # optimizer__param_groups matches one of their names (skorch names
+        # them "log.strength" and "log.scale").
+        named_parameters = list(named_parameters)
+        args, kwargs = super().get_params_for_optimizer(prefix, iter(named_parameters))
         prior = getattr(self, "prior_", None)
         if prefix != "optimizer" or prior is None or not args:
             return args, kwargs
-        user_groups = self.get_params_for("optimizer").get("param_groups")
-        if user_groups and any("prior" in pattern for pattern, _ in user_groups):
+        mine = {id(p) for p in prior.parameters()}
+        names = [name for name, p in named_parameters if id(p) in mine]
+        user_groups = self.get_params_for("optimizer").get("param_groups") or []
+        if any(
+            fnmatch.fnmatch(n, pattern) for pattern, _ in user_groups for n in names
+        ):
             return args, kwargs
         mine = {id(p) for p in prior.parameters()}
         groups = []
@@ -669,6 +679,16 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
 
     def _check_module(self):
         """Reject modules the estimator cannot train (see subclasses)."""
+
+    def on_epoch_end(self, net, **kwargs):
+        # Learned prior strengths (and distance scales) go to the history, so
+        # that a user can see whether they had settled when training ended.
+        super().on_epoch_end(net, **kwargs)
+        prior = getattr(self, "prior_", None)
+        if prior is not None:
+            with torch.no_grad():
+                for name, value in prior().items():
+                    self.history.record(_HISTORY_KEYS[name], float(value))
 
     def notify(self, method_name, **cb_kwargs):
         # skorch's ProgressBar sizes an epoch from the training rows and the

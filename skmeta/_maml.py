@@ -26,8 +26,9 @@ from ._functional import (
 from .modules import MLP
 from .utils._docstrings import fill_docstring
 
-# Starting value of a learned prior strength (rows).
-_PRIOR_START = 0.3
+# A learned prior strength starts at 10 rows: a default two-class support set,
+# so that the data and the prior start level in training episodes.
+_PRIOR_START = 10.0
 
 
 class MAMLClassifier(_MetaClassifier):
@@ -80,7 +81,7 @@ class MAMLClassifier(_MetaClassifier):
         :math:`\theta_0`, in rows: with :math:`n` (effective) support rows,
         the data weigh :math:`n / (n + \lambda)` and the prior
         :math:`\lambda / (n + \lambda)` in each step. ``"learn"``
-        meta-learns it (starting at 0.3, on a log scale, with 30 times the
+        meta-learns it (starting at 10, on a log scale, with 30 times the
         outer learning rate; it keeps growing while training when the tasks
         hardly differ, and levels off where they do); a number fixes it;
         ``0`` gives plain MAML on the weighted mean support loss. With

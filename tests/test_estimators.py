@@ -286,6 +286,45 @@ def test_learned_step_sizes_are_trained_and_pickled(grouped_data):
     )
 
 
+def test_learned_prior_takes_larger_steps_unless_placed(klass, grouped_data):
+    X, y, groups = grouped_data
+    clf = klass(lr=2e-3, **FAST).fit(X, y, sensitive_features=groups)
+    prior = {id(p) for p in clf.prior_.parameters()}
+    (group,) = [
+        g for g in clf.optimizer_.param_groups if {id(p) for p in g["params"]} & prior
+    ]
+    assert {id(p) for p in group["params"]} == prior
+    assert group["lr"] == pytest.approx(30 * 2e-3)
+    others = [g for g in clf.optimizer_.param_groups if g is not group]
+    assert others and all(g["lr"] == pytest.approx(2e-3) for g in others)
+    # optimizer__param_groups naming the prior places it as the user says.
+    placed = klass(
+        lr=2e-3, optimizer__param_groups=[("log.*", {"lr": 0.5})], **FAST
+    ).fit(X, y, sensitive_features=groups)
+    lrs = [
+        g["lr"]
+        for g in placed.optimizer_.param_groups
+        if {id(p) for p in g["params"]} & {id(p) for p in placed.prior_.parameters()}
+    ]
+    assert lrs == [0.5]
+
+
+def test_history_records_the_learned_prior_each_epoch(klass, grouped_data):
+    X, y, groups = grouped_data
+    clf = klass(**FAST).fit(X, y, sensitive_features=groups)
+    strengths = clf.history[:, "prior_strength"]
+    assert len(strengths) == FAST["max_epochs"]
+    assert strengths[-1] == pytest.approx(clf.prior_strength_)
+    assert strengths[0] != strengths[-1]  # learned, so it moved
+    if klass is PrototypicalClassifier:
+        assert clf.history[-1, "distance_scale"] == pytest.approx(clf.distance_scale_)
+    fixed = klass(**FAST).set_params(
+        **{"prior_strength" if klass is MAMLClassifier else "shrinkage": 3.0}
+    )
+    fixed.fit(X, y, sensitive_features=groups)
+    assert "prior_strength" not in fixed.history[-1]
+
+
 def test_warm_start_keeps_classes_and_replaces_tasks(klass, grouped_data):
     X, y, groups = grouped_data
     clf = klass(warm_start=True, **FAST).fit(X, y, sensitive_features=groups)
