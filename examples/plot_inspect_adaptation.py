@@ -124,11 +124,12 @@ print(
 # the model adapted to all rows together: where a group's own state does worse
 # than it, adapting did not help that group.
 #
-# Here the learned prior strength is a small fraction of a row, so even the
-# groups of 2 and 4 rows get a weight near 1 and move as far as the large
-# groups. Their own states predict worse than the pooled state, by 8 points and
-# more; group 7's two rows are both of class 0. Elsewhere the picture is mixed:
-# groups 1, 2 and 5 gain from their own state, groups 3 and 4 lose. Groups like
+# Here the learned prior strength is below a row (about 0.7), so even the
+# groups of 2 and 4 rows get weights of about 0.74 and 0.85, and move about as
+# far as much larger groups. Their own states predict worse than the pooled
+# state, by 5 to 6 points; group 7's two rows are both of class 0. Elsewhere
+# the picture is mixed: groups 1, 2 and 5 gain from their own state, group 3
+# loses and group 4 is level. Groups like
 # 6 and 7 are better served by the pooled state (predict their rows without
 # their group), or by a model with a fixed ``prior_strength`` chosen on
 # validation groups (see :ref:`maml`).
@@ -220,8 +221,9 @@ print(
 # class; the numbers are the groups. The global prototypes are the class means
 # over all rows, so they lie near those of group 0, which holds half of them. A
 # class that a group lacks takes the global prototype: group 7 has no row of
-# class 1. With a learned shrinkage of about a row, the other groups' prototypes
-# are mostly their own class means, spread around the global ones.
+# class 1. With a learned shrinkage of about four rows, the large groups'
+# prototypes are mostly their own class means, spread around the global ones,
+# and those of the smallest groups are pulled toward the global ones.
 pca = PCA(n_components=2).fit(embedded)
 rows_2d = pca.transform(embedded)
 fig, ax = plt.subplots(figsize=(7, 5.5))

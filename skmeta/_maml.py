@@ -96,7 +96,7 @@ class MAMLClassifier(_MetaClassifier):
         with 20 features), and its inner loop runs on the shared
         representation computed once, so training and adaptation are faster
         (for the default MLP, fit about twice and a new-group ``partial_fit``
-        1.2 to 2.2 times as fast; ``benchmarks/bench_anil.py``); tasks can then differ
+        1.7 to 2.2 times as fast; ``benchmarks/bench_anil.py``); tasks can then differ
         only in that last layer.
 
     first_order : bool, default=False
