@@ -317,7 +317,6 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             fnmatch.fnmatch(n, pattern) for pattern, _ in user_groups for n in names
         ):
             return args, kwargs
-        mine = {id(p) for p in prior.parameters()}
         groups = []
         for group in args[0]:
             params = [p for p in group["params"] if id(p) not in mine]

@@ -193,25 +193,20 @@ def test_loader_gathers_the_sampled_rows(sparse):
         "weight": rng.uniform(0.5, 2, 45).astype(np.float32),
         "group": rng.randint(0, 3, 45),
     }
-    sampler = EpisodeSampler(
-        tasks,
-        y,
-        2,
-        n_shots=3,
-        n_queries=4,
-        meta_batch_size=6,
-        rng=np.random.default_rng(0),
-    )
-    expected = EpisodeSampler(
-        tasks,
-        y,
-        2,
-        n_shots=3,
-        n_queries=4,
-        meta_batch_size=6,
-        rng=np.random.default_rng(0),
-    ).sample()
-    loader = EpisodeLoader(data, y, sampler, n_steps=1, device="cpu")
+
+    def sampler():  # the same draws each time
+        return EpisodeSampler(
+            tasks,
+            y,
+            2,
+            n_shots=3,
+            n_queries=4,
+            meta_batch_size=6,
+            rng=np.random.default_rng(0),
+        )
+
+    expected = sampler().sample()
+    loader = EpisodeLoader(data, y, sampler(), n_steps=1, device="cpu")
     ((batch, _),) = list(loader)
     np.testing.assert_array_equal(batch["task"].numpy(), expected[2])
     for idx, prefix in zip(expected[:2], ("support_", "query_"), strict=True):
