@@ -1108,7 +1108,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         class_prior = self._class_prior()
         if class_prior != "balanced":
             rows = task + 1 if class_prior == "task" else torch.zeros_like(task)
-            logits = logits + self.log_priors_.to(dtype)[rows]
+            logits = logits + self.log_priors_.to(dtype).index_select(0, rows)
         return logits
 
     def _forward_logits(self, X, sensitive_features, tasks):
