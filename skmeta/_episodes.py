@@ -165,12 +165,25 @@ class EpisodeSampler:
         task_ids : ndarray of shape (n_tasks,)
             The tasks drawn; ``-1`` for an episode drawn from all rows.
         """
+        support, query, task_ids = self.sample_many(1)
+        return support[0], query[0], task_ids[0]
+
+    def sample_many(self, n_batches):
+        """Draw ``n_batches`` meta-batches at once (arrays stacked on a first
+        axis); the rows of all their cells are drawn in one vectorised call.
+
+        Each meta-batch follows the distribution of :meth:`sample`; drawing
+        one meta-batch this way consumes the random stream as :meth:`sample`
+        does.
+        """
         n_tasks = self.meta_batch_size
         replace = len(self.eligible) < n_tasks
-        task_ids = self.rng.choice(self.eligible, size=n_tasks, replace=replace)
-        if self.pooled_episodes > 0:
-            pooled = self.rng.random(n_tasks) < self.pooled_episodes
-            task_ids = np.where(pooled, -1, task_ids)
+        task_ids = np.empty((n_batches, n_tasks), dtype=np.int64)
+        for b in range(n_batches):
+            task_ids[b] = self.rng.choice(self.eligible, size=n_tasks, replace=replace)
+            if self.pooled_episodes > 0:
+                pooled = self.rng.random(n_tasks) < self.pooled_episodes
+                task_ids[b] = np.where(pooled, -1, task_ids[b])
         K, S, Q = self.n_classes, self.n_shots, self.n_queries
         # One cell per (episode, class); the pooled row is the tables' last.
         cells = np.where(task_ids < 0, len(self._count) - 1, task_ids)
@@ -186,13 +199,20 @@ class EpisodeSampler:
         query_at = np.minimum(n_s[:, None] + np.arange(Q), S + Q - 1)
         query = np.take_along_axis(rows, query_at, axis=1)
         query = np.where(np.arange(Q) < n_q[:, None], query, -1)
-        return support.reshape(n_tasks, K * S), query.reshape(n_tasks, K * Q), task_ids
+        return (
+            support.reshape(n_batches, n_tasks, K * S),
+            query.reshape(n_batches, n_tasks, K * Q),
+            task_ids,
+        )
 
 
 # A cell (task and class) of at most this many times the rows drawn from it
 # is shuffled whole; a larger one is drawn from with replacement, repeats
 # dropped (few when the cell is this much larger than the draw).
 _SMALL_CELL = 4
+
+# Meta-batches an EpisodeLoader draws at once.
+_SAMPLE_BLOCK = 32
 
 
 class EpisodeLoader:
@@ -286,25 +306,29 @@ class EpisodeLoader:
         }
 
     def __iter__(self):
-        for _ in range(self.n_steps):
-            support, query, task_ids = self.sampler.sample()
-            task_ids = torch.as_tensor(task_ids, device=self.device)
-            batch = {
-                **self._gather(support, "support_"),
-                **self._gather(query, "query_"),
-                "task": task_ids,
-            }
-            if self.log_prior is not None:
-                table = self.log_prior
-                if self.pooled_log_prior is not None:
-                    # Row -1, the last one, serves the pooled episodes.
-                    table = torch.cat([table, self.pooled_log_prior[None]])
-                batch["log_prior"] = table[task_ids]
-            if self.pooled_log_prior is not None:
-                batch["pooled_log_prior"] = self.pooled_log_prior.expand(
-                    len(task_ids), -1
-                )
-            yield batch, None
+        table = self.log_prior
+        if table is not None and self.pooled_log_prior is not None:
+            # Row -1, the last one, serves the pooled episodes.
+            table = torch.cat([table, self.pooled_log_prior[None]])
+        for start in range(0, self.n_steps, _SAMPLE_BLOCK):
+            # Meta-batches are drawn a block at a time: one vectorised draw
+            # instead of one per step (Python and NumPy call overhead).
+            block = self.sampler.sample_many(min(_SAMPLE_BLOCK, self.n_steps - start))
+            for support, query, task_ids in zip(*block, strict=True):
+                yield self._batch(support, query, task_ids, table), None
+
+    def _batch(self, support, query, task_ids, table):
+        task_ids = torch.as_tensor(task_ids, device=self.device)
+        batch = {
+            **self._gather(support, "support_"),
+            **self._gather(query, "query_"),
+            "task": task_ids,
+        }
+        if table is not None:
+            batch["log_prior"] = table.index_select(0, task_ids % len(table))
+        if self.pooled_log_prior is not None:
+            batch["pooled_log_prior"] = self.pooled_log_prior.expand(len(task_ids), -1)
+        return batch
 
 
 def default_steps_per_epoch(n_samples, n_classes, n_shots, n_queries, meta_batch_size):

@@ -27,8 +27,11 @@ def labelled_tasks(draw):
     st.integers(1, 4),
     st.integers(0, 2**16),
     st.sampled_from([0.0, 0.5, 1.0]),
+    st.integers(1, 3),
 )
-def test_episodes_follow_the_small_task_rule(data, n_shots, n_queries, seed, pooled):
+def test_episodes_follow_the_small_task_rule(
+    data, n_shots, n_queries, seed, pooled, n_batches
+):
     tasks, y, n_classes = data
     sampler = EpisodeSampler(
         tasks,
@@ -48,9 +51,21 @@ def test_episodes_follow_the_small_task_rule(data, n_shots, n_queries, seed, poo
     if sampler.eligible.size == 0:
         assert set(sampler.excluded) == set(np.unique(tasks))
         return
-    support, query, task_ids = sampler.sample()
-    assert support.shape == (3, n_classes * n_shots)
-    assert query.shape == (3, n_classes * n_queries)
+    supports, queries, tasks_drawn = sampler.sample_many(n_batches)
+    assert supports.shape == (n_batches, 3, n_classes * n_shots)
+    assert queries.shape == (n_batches, 3, n_classes * n_queries)
+    for support, query, task_ids in zip(supports, queries, tasks_drawn, strict=True):
+        _check_meta_batch(sampler, tasks, y, n_classes, support, query, task_ids)
+        if pooled == 0.0:
+            assert (task_ids >= 0).all()
+        if pooled == 1.0:
+            assert (task_ids == -1).all()
+
+
+def _check_meta_batch(sampler, tasks, y, n_classes, support, query, task_ids):
+    n_shots, n_queries = sampler.n_shots, sampler.n_queries
+    if len(sampler.eligible) >= len(task_ids) and (task_ids >= 0).all():
+        assert len(set(task_ids)) == len(task_ids)  # distinct tasks in a batch
     for i, t in enumerate(task_ids):
         s, q = support[i][support[i] >= 0], query[i][query[i] >= 0]
         assert not set(s) & set(q)  # support and query are disjoint
@@ -63,10 +78,21 @@ def test_episodes_follow_the_small_task_rule(data, n_shots, n_queries, seed, poo
             assert (y[block_s[block_s >= 0]] == c).all()
             expected = sampler.split_sizes(n_c) if n_c else (0, 0)
             assert ((block_s >= 0).sum(), (block_q >= 0).sum()) == expected
-    if pooled == 0.0:
-        assert (task_ids >= 0).all()
-    if pooled == 1.0:
-        assert (task_ids == -1).all()
+
+
+def test_one_meta_batch_drawn_alone_or_as_a_block_of_one_is_the_same():
+    rng = np.random.RandomState(0)
+    tasks, y = rng.randint(0, 5, 300), rng.randint(0, 2, 300)
+
+    def sampler():
+        return EpisodeSampler(
+            tasks, y, 2, n_shots=3, n_queries=4, meta_batch_size=3,
+            rng=np.random.default_rng(1), pooled_episodes=0.3,
+        )  # fmt: skip
+
+    alone, block = sampler().sample(), sampler().sample_many(1)
+    for a, b in zip(alone, block, strict=True):
+        np.testing.assert_array_equal(a, b[0])
 
 
 def test_same_seed_same_episodes():
