@@ -175,8 +175,9 @@ GRIDS = {
         "pooled_episodes": [0.0, 1.0],
     },
     "ProtoNet (tuned)": {
-        "shrinkage": ["learn", 5.0, 50.0],
+        "shrinkage": ["learn", 5.0],
         "pooled_episodes": [0.0, 1.0],
+        "module__skip": [False, True],
     },
 }
 # Training budgets of the full run and of --quick: (max_epochs, steps_per_epoch).

@@ -449,8 +449,10 @@ def mlp_layers(module, *, dropout_ok=False):
     """
     from .modules import EmbeddingMLP
 
-    if not isinstance(module, EmbeddingMLP) or type(module).forward is not (
-        EmbeddingMLP.forward
+    if (
+        not isinstance(module, EmbeddingMLP)
+        or type(module).forward is not EmbeddingMLP.forward
+        or getattr(module, "skip", False)
     ):
         return None
     leaves = [

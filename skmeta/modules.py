@@ -5,6 +5,7 @@ The estimators pass ``n_features_in`` (and, for classifiers heads,
 sets them through ``module__n_features_in`` / ``module__n_classes``.
 """
 
+import torch
 from torch import nn
 
 __all__ = ["MLP", "EmbeddingMLP"]
@@ -32,6 +33,14 @@ class EmbeddingMLP(nn.Module):
     dropout : float, default=0.0
         Dropout probability after each hidden layer.
 
+    skip : bool, default=False
+        Append the input, times a learned scale (``skip_scale``, starting at
+        1), to the embedding: ``[net(X), skip_scale * X]``. Prototypes then
+        also live in the input space, where a group's own class means can
+        separate directions that the learned part, trained on the other
+        groups, has folded together. The embedding has ``embedding_dim +
+        n_features_in`` dimensions.
+
     Examples
     --------
     >>> import torch
@@ -47,8 +56,12 @@ class EmbeddingMLP(nn.Module):
         embedding_dim=32,
         activation=nn.ReLU,
         dropout=0.0,
+        skip=False,
     ):
         super().__init__()
+        self.skip = skip
+        if skip:
+            self.skip_scale = nn.Parameter(torch.ones(()))
         layers, width = [], n_features_in
         for units in hidden_units:
             layers += [nn.Linear(width, units), activation()]
@@ -58,7 +71,10 @@ class EmbeddingMLP(nn.Module):
         self.net = nn.Sequential(*layers, nn.Linear(width, embedding_dim))
 
     def forward(self, X):
-        return self.net(X)
+        out = self.net(X)
+        if self.skip:
+            out = torch.cat([out, self.skip_scale * X], dim=-1)
+        return out
 
 
 class MLP(EmbeddingMLP):
@@ -106,4 +122,5 @@ class MLP(EmbeddingMLP):
             embedding_dim=n_classes,
             activation=activation,
             dropout=dropout,
+            skip=False,
         )
