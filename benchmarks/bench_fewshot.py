@@ -75,6 +75,7 @@ Usage::
 import argparse
 import copy
 import hashlib
+import inspect
 import itertools
 import os
 import subprocess
@@ -539,7 +540,12 @@ def _meta_kwargs(budget, random_state):
 
 def _is_default(method, setting):
     """Whether ``setting`` leaves the skmeta class at its default parameters."""
-    defaults = META_CLASSES[method]().get_params()
+    clf = META_CLASSES[method]()
+    defaults = {
+        f"module__{name}": parameter.default
+        for name, parameter in inspect.signature(clf.module).parameters.items()
+    }
+    defaults.update(clf.get_params())
     return all(defaults[k] == v for k, v in setting.items())
 
 
