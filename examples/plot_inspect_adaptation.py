@@ -127,7 +127,7 @@ print(
 # Here the learned prior strength is below a row (about 0.7), so even the
 # groups of 2 and 4 rows get weights of about 0.74 and 0.85, and move about as
 # far as much larger groups. Their own states predict worse than the pooled
-# state, by 5 to 6 points; group 7's two rows are both of class 0. Elsewhere
+# state, by 5 and 8 points; group 7's two rows are both of class 0. Elsewhere
 # the picture is mixed: groups 1, 2 and 5 gain from their own state, group 3
 # loses and group 4 is level. Groups like
 # 6 and 7 are better served by the pooled state (predict their rows without
