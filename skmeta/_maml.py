@@ -95,9 +95,10 @@ class MAMLClassifier(_MetaClassifier):
         of the whole network (for the default MLP, 130 instead of about 1,500
         with 20 features), and its inner loop runs on the shared
         representation computed once, so training and adaptation are faster
-        (for the default MLP, fit about twice and a new-group ``partial_fit``
-        1.7 to 2.2 times as fast; ``benchmarks/bench_anil.py``); tasks can then differ
-        only in that last layer.
+        (for the default MLP, fit 1.8 to 2.4 times and a new-group
+        ``partial_fit`` 1.3 to 2.2 times as fast in three recorded runs of
+        ``benchmarks/bench_anil.py``); tasks can then differ only in that last
+        layer.
 
     first_order : bool, default=False
         Use first-order MAML, which ignores second derivatives. The default

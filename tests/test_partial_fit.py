@@ -235,3 +235,23 @@ def test_class_priors_updated_for_the_touched_tasks_equal_a_recomputation(
     clf.partial_fit(X[:30], y[:30])
     expected = shrunk_log_priors(clf.class_counts_, clf._prior_strength())
     torch.testing.assert_close(clf.log_priors_, expected, rtol=0, atol=0)
+
+
+def test_cpu_partial_fit_seeds_only_the_cpu_generator(klass, shifted, monkeypatch):
+    # torch.manual_seed also queues lazy seeding calls for every accelerator
+    # backend, each recording a stack trace: a quarter of a small partial_fit.
+    X, y, groups = shifted
+    clf = klass(**FAST).fit(X, y, sensitive_features=groups)
+    expected = copy.deepcopy(clf).partial_fit(
+        X[:10], y[:10], sensitive_features=["other"] * 10
+    )
+
+    def forbidden(seed):
+        raise AssertionError("torch.manual_seed called on the CPU")
+
+    monkeypatch.setattr(torch, "manual_seed", forbidden)
+    clf.partial_fit(X[:10], y[:10], sensitive_features=["other"] * 10)
+    np.testing.assert_array_equal(
+        clf.predict_proba(X, sensitive_features=groups),
+        expected.predict_proba(X, sensitive_features=groups),
+    )
