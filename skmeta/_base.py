@@ -374,7 +374,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
     def _check_settings(self):
         """Combinations of settings that would fail late or do nothing."""
         name = type(self).__name__
-        device = torch.device("cpu" if self.device is None else self.device)
+        device = self._torch_device()
         if device.type == "cuda" and not torch.cuda.is_available():
             build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU only"
             raise ValueError(
@@ -653,6 +653,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         )
 
+    def _torch_device(self):
+        """``device`` as a :class:`torch.device` (``None`` is the CPU)."""
+        return torch.device("cpu" if self.device is None else self.device)
+
     def _manual_seed(self, seed):
         """Seed torch's generators for this estimator's device.
 
@@ -662,7 +666,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         of a new-group ``partial_fit`` of ProtoNet). Other devices keep
         ``torch.manual_seed``. Either way the CPU generator gets the same state.
         """
-        device = torch.device("cpu" if self.device is None else self.device)
+        device = self._torch_device()
         if device.type == "cpu":
             torch.default_generator.manual_seed(seed)
         else:
@@ -670,7 +674,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
 
     def _fork_rng(self):
         """Keep the caller's random state (CPU, and the CUDA device used)."""
-        device = torch.device("cpu" if self.device is None else self.device)
+        device = self._torch_device()
         devices = [device] if device.type == "cuda" else []
         return torch.random.fork_rng(devices=devices)
 

@@ -338,8 +338,8 @@ class PrototypicalClassifier(_MetaClassifier):
         # Chunk by chunk: small chunks keep the embeddings and each row's
         # gathered prototypes in cache (and below the size at which the
         # allocator maps fresh pages), and index_select gathers much faster
-        # than advanced indexing on CPU. 50,000 rows of 10 groups: 38 ms at
-        # once, 9 ms in chunks of 4,096 rows for the distances alone.
+        # than advanced indexing on CPU. The distances of 50,000 rows of
+        # 10,000 groups took 38 ms at once, 9 ms in chunks of 4,096 rows.
         out = X.new_empty((len(X), prototypes.shape[1]))
         for start in range(0, len(X), _DISTANCE_CHUNK):
             rows = index[start : start + _DISTANCE_CHUNK]
