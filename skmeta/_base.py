@@ -791,9 +791,23 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             # adapted to its training rows.
             data, y = self._train_rows_
             self._set_support(self._new_support(MetaInput(**data, y=y)))
-        return super().run_single_epoch(
-            iterator, training, prefix, step_fn, **fit_params
-        )
+        if not (training and isinstance(iterator, EpisodeLoader)):
+            return super().run_single_epoch(
+                iterator, training, prefix, step_fn, **fit_params
+            )
+        # skorch's loop, but a meta-batch's size (its number of tasks) is read
+        # from its task ids: skorch's get_len walks every tensor of the
+        # episode, a tenth of a millisecond per step.
+        batch_count = 0
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            self.history.record_batch(prefix + "_loss", step["loss"].item())
+            self.history.record_batch(prefix + "_batch_size", len(batch[0]["task"]))
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+            batch_count += 1
+        self.history.record(prefix + "_batch_count", batch_count)
+        return None
 
     def _episode_sampler(self, data, y, rng):
         """The sampler, and whether it draws from the pooled data."""

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone, is_classifier
-from skorch.callbacks import EarlyStopping, EpochScoring, LRScheduler
+from skorch.callbacks import Callback, EarlyStopping, EpochScoring, LRScheduler
 from skorch.dataset import ValidSplit
 
 from skmeta import MAMLClassifier, PrototypicalClassifier
@@ -354,6 +354,36 @@ def test_progress_bar_total_is_the_meta_batches_run(klass, grouped_data):
     clf.fit(X, y, sensitive_features=groups)
     run = [len(clf.history[e, "batches"]) for e in range(len(clf.history))]
     assert bar.totals_ == run == [7] * FAST["max_epochs"]
+
+
+def test_history_and_batch_callbacks_see_every_meta_batch(klass, grouped_data):
+    # The training loop is skorch's, with the batch size read from the task
+    # ids: the history and batch callbacks must see what skorch's would.
+    class Counting(Callback):
+        def initialize(self):
+            self.begin_, self.end_, self.losses_ = 0, 0, []
+            return self
+
+        def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+            assert training and batch[1] is None and "support_X" in batch[0]
+            self.begin_ += 1
+
+        def on_batch_end(self, net, batch=None, training=None, **kwargs):
+            self.end_ += 1
+            self.losses_.append(kwargs["loss"].item())
+
+    X, y, groups = grouped_data
+    counting = Counting()
+    clf = klass(
+        callbacks=[counting], **{**FAST, "steps_per_epoch": 3, "meta_batch_size": 2}
+    ).fit(X, y, sensitive_features=groups)
+    epochs = FAST["max_epochs"]
+    assert counting.begin_ == counting.end_ == 3 * epochs
+    assert clf.history[:, "train_batch_count"] == [3] * epochs
+    assert clf.history[:, "batches", :, "train_batch_size"] == [[2] * 3] * epochs
+    recorded = clf.history[:, "batches", :, "train_loss"]
+    assert np.allclose(np.ravel(recorded), counting.losses_)
+    assert np.allclose(clf.history[:, "train_loss"], np.mean(recorded, axis=1))
 
 
 def test_progress_bar_and_checkpoint(klass, grouped_data, tmp_path):
