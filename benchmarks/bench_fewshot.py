@@ -73,6 +73,7 @@ Usage::
 """
 
 import argparse
+import ast
 import copy
 import hashlib
 import inspect
@@ -530,12 +531,28 @@ def lr_on_rows(C, X, y):
     return make(C).fit(X, y)
 
 
+# skmeta parameters set with --set, for every skmeta row (default and tuned).
+META_OVERRIDES = {}
+
+
 def _meta_kwargs(budget, random_state):
     max_epochs, steps_per_epoch = META_STEPS[budget]
     kwargs = dict(class_prior="balanced", random_state=random_state)
     if max_epochs is not None:
         kwargs.update(max_epochs=max_epochs, steps_per_epoch=steps_per_epoch)
-    return kwargs
+    return {**kwargs, **META_OVERRIDES}
+
+
+def parse_setting(text):
+    """``NAME=VALUE`` (the value a Python literal, or else a string)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        value = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        value = value.strip()
+    return name.strip(), value
 
 
 def _is_default(method, setting):
@@ -1317,7 +1334,21 @@ def main(argv=None):
         default=None,
         help="support sets per group when retraining (5; 1 with --quick)",
     )
+    parser.add_argument(
+        "--set",
+        type=parse_setting,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an skmeta parameter for every skmeta row, default and tuned "
+        "(e.g. pretrain_epochs=10); repeatable",
+    )
     args = parser.parse_args(argv)
+    for name, value in args.set:
+        for klass in set(META_CLASSES.values()):
+            if name not in klass().get_params():
+                parser.error(f"--set {name}: not a parameter of {klass.__name__}")
+        META_OVERRIDES[name] = value
     if args.train_seeds is None:
         args.train_seeds = 2 if args.quick else 5
     if args.train_seed_supports is None:
@@ -1356,7 +1387,9 @@ def main(argv=None):
         + "skmeta parameters otherwise at their defaults (inner_lr=0.5, "
         "inner_steps=16, prior_strength='learn'; shrinkage='learn', "
         "distance_scale='learn'; n_shots=5, n_queries=15, meta_batch_size=8, "
-        "lr=1e-3, 64 hidden units) except class_prior='balanced' and the tuned "
+        "lr=1e-3, 64 hidden units) except class_prior='balanced'"
+        + "".join(f", {k}={v!r}" for k, v in META_OVERRIDES.items())
+        + " and the tuned "
         f"rows; pooled MLP ~{MLP_STEPS[budget]} Adam steps (lr=1e-3, batch 128); "
         f"tuning: {'off' if args.quick or args.no_tune else f'{args.tune_seeds} seeds'}"
         f"; random_state={RANDOM_STATE}."

@@ -36,6 +36,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import accuracy_score
@@ -161,6 +162,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         "fairness_temperature": [Interval(Real, 0, None, closed="neither")],
         "dro_step_size": [Interval(Real, 0, None, closed="left")],
         "pooled_episodes": [Interval(Real, 0, 1, closed="both")],
+        "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
         "online_meta_update": ["boolean"],
         "support_size": [Interval(Integral, 1, None, closed="left")],
         "unknown_groups": [StrOptions({"warn", "pooled", "error"})],
@@ -193,6 +195,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         fairness_temperature,
         dro_step_size,
         pooled_episodes,
+        pretrain_epochs,
         online_meta_update,
         support_size,
         unknown_groups,
@@ -213,6 +216,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self.fairness_temperature = fairness_temperature
         self.dro_step_size = dro_step_size
         self.pooled_episodes = pooled_episodes
+        self.pretrain_epochs = pretrain_epochs
         self.online_meta_update = online_meta_update
         self.support_size = support_size
         self.unknown_groups = unknown_groups
@@ -687,6 +691,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             if initialize:
                 self.initialize()
             self._check_module()
+            if initialize and self.pretrain_epochs:
+                self._pretrain(data, seed)
             self._episode_seed_ = seed
             self._input_scale_ = float(abs(data.X).max()) if data.X.shape[0] else 0.0
             try:
@@ -708,6 +714,64 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
 
     def _check_module(self):
         """Reject modules the estimator cannot train (see subclasses)."""
+
+    def _pretrain_head(self, n_outputs):
+        """What maps the module's output to class logits in pretraining
+        (None: the module's output is the logits)."""
+        return None
+
+    def _pretrain(self, data, seed):
+        """``pretrain_epochs`` of class-balanced supervised training of the
+        module on the pooled rows (see ``pretrain_epochs``)."""
+        n_classes = len(self.classes_)
+        y = torch.as_tensor(data.y)
+        w = torch.as_tensor(data.weight, dtype=torch.float32)
+        totals = torch.zeros(n_classes).index_add_(0, y, w)
+        # Each class weighs the same in total, as in the balanced episodes.
+        w = w * (totals.sum() / (n_classes * totals.clamp_min(1e-12)))[y]
+        keep = torch.nonzero(w > 0).flatten()
+        if keep.numel() == 0:
+            return
+        first = self._rows_tensor(data.X, keep[:1])
+        with torch.no_grad():
+            n_outputs = self.module_(first).shape[-1]
+        head = self._pretrain_head(n_outputs)
+        if head is None and n_outputs != n_classes:
+            raise ValueError(
+                f"pretrain_epochs needs the module to output one logit per "
+                f"class ({n_classes}); it outputs {n_outputs}."
+            )
+        params = list(self.module_.parameters())
+        if head is not None:
+            head = head.to(self.device)
+            params += list(head.parameters())
+        kwargs = self.get_params_for("optimizer")
+        kwargs.pop("param_groups", None)
+        optimizer = self.optimizer(params, **{"lr": self.lr, **kwargs})
+        batch = self.batch_size if self.batch_size > 0 else len(keep)
+        generator = torch.Generator().manual_seed(seed)
+        self._set_training(True)
+        for _ in range(self.pretrain_epochs):
+            order = keep[torch.randperm(len(keep), generator=generator)]
+            for start in range(0, len(order), batch):
+                rows = order[start : start + batch]
+                logits = self.module_(self._rows_tensor(data.X, rows))
+                if head is not None:
+                    logits = head(logits)
+                rw = w[rows].to(self.device)
+                losses = self.criterion_(logits, y[rows].to(self.device))
+                loss = (losses * rw).sum() / rw.sum()
+                if not torch.isfinite(loss):
+                    self._raise_non_finite(f"the pretraining loss is {loss.item()}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+
+    def _rows_tensor(self, X, rows):
+        """Rows ``rows`` of ``X`` (dense or sparse) as a float32 tensor."""
+        part = X[rows.numpy()]
+        part = part.toarray() if sp.issparse(part) else part
+        return torch.as_tensor(part, dtype=torch.float32, device=self.device)
 
     def on_epoch_end(self, net, **kwargs):
         # Learned prior strengths (and distance scales) go to the history, so

@@ -181,6 +181,7 @@ class PrototypicalClassifier(_MetaClassifier):
         fairness_temperature=0.1,
         dro_step_size=0.0,
         pooled_episodes=0.0,
+        pretrain_epochs=0,
         online_meta_update=False,
         support_size=500,
         unknown_groups="warn",
@@ -219,6 +220,7 @@ class PrototypicalClassifier(_MetaClassifier):
             fairness_temperature=fairness_temperature,
             dro_step_size=dro_step_size,
             pooled_episodes=pooled_episodes,
+            pretrain_epochs=pretrain_epochs,
             online_meta_update=online_meta_update,
             support_size=support_size,
             unknown_groups=unknown_groups,
@@ -260,6 +262,10 @@ class PrototypicalClassifier(_MetaClassifier):
             # handle it as they handle the network.
             self.prior_ = LearnedPrior(**start).to(self.device)
         return self
+
+    def _pretrain_head(self, n_outputs):
+        # A linear classifier on the embedding, used in pretraining only.
+        return nn.Linear(n_outputs, len(self.classes_))
 
     def _learned(self, name, value):
         if value == "learn":

@@ -28,3 +28,14 @@ def test_every_tuned_setting_is_valid_and_one_is_the_default(bench):
         for setting in settings:
             clf = bench.META_CLASSES[method]().set_params(**setting)
             assert clf.get_params()  # every name is a parameter of the class
+
+
+def test_set_overrides_reach_every_skmeta_row_and_typos_are_refused(bench, monkeypatch):
+    assert bench.parse_setting("pretrain_epochs=10") == ("pretrain_epochs", 10)
+    assert bench.parse_setting("class_prior = task") == ("class_prior", "task")
+    monkeypatch.setattr(bench, "META_OVERRIDES", {})
+    monkeypatch.setattr(bench, "run", lambda name, args: None)
+    bench.main(["--quick", "--datasets", "synthetic", "--set", "pretrain_epochs=2"])
+    assert bench._meta_kwargs("quick", 0)["pretrain_epochs"] == 2
+    with pytest.raises(SystemExit):
+        bench.main(["--quick", "--set", "pretrain_epoch=2"])

@@ -411,3 +411,71 @@ def test_progress_bar_and_checkpoint(klass, grouped_data, tmp_path):
     fresh = pickle.loads(pickle.dumps(other))
     fresh._refresh_states(range(len(fresh.tasks_)), recompute_global=True)
     np.testing.assert_allclose(after, fresh.predict_proba(X, sensitive_features=groups))
+
+
+def test_pretraining_trains_the_module_on_weighted_pooled_rows(klass, grouped_data):
+    X, y, groups = grouped_data
+    clf = klass(pretrain_epochs=30, **FAST).fit(X, y, sensitive_features=groups)
+    # Rows of zero weight take no part: pretraining with them gives the same
+    # network as without them.
+    X2, y2 = np.vstack([X, X[:7] * 5]), np.r_[y, 1 - y[:7]]
+    w2 = np.r_[np.ones(len(y)), np.zeros(7)]
+    datasets = [
+        validate_fit_input(
+            clf, X, y, groups, None, None, classes=clf.classes_, reset=False
+        ),
+        validate_fit_input(
+            clf,
+            X2,
+            y2,
+            np.r_[groups, groups[:7]],
+            None,
+            w2,
+            classes=clf.classes_,
+            reset=False,
+        ),
+    ]
+    states = []
+    for data in datasets:
+        torch.manual_seed(0)
+        clf.initialize()
+        start = copy.deepcopy(clf.module_.state_dict())
+        clf._pretrain(data, seed=3)
+        states.append(copy.deepcopy(clf.module_.state_dict()))
+    for name, value in states[0].items():
+        torch.testing.assert_close(value, states[1][name])
+    assert any(not torch.equal(start[n], v) for n, v in states[0].items())
+    if klass is MAMLClassifier:
+        # The module is the classifier: its class-balanced loss went down.
+        def balanced_loss(state):
+            clf.module_.load_state_dict(state)
+            with torch.no_grad():
+                out = clf.module_(torch.as_tensor(X, dtype=torch.float32))
+            losses = torch.nn.functional.cross_entropy(
+                out, torch.as_tensor(y), reduction="none"
+            )
+            return sum(losses[torch.as_tensor(y == c)].mean() for c in (0, 1))
+
+        assert balanced_loss(states[0]) < 0.9 * balanced_loss(start)
+
+
+def test_pretraining_runs_when_the_network_is_initialised_only(
+    klass, grouped_data, monkeypatch
+):
+    X, y, groups = grouped_data
+    calls = []
+    original = klass._pretrain
+    monkeypatch.setattr(
+        klass, "_pretrain", lambda self, *a: calls.append(1) or original(self, *a)
+    )
+    klass(**FAST).fit(X, y, sensitive_features=groups)
+    assert calls == []
+    clf = klass(pretrain_epochs=1, warm_start=True, **FAST)
+    clf.fit(X, y, sensitive_features=groups)
+    assert calls == [1]
+    clf.fit(X, y, sensitive_features=groups)  # warm start: continues
+    assert calls == [1]
+    clf = klass(pretrain_epochs=1, **FAST)
+    clf.partial_fit(X, y, classes=[0, 1], sensitive_features=groups)
+    clf.partial_fit(X[:20], y[:20], sensitive_features=groups[:20])
+    assert calls == [1, 1]
