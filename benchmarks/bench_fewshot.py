@@ -1387,7 +1387,7 @@ def main(argv=None):
         + "skmeta parameters otherwise at their defaults (inner_lr=0.5, "
         "inner_steps=16, prior_strength='learn'; shrinkage='learn', "
         "distance_scale='learn'; n_shots=5, n_queries=15, meta_batch_size=8, "
-        "lr=1e-3, 64 hidden units) except class_prior='balanced'"
+        "lr=1e-3, pretrain_epochs=10, 64 hidden units) except class_prior='balanced'"
         + "".join(f", {k}={v!r}" for k, v in META_OVERRIDES.items())
         + " and the tuned "
         f"rows; pooled MLP ~{MLP_STEPS[budget]} Adam steps (lr=1e-3, batch 128); "

@@ -240,7 +240,7 @@ class MAMLClassifier(_MetaClassifier):
         fairness_temperature=0.1,
         dro_step_size=0.0,
         pooled_episodes=0.0,
-        pretrain_epochs=0,
+        pretrain_epochs=10,
         online_meta_update=False,
         support_size=500,
         unknown_groups="warn",

@@ -468,7 +468,7 @@ def test_pretraining_runs_when_the_network_is_initialised_only(
     monkeypatch.setattr(
         klass, "_pretrain", lambda self, *a: calls.append(1) or original(self, *a)
     )
-    klass(**FAST).fit(X, y, sensitive_features=groups)
+    klass(pretrain_epochs=0, **FAST).fit(X, y, sensitive_features=groups)
     assert calls == []
     clf = klass(pretrain_epochs=1, warm_start=True, **FAST)
     clf.fit(X, y, sensitive_features=groups)
