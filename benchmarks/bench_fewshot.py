@@ -1346,7 +1346,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     for name, value in args.set:
         for klass in set(META_CLASSES.values()):
-            if name not in klass().get_params():
+            try:
+                klass().set_params(**{name: value})
+            except ValueError:
                 parser.error(f"--set {name}: not a parameter of {klass.__name__}")
         META_OVERRIDES[name] = value
     if args.train_seeds is None:

@@ -175,7 +175,7 @@ print(
 
 # %%
 # Rejecting when p(bad) exceeds 1/6 rather than 1/2 cuts every model's cost by
-# about 40 %. The pooled logistic regression costs least here, and has the
+# 30 to 40 %. The pooled logistic regression costs least here, and has the
 # smallest spread: four groups that differ mostly in their share of bad risks
 # give per-group adaptation little to gain, and the skmeta models' costs vary
 # more from split to split.

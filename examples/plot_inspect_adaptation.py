@@ -124,14 +124,15 @@ print(
 # the model adapted to all rows together: where a group's own state does worse
 # than it, adapting did not help that group.
 #
-# Here the learned prior strength is below a row (about 0.7), so even the
-# groups of 2 and 4 rows get weights of about 0.74 and 0.85, and move about as
-# far as much larger groups. Their own states predict worse than the pooled
-# state, by 5 and 8 points; group 7's two rows are both of class 0. Elsewhere
-# the picture is mixed: groups 1, 2 and 5 gain from their own state, group 3
-# loses and group 4 is level. Groups like
-# 6 and 7 are better served by the pooled state (predict their rows without
-# their group), or by a model with a fixed ``prior_strength`` chosen on
+# Here the learned prior strength is below a row (about 0.9), so even the
+# groups of 2 and 4 rows get weights of about 0.69 and 0.82. Group 7's two rows
+# (both of class 0) move it about as far as groups a hundred times larger, and
+# its own state predicts 3 points better than the pooled state; group 6 moves
+# less, and its own state predicts 4 points worse. Elsewhere the picture is
+# mixed: groups 1, 2 and 5 gain 4 to 6 points from their own state, group 3
+# loses 5 and group 4 is level. Groups like group 6 are better served by the
+# pooled state (predict their rows without their group), or by a model with a
+# fixed ``prior_strength`` chosen on
 # validation groups (see :ref:`maml`).
 import matplotlib.pyplot as plt
 
