@@ -39,3 +39,27 @@ def test_set_overrides_reach_every_skmeta_row_and_typos_are_refused(bench, monke
     assert bench._meta_kwargs("quick", 0)["pretrain_epochs"] == 2
     with pytest.raises(SystemExit):
         bench.main(["--quick", "--set", "pretrain_epoch=2"])
+
+
+def test_compare_fewshot_reads_two_outputs_and_refuses_other_data(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location(
+        "compare_fewshot", PATH.parent / "compare_fewshot.py"
+    )
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    head = "| k | groups | method | bal. acc., mean | bal. acc., worst group |\n|---|\n"
+
+    def output(name, pooled, maml):
+        path = tmp_path / name
+        path.write_text(
+            f"Command: `{name}`\n\n{head}"
+            f"| 5 | 3 | pooled LR | {pooled} ± 0.001 | 0.500 ± 0.002 |\n"
+            f"| 5 | 3 | MAML (default) | {maml} ± 0.004 | 0.600 ± 0.010 |\n"
+        )
+        return str(path)
+
+    a, b = output("a", 0.700, 0.750), output("b", 0.700, 0.772)
+    compare.main([a, b, "--methods", "MAML (default)"])
+    assert "| 5 | MAML (default) | 0.750 | 0.772 | +2.2 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="baselines differ"):
+        compare.main([a, output("c", 0.710, 0.772)])
