@@ -175,10 +175,9 @@ print(
 
 # %%
 # Rejecting when p(bad) exceeds 1/6 rather than 1/2 cuts every model's cost by
-# 30 to 40 %. The pooled logistic regression costs least here, and has the
-# smallest spread: four groups that differ mostly in their share of bad risks
-# give per-group adaptation little to gain, and the skmeta models' costs vary
-# more from split to split.
+# 28 to 42 %. The pooled logistic regression costs least here: four groups that
+# differ mostly in their share of bad risks give per-group adaptation little to
+# gain, and MAML's cost varies the most from split to split.
 #
 # By group
 # --------
@@ -186,9 +185,9 @@ print(
 # risks approved (the costly error), the share of its good risks rejected, and
 # the cost per applicant. fairlearn's :class:`~fairlearn.metrics.MetricFrame`
 # computes them group by group. The skmeta models follow each group's share of
-# bad risks more closely (the young women, with the most bad risks, are approved
-# least); each test group holds 20 to 190 applicants, so the smaller groups'
-# rates vary much from split to split.
+# bad risks more closely (the applicants under 25, with the most bad risks, are
+# approved least); each test group holds 20 to 190 applicants, so the smaller
+# groups' rates vary much from split to split.
 metrics = {
     "approved": selection_rate,
     "bad approved": false_positive_rate,

@@ -692,7 +692,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 self.initialize()
             self._check_module()
             if initialize and self.pretrain_epochs:
-                self._pretrain(data, seed)
+                # Run by get_iterator on the training rows (after train_split).
+                self._pretrain_seed_ = seed
             self._episode_seed_ = seed
             self._input_scale_ = float(abs(data.X).max()) if data.X.shape[0] else 0.0
             try:
@@ -703,6 +704,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 self.notify("on_train_end", X=X, y=y)
             finally:
                 for attr in (
+                    "_pretrain_seed_",
                     "_episode_steps_",
                     "_episode_seed_",
                     "_input_scale_",
@@ -812,6 +814,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             return BatchLoader(data, y, batch_size=self.batch_size, device=self.device)
         data, y = data_from_dataset(dataset)
         y = np.asarray(y)
+        seed = self.__dict__.pop("_pretrain_seed_", None)
+        if seed is not None:
+            # Pretraining sees the training rows only, as meta-training does.
+            self._pretrain(MetaInput(**data, y=y), seed)
         # Kept until the end of fit_loop: validation adapts to these rows.
         self._train_rows_ = (data, y)
         seed = getattr(self, "_episode_seed_", None)

@@ -479,3 +479,23 @@ def test_pretraining_runs_when_the_network_is_initialised_only(
     clf.partial_fit(X, y, classes=[0, 1], sensitive_features=groups)
     clf.partial_fit(X[:20], y[:20], sensitive_features=groups[:20])
     assert calls == [1, 1]
+
+
+def test_pretraining_leaves_the_validation_rows_out(klass, grouped_data, monkeypatch):
+    X, y, groups = grouped_data
+    seen = []
+    original = klass._pretrain
+    monkeypatch.setattr(
+        klass,
+        "_pretrain",
+        lambda self, data, seed: seen.append(data) or original(self, data, seed),
+    )
+    split = ValidSplit(4, stratified=True)
+    clf = klass(pretrain_epochs=1, train_split=split, **FAST)
+    clf.fit(X, y, sensitive_features=groups)
+    dataset = clf.get_dataset(X.astype(np.float32), y)
+    train, valid = split(dataset, y)
+    rows_train = np.asarray(train.indices)
+    assert len(seen) == 1 and len(seen[0].y) == len(rows_train) < len(y)
+    np.testing.assert_array_equal(seen[0].X, X[rows_train].astype(np.float32))
+    np.testing.assert_array_equal(seen[0].y, y[rows_train])

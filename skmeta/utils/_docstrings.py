@@ -73,9 +73,10 @@ class_prior : {"auto", "task", "pooled", "balanced"}, default="auto"
         episodes only, while tasks still get their own adapted states.
 
     pretrain_epochs : int, default=10
-        Epochs of plain supervised training on the pooled rows before
-        meta-training starts, a warm start for the shared network (as in
-        Meta-Baseline): the class-balanced cross-entropy of ``criterion``,
+        Epochs of plain supervised training on the pooled training rows (those
+        ``train_split`` keeps for training) before meta-training starts, a
+        warm start for the shared network (as in Meta-Baseline): the
+        class-balanced cross-entropy of ``criterion``,
         weighted by ``sample_weight``, in shuffled batches of ``batch_size``
         rows, with a fresh ``optimizer`` at ``lr``. A prototypical network
         is trained through a linear head on its embedding, discarded
