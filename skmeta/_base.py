@@ -36,7 +36,6 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import accuracy_score
@@ -752,6 +751,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         optimizer = self.optimizer(params, **{"lr": self.lr, **kwargs})
         batch = self.batch_size if self.batch_size > 0 else len(keep)
         generator = torch.Generator().manual_seed(seed)
+        # Moved once, indexed per batch (the row order is drawn on the CPU).
+        y_device, w_device = y.to(self.device), w.to(self.device)
         self._set_training(True)
         for _ in range(self.pretrain_epochs):
             order = keep[torch.randperm(len(keep), generator=generator)]
@@ -760,8 +761,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 logits = self.module_(self._rows_tensor(data.X, rows))
                 if head is not None:
                     logits = head(logits)
-                rw = w[rows].to(self.device)
-                losses = self.criterion_(logits, y[rows].to(self.device))
+                rw = w_device[rows]
+                losses = self.criterion_(logits, y_device[rows])
                 loss = (losses * rw).sum() / rw.sum()
                 if not torch.isfinite(loss):
                     self._raise_non_finite(f"the pretraining loss is {loss.item()}")
@@ -771,9 +772,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
 
     def _rows_tensor(self, X, rows):
         """Rows ``rows`` of ``X`` (dense or sparse) as a float32 tensor."""
-        part = X[rows.numpy()]
-        part = part.toarray() if sp.issparse(part) else part
-        return torch.as_tensor(part, dtype=torch.float32, device=self.device)
+        return torch.as_tensor(
+            dense(X[rows.numpy()]), dtype=torch.float32, device=self.device
+        )
 
     def on_epoch_end(self, net, **kwargs):
         # Learned prior strengths (and distance scales) go to the history, so
@@ -814,10 +815,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             return BatchLoader(data, y, batch_size=self.batch_size, device=self.device)
         data, y = data_from_dataset(dataset)
         y = np.asarray(y)
-        seed = self.__dict__.pop("_pretrain_seed_", None)
-        if seed is not None:
+        pretrain_seed = self.__dict__.pop("_pretrain_seed_", None)
+        if pretrain_seed is not None:
             # Pretraining sees the training rows only, as meta-training does.
-            self._pretrain(MetaInput(**data, y=y), seed)
+            self._pretrain(MetaInput(**data, y=y), pretrain_seed)
         # Kept until the end of fit_loop: validation adapts to these rows.
         self._train_rows_ = (data, y)
         seed = getattr(self, "_episode_seed_", None)

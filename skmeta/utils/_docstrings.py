@@ -76,15 +76,14 @@ class_prior : {"auto", "task", "pooled", "balanced"}, default="auto"
         Epochs of plain supervised training on the pooled training rows (those
         ``train_split`` keeps for training) before meta-training starts, a
         warm start for the shared network (as in Meta-Baseline): the
-        class-balanced cross-entropy of ``criterion``,
-        weighted by ``sample_weight``, in shuffled batches of ``batch_size``
-        rows, with a fresh ``optimizer`` at ``lr``. A prototypical network
-        is trained through a linear head on its embedding, discarded
-        afterwards. Fairness penalties and group weighting apply to
-        meta-training only. Run when the network is initialised (by ``fit``,
-        and by the first ``partial_fit``), not when ``warm_start`` continues
-        a fit. ``0`` skips it. See the user guide for what it changed in the
-        few-shot benchmark.
+        class-balanced cross-entropy of ``criterion``, weighted by
+        ``sample_weight``, in shuffled batches of ``batch_size`` rows, with a
+        fresh ``optimizer`` at ``lr``. A prototypical network is trained
+        through a linear head on its embedding, discarded afterwards. Fairness
+        penalties and group weighting apply to meta-training only. Run when
+        the network is initialised (by ``fit``, and by the first
+        ``partial_fit``), not when ``warm_start`` continues a fit. ``0`` skips
+        it. See the user guide for what it changed in the few-shot benchmark.
 
     online_meta_update : bool, default=False
         When data keeps arriving: ``partial_fit`` on a fitted estimator also
