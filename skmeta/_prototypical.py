@@ -298,8 +298,13 @@ class PrototypicalClassifier(_MetaClassifier):
         classes without a prototype get the most negative finite logit.
         """
         n_classes = len(self.classes_)
+        support_X = episodes["support_X"]
+        n_support = support_X.shape[1]
+        # One forward (and backward) pass over support and query rows: half
+        # the per-layer calls of two passes, the same embeddings.
+        embedded = self._embed(torch.cat([support_X, episodes["query_X"]], 1))
         sums, counts = class_sums(
-            self._embed(episodes["support_X"]),
+            embedded[:, :n_support],
             episodes["support_y"],
             episodes["support_w"],
             n_classes,
@@ -310,7 +315,7 @@ class PrototypicalClassifier(_MetaClassifier):
             sums, counts, pooled, pooled_counts > 0, self._kappa()
         )
         return prototype_logits(
-            self._embed(episodes["query_X"]), prototypes, present, self._scale()
+            embedded[:, n_support:], prototypes, present, self._scale()
         )
 
     def _adapt_states(self, X, y, w, prior):
