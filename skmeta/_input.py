@@ -295,8 +295,10 @@ def validate_predict_input(estimator, X, sensitive_features, tasks):
         estimator, X, sensitive_features, reset=False, fitting=False
     )
     n_samples = X.shape[0]
-    sensitive = check_groups(sensitive, n_samples, name=_sensitive_name(estimator))
-    tasks = check_groups(tasks, n_samples, name="tasks")
+    sensitive = check_groups(
+        sensitive, n_samples, name=_sensitive_name(estimator), keep_strings=True
+    )
+    tasks = check_groups(tasks, n_samples, name="tasks", keep_strings=True)
     labels = _task_labels(estimator.task_source_, sensitive, tasks)
     if labels is None or len(estimator.tasks_) == 0:
         # No groups given, or a model that knows none: the pooled model.

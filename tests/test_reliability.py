@@ -11,6 +11,7 @@ import io
 import pickle
 import threading
 import warnings
+from unittest import mock
 
 import joblib
 import numpy as np
@@ -23,7 +24,7 @@ from skorch.exceptions import SkorchTrainingImpossibleError
 
 from skmeta import MAMLClassifier, PrototypicalClassifier
 from skmeta.exceptions import ConstantPredictorWarning, UnknownGroupWarning
-from skmeta.utils import check_groups
+from skmeta.utils import _validation, check_groups
 
 ESTIMATORS = [MAMLClassifier, PrototypicalClassifier]
 FAST = dict(max_epochs=2, steps_per_epoch=4, random_state=0)
@@ -433,6 +434,41 @@ def test_label_type_mismatch_is_named(klass):
 def test_intersectional_labels_do_not_collide():
     labels = check_groups([["a, b", "c"], ["a", "b, c"], ["a\\", "b"]], 3)
     assert len(set(labels)) == 3
+
+
+@pytest.mark.parametrize("multiplier", [_validation._STRING_HASH_MULTIPLIER, 0])
+def test_string_and_integer_labels_are_looked_up_as_python_objects(multiplier):
+    # Numpy string and integer arrays take a path without a Python object per
+    # row; it must give the object path's positions. Multiplier 0 hashes only
+    # the last character, so "g1", "g11" and "x1" collide: the exact check
+    # must catch it and fall back.
+    rng = np.random.default_rng(0)
+    mapping = _validation.label_map(np.array(["g1", "g11", "g2", "é"], dtype=object))
+    labels = rng.choice(["g1", "g11", "x1", "g2", "", "é", "g"], size=500)
+    codes, uniques = _validation._factorize_strings(labels, multiplier)
+    assert np.array_equal(np.array(uniques, dtype=object)[codes], labels)
+    expected = _validation.lookup_labels(mapping, labels.astype(object))
+    assert set(expected) == {-1, 0, 1, 2, 3}
+    with mock.patch.object(_validation, "_STRING_HASH_MULTIPLIER", multiplier):
+        got = _validation.lookup_labels(mapping, labels)
+    assert np.array_equal(got, expected)
+    ints = rng.integers(-3, 8, size=500)
+    int_map = _validation.label_map(np.arange(5).astype(object))
+    assert np.array_equal(
+        _validation.lookup_labels(int_map, ints),
+        _validation.lookup_labels(int_map, ints.astype(object)),
+    )
+
+
+def test_string_labels_predict_as_object_labels(klass):
+    X, y, groups = _data(90)
+    clf = klass(**FAST).fit(X, y, sensitive_features=groups)
+    as_strings = np.asarray(groups, dtype=str)
+    assert as_strings.dtype.kind == "U"
+    assert np.array_equal(
+        clf.predict_proba(X, sensitive_features=as_strings),
+        clf.predict_proba(X, sensitive_features=as_strings.astype(object)),
+    )
 
 
 # -------------------------------------------------------------- bookkeeping

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 
-def check_groups(values, n_samples, *, name="sensitive_features"):
+def check_groups(values, n_samples, *, name="sensitive_features", keep_strings=False):
     """Turn per-row group information into one hashable label per row.
 
     Follows fairlearn's convention for ``sensitive_features``: a 1-D array,
@@ -27,6 +27,11 @@ def check_groups(values, n_samples, *, name="sensitive_features"):
 
     name : str, default="sensitive_features"
         Name of the argument, used in error messages.
+
+    keep_strings : bool, default=False
+        Return a 1-D numpy string array as a numpy ``str`` array rather than
+        an object array (prediction looks such labels up without a Python
+        object per row).
 
     Returns
     -------
@@ -73,7 +78,8 @@ def check_groups(values, n_samples, *, name="sensitive_features"):
         if values.ndim == 1:
             return values.astype(np.float64)
     if values.ndim == 1 and values.dtype.kind in "US":
-        return values.astype(str).astype(object)
+        values = values.astype(str)
+        return values if keep_strings else values.astype(object)
     values = values.astype(object)
     if pd.isna(values).any():
         raise ValueError(f"{name} contains missing values; every row needs a group.")
@@ -105,16 +111,59 @@ def label_map(labels, start=0, mapping=None):
     return mapping
 
 
+# Multiplier of the polynomial hash of fixed-width strings (a prime).
+_STRING_HASH_MULTIPLIER = 1_000_003
+
+
+def _factorize_strings(labels, multiplier=None):
+    """``pd.factorize`` of a 1-D numpy string array, without Python objects.
+
+    Each string's UCS-4 code points are hashed to one uint64 (wrapping
+    arithmetic), and the hashes are factorised. Codes are exact: every row
+    is compared with the first row of its code, and on any collision the
+    labels are factorised as Python strings instead.
+
+    Returns
+    -------
+    codes : ndarray of shape (n_samples,), dtype=int64
+    uniques : list of str
+    """
+    if multiplier is None:
+        multiplier = _STRING_HASH_MULTIPLIER
+    labels = np.ascontiguousarray(labels)
+    points = labels.view(np.uint32).reshape(len(labels), -1)
+    hashes = np.zeros(len(labels), dtype=np.uint64)
+    for column in points.T:
+        hashes *= np.uint64(multiplier)
+        hashes += column
+    codes, unique_hashes = pd.factorize(hashes)
+    first = np.empty(len(unique_hashes), dtype=np.int64)
+    # Reversed, so that the last write of each code is its first row.
+    first[codes[::-1]] = np.arange(len(labels) - 1, -1, -1)
+    uniques = labels[first]
+    if not np.array_equal(uniques[codes], labels):
+        codes, uniques = pd.factorize(labels.astype(object))
+    return codes, list(uniques)
+
+
 def lookup_labels(mapping, labels):
     """Positions of ``labels`` in ``mapping`` (``-1``: unknown).
 
     The labels are factorised first (in C), so the Python work is one lookup
-    per distinct label, whatever the number of rows.
+    per distinct label, whatever the number of rows. Numpy string and
+    integer arrays are factorised without a Python object per row.
     """
-    labels = np.asarray(labels, dtype=object)
+    labels = np.asarray(labels)
     if len(labels) == 0 or not mapping:
         return np.full(len(labels), -1, dtype=np.int64)
-    codes, uniques = pd.factorize(labels, use_na_sentinel=True)
+    if labels.ndim == 1 and labels.dtype.kind == "U":
+        codes, uniques = _factorize_strings(labels)
+    elif labels.ndim == 1 and labels.dtype.kind in "iu":
+        codes, uniques = pd.factorize(labels)
+        uniques = uniques.tolist()
+    else:
+        labels = labels.astype(object, copy=False)
+        codes, uniques = pd.factorize(labels, use_na_sentinel=True)
     positions = np.fromiter(
         (mapping.get(label, -1) for label in uniques),
         dtype=np.int64,
