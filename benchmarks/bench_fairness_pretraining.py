@@ -30,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_fairness  # noqa: E402
+import bench_fewshot  # noqa: E402
 
 import skmeta  # noqa: E402
 from skmeta import MAMLClassifier  # noqa: E402
@@ -72,7 +73,8 @@ def main(argv=None):
     max_epochs = 2 if args.quick else 10
     print(
         f"# bench_fairness_pretraining {datetime.datetime.now():%Y-%m-%d %H:%M}\n"
-        f"skmeta {skmeta.__version__}, torch {torch.__version__}; torch threads "
+        f"skmeta {skmeta.__version__} ({bench_fewshot.provenance()}), "
+        f"torch {torch.__version__}; torch threads "
         f"{torch.get_num_threads()}, OMP_NUM_THREADS="
         f"{os.environ.get('OMP_NUM_THREADS', 'unset')}\n"
         f"Adult (shipped split, sensitive feature sex); MAMLClassifier("
