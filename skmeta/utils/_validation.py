@@ -1,6 +1,7 @@
 """Validation of the per-row side information: groups, tasks, columns."""
 
 import inspect
+import itertools
 import numbers
 
 import numpy as np
@@ -143,7 +144,8 @@ def _factorize_strings(labels, multiplier=None):
     uniques = labels[first]
     if not np.array_equal(uniques[codes], labels):
         codes, uniques = pd.factorize(labels.astype(object))
-    return codes, list(uniques)
+    # Python strings: they hash faster than numpy's str_ scalars.
+    return codes, uniques.tolist()
 
 
 def lookup_labels(mapping, labels):
@@ -164,8 +166,9 @@ def lookup_labels(mapping, labels):
     else:
         labels = labels.astype(object, copy=False)
         codes, uniques = pd.factorize(labels, use_na_sentinel=True)
+    # map() with dict.get runs the lookups without a Python-level loop.
     positions = np.fromiter(
-        (mapping.get(label, -1) for label in uniques),
+        map(mapping.get, uniques, itertools.repeat(-1)),
         dtype=np.int64,
         count=len(uniques),
     )
