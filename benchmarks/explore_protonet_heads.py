@@ -34,6 +34,8 @@ Run (a few minutes per data set)::
 
 import argparse
 import copy
+import datetime
+import os
 import sys
 import time
 from pathlib import Path
@@ -203,6 +205,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds = 1
+    print(
+        f"# explore_protonet_heads {datetime.datetime.now():%Y-%m-%d %H:%M}\n"
+        f"Command: `python benchmarks/explore_protonet_heads.py "
+        f"{' '.join(sys.argv[1:] if argv is None else argv)}`; skmeta "
+        f"({B.provenance()}); OMP_NUM_THREADS="
+        f"{os.environ.get('OMP_NUM_THREADS', 'unset')}"
+    )
     for name in args.datasets.split(","):
         start = time.perf_counter()
         dataset = B.LOADERS[name]()
