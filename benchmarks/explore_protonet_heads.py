@@ -26,6 +26,11 @@ balanced accuracy on the group's other rows:
   inside each fold); ``select M``: ``emb+x LR`` only when its loss is below
   ``M`` times ``proto``'s. One row per class: ``proto``.
 
+``--on-validation`` scores the validation groups instead, on models trained
+without them and without the held-out groups, as ``bench_fewshot.py`` tunes:
+it asks whether the rule that serves held-out groups best can be chosen per
+data set beforehand.
+
 Run (a few minutes per data set)::
 
     OMP_NUM_THREADS=1 python benchmarks/explore_protonet_heads.py \
@@ -34,6 +39,7 @@ Run (a few minutes per data set)::
 
 import argparse
 import copy
+import dataclasses
 import datetime
 import os
 import sys
@@ -193,6 +199,20 @@ def run_fold(data, f_index, seeds, ks):
     return records
 
 
+def validation_fold(data):
+    """``data`` without its held-out groups, its validation groups held out."""
+    keep = ~np.isin(data.tasks, data.heldout)
+    return dataclasses.replace(
+        data,
+        X=data.X[keep],
+        y=data.y[keep],
+        tasks=data.tasks[keep],
+        heldout=list(data.validation),
+        validation=[],
+        sensitive=None if data.sensitive is None else data.sensitive[keep],
+    )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", default="synthetic-strong")
@@ -201,6 +221,12 @@ def main(argv=None):
         "--quick",
         action="store_true",
         help="first fold, k = 5, one draw (a smoke test)",
+    )
+    parser.add_argument(
+        "--on-validation",
+        action="store_true",
+        help="score the validation groups instead, on models trained without "
+        "them and without the held-out groups (as bench_fewshot.py tunes)",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -217,20 +243,29 @@ def main(argv=None):
         dataset = B.LOADERS[name]()
         records = []
         folds = dataset.folds[:1] if args.quick else dataset.folds
+        if args.on_validation:
+            folds = [validation_fold(f) for f in folds if f.validation]
+            if not folds:
+                print(f"\n## {name}: no validation groups")
+                continue
         ks = (5,) if args.quick else dataset.ks
         for f_index, data in enumerate(folds):
             records += run_fold(data, f_index, range(args.seeds), ks)
         df = pd.DataFrame(records)
+        scored = "validation" if args.on_validation else "held-out"
         print(f"\n## {name} ({len(folds)} fold(s), {args.seeds} draws)\n")
-        print("Mean balanced accuracy over held-out groups and draws:\n")
-        print(df.groupby(["method", "k"]).bacc.mean().unstack().round(4).to_string())
+        print(f"Mean balanced accuracy over {scored} groups and draws:\n")
+        table = df.groupby(["method", "k"]).bacc.mean().unstack()
+        print(table.round(4).to_string())
+        print("\nMean over k:\n")
+        print(table.mean(axis=1).round(4).to_string())
         worst = (
             df.groupby(["method", "k", "task"])
             .bacc.mean()
             .groupby(["method", "k"])
             .min()
         )
-        print("\nWorst held-out group:\n")
+        print(f"\nWorst {scored} group:\n")
         print(worst.unstack().round(4).to_string())
         print(f"\n({time.perf_counter() - start:.0f} s)")
 
