@@ -121,7 +121,7 @@ def _factorize_strings(labels, multiplier=None):
 
     Each string's UCS-4 code points are hashed to one uint64 (wrapping
     arithmetic), and the hashes are factorised. Codes are exact: every row
-    is compared with the first row of its code, and on any collision the
+    is compared with a row of its code, and on any collision the
     labels are factorised as Python strings instead.
 
     Returns
@@ -138,10 +138,11 @@ def _factorize_strings(labels, multiplier=None):
         hashes *= np.uint64(multiplier)
         hashes += column
     codes, unique_hashes = pd.factorize(hashes)
-    first = np.empty(len(unique_hashes), dtype=np.int64)
-    # Reversed, so that the last write of each code is its first row.
-    first[codes[::-1]] = np.arange(len(labels) - 1, -1, -1)
-    uniques = labels[first]
+    # One row of each code stands for it (which one does not matter: a code
+    # holding two different strings fails the check below either way).
+    member = np.empty(len(unique_hashes), dtype=np.int64)
+    member[codes] = np.arange(len(labels))
+    uniques = labels[member]
     if not np.array_equal(uniques[codes], labels):
         codes, uniques = pd.factorize(labels.astype(object))
     # Python strings: they hash faster than numpy's str_ scalars.
