@@ -180,6 +180,7 @@ GRIDS = {
         "shrinkage": ["learn", 5.0],
         "pooled_episodes": [0.0, 1.0],
         "module__skip": [False, True],
+        "head": ["auto", "prototypes"],
     },
 }
 # Training budgets of the full run and of --quick: (max_epochs, steps_per_epoch).
@@ -652,6 +653,11 @@ def adapt_and_predict(method, models, settings, Xs, ys, Xq, task, seed):
     }
     if isinstance(model, PrototypicalClassifier):
         chosen["distance_scale"] = model.distance_scale_
+        chosen["head_penalty"] = (
+            float(model.head_penalty_[model.tasks_ == task][0])
+            if model.head_ == "logistic"
+            else np.nan
+        )
     return proba, chosen
 
 
@@ -1088,11 +1094,13 @@ def report(dataset, records, skipped, methods):
             "\nWhat the adaptation chose, mean over groups and seeds "
             "(adaptation_weight_ of the new task, n / (n + prior strength); "
             "prior_strength_, i.e. MAML's lambda or ProtoNet's kappa, in rows; "
-            "ProtoNet's distance_scale_; the shrunk LR's alpha; [min, max] over "
-            "folds for the fitted values):\n"
+            "ProtoNet's distance_scale_; the shrunk LR's alpha; ProtoNet's "
+            "logistic head: the share of groups given a finite head_penalty_ "
+            "(the others keep their prototypes) and its median there; [min, "
+            "max] over folds for the fitted values):\n"
         )
         header = ["k", "method", "adaptation_weight_", "prior_strength_"]
-        header += ["distance_scale_", "alpha (mean; median)"]
+        header += ["distance_scale_", "alpha (mean; median)", "logistic head"]
         rows = []
         for (k, method), cell in records.groupby(["k", "method"]):
             if method not in META and method != "LR shrunk to pooled":
@@ -1105,10 +1113,19 @@ def report(dataset, records, skipped, methods):
                 by_fold = cell.groupby("fold")["distance_scale"].mean()
                 row.append(_range(by_fold) if by_fold.notna().all() else "–")
                 row.append("–")
+                penalty = cell.get("head_penalty", pd.Series(dtype=float)).dropna()
+                finite = penalty[np.isfinite(penalty)]
+                row.append(
+                    f"{len(finite) / len(penalty):.0%}; "
+                    + (f"{finite.median():.3g}" if len(finite) else "–")
+                    if len(penalty)
+                    else "–"
+                )
             else:
                 row += ["–", "–", "–"]
                 alpha = cell["alpha"]
                 row.append(f"{alpha.mean():.1f}; {alpha.median():g}")
+                row.append("–")
             rows.append(row)
         rows.sort(key=lambda r: (r[0], order[r[1]]))
         print(markdown_table(header, rows))
@@ -1388,8 +1405,9 @@ def main(argv=None):
         )
         + "skmeta parameters otherwise at their defaults (inner_lr=0.5, "
         "inner_steps=16, prior_strength='learn'; shrinkage='learn', "
-        "distance_scale='learn'; n_shots=5, n_queries=15, meta_batch_size=8, "
-        "lr=1e-3, pretrain_epochs=10, 64 hidden units) except class_prior='balanced'"
+        "distance_scale='learn', head='auto'; n_shots=5, n_queries=15, "
+        "meta_batch_size=8, lr=1e-3, pretrain_epochs=10, 64 hidden units) "
+        "except class_prior='balanced'"
         + "".join(f", {k}={v!r}" for k, v in META_OVERRIDES.items())
         + " and the tuned "
         f"rows; pooled MLP ~{MLP_STEPS[budget]} Adam steps (lr=1e-3, batch 128); "

@@ -21,6 +21,11 @@ balanced accuracy on the group's other rows:
 - ``emb+x LR``: the same on ``[z, x]``, toward ``[head, 0]``;
 - ``emb+x ridge``: ridge regression on ``[z, x, 1]`` with targets +-1, toward
   the scaled head, its penalty chosen by exact leave-one-out;
+- ``group LR``: logistic regression on ``[z, x]`` penalised toward the
+  group's own prototype head (its shrunk prototypes, as ``proto``), the
+  penalty chosen by cross-validation on the support rows among a grid and
+  infinity (infinity: exactly ``proto``); in each fold the prior head comes
+  from the fold's rows. One row per class: ``proto``.
 - ``select``: per group, ``proto`` or ``emb+x LR``, whichever has the smaller
   cross-validated log-loss on the support rows (``emb+x LR``'s penalty chosen
   inside each fold); ``select M``: ``emb+x LR`` only when its loss is below
@@ -95,6 +100,50 @@ def ridge_loo(prior, A, y, A_eval):
     return A_eval @ (prior + delta)
 
 
+def _proto_head(Z, y, P, kappa, s, n_features):
+    """Linear head (coef on ``[z, x]``, intercept) of shrunk prototypes."""
+    Pt = np.stack(
+        [(Z[y == c].sum(0) + kappa * P[c]) / ((y == c).sum() + kappa) for c in (0, 1)]
+    )
+    coef = np.r_[2 * s * (Pt[1] - Pt[0]), np.zeros(n_features)]
+    return coef, s * (Pt[0] @ Pt[0] - Pt[1] @ Pt[1])
+
+
+def group_lr(Zs, ys, Xs, ZX_eval, P, kappa, s, n_features):
+    """P(y = 1) of the LR shrunk toward the group's prototype head.
+
+    Returns the predictions with the penalty of smallest CV loss, and with the
+    largest penalty whose CV loss is within one standard error of the paired
+    per-row differences from the smallest (the one-standard-error rule).
+    """
+    ZXs = np.hstack([Zs, Xs])
+    candidates = ALPHAS + (np.inf,)
+
+    def fit_predict(alpha, rows, F_out):
+        coef, intercept = _proto_head(Zs[rows], ys[rows], P, kappa, s, n_features)
+        if np.isinf(alpha):
+            return 1 / (1 + np.exp(-np.clip(F_out @ coef + intercept, -30, 30)))
+        model = B.ShrunkLogisticRegression(coef, intercept, alpha)
+        return model.fit(ZXs[rows], ys[rows]).predict_proba1(F_out)
+
+    n_min = int(np.bincount(ys, minlength=2).min())
+    alpha = alpha_1se = np.inf
+    if n_min >= 2:
+        losses = np.zeros((len(candidates), len(ys)))
+        for fit, out in StratifiedKFold(min(5, n_min)).split(Zs, ys):
+            for i, value in enumerate(candidates):
+                p = np.clip(fit_predict(value, fit, ZXs[out]), 1e-6, 1 - 1e-6)
+                losses[i, out] = -np.log(np.where(ys[out] == 1, p, 1 - p))
+        best = int(np.argmin(losses.sum(1)))
+        alpha = candidates[best]
+        diff = losses - losses[best]
+        se = diff.std(1, ddof=1) * np.sqrt(len(ys))
+        ok = np.flatnonzero(diff.sum(1) <= se)
+        alpha_1se = candidates[ok.max()]
+    full = np.arange(len(ys))
+    return fit_predict(alpha, full, ZX_eval), fit_predict(alpha_1se, full, ZX_eval)
+
+
 def run_fold(data, f_index, seeds, ks):
     train = data.train
     tasks = B.merge_small_tasks(data.tasks[train])
@@ -161,6 +210,8 @@ def run_fold(data, f_index, seeds, ks):
                     ys,
                     np.hstack([ZXq, ones[1]]),
                 )
+                p_min, p_1se = group_lr(Zs, ys, Xs, ZXq, P, kappa, s, n_features)
+                scores["group LR"], scores["group LR 1se"] = p_min - 0.5, p_1se - 0.5
                 losses = np.zeros(2)
                 n_min = int(np.bincount(ys, minlength=2).min())
                 if n_min >= 2:

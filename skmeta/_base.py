@@ -100,6 +100,7 @@ _FITTED_ATTRIBUTES = (
     "dro_weights_",
     "states_",
     "log_priors_",
+    "head_",
     "_tasks_index_",
     "_groups_index_",
 )

@@ -2,6 +2,7 @@
 
 from numbers import Real
 
+import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch.dataset import Dataset
@@ -17,6 +18,7 @@ from ._functional import (
     shrunk_prototypes,
     stateless_forward,
 )
+from ._heads import shrunk_logistic_dual
 from .modules import EmbeddingMLP
 from .utils._docstrings import fill_docstring
 
@@ -25,6 +27,15 @@ _DISTANCE_CHUNK = 4096
 
 # Starting value of a learned shrinkage (rows).
 _SHRINKAGE_START = 2.0
+
+# head="logistic": the penalties tried (and infinity: the prototypes), the
+# folds, the rows of a task used to choose the penalty and to fit the head,
+# and the most problems (times their rows squared) solved at once.
+_HEAD_PENALTIES = tuple(10.0 ** (k / 2) for k in range(-4, 9))
+_HEAD_FOLDS = 5
+_HEAD_CV_ROWS = 64
+_HEAD_ROWS = 256
+_HEAD_BUDGET = 2**22
 
 
 class PrototypicalClassifier(_MetaClassifier):
@@ -45,10 +56,15 @@ class PrototypicalClassifier(_MetaClassifier):
     rows) is meta-learned across the training tasks (empirical Bayes), with
     the training episodes shrinking toward the prototypes of the meta-batch
     exactly as adaptation does; ``adaptation_weight_`` reports each task's
-    ``n_tk / (n_tk + kappa)``, averaged over its classes. Rows of unknown
-    tasks use the global prototypes.
-    :meth:`partial_fit` on a new task computes its prototypes from the rows
-    given. Predictions of a row do not depend on the other rows of a
+    ``n_tk / (n_tk + kappa)``, averaged over its classes. By default
+    (``head``) each task's rows then fit a logistic head on the embedding
+    and the input columns, shrunk toward the head of its prototypes by a
+    penalty chosen per task by cross-validation: a task whose rows agree
+    with its prototypes keeps them, one whose rows clearly disagree moves
+    toward its own linear model. The network is trained for the prototype
+    head only. Rows of unknown tasks use the global prototypes.
+    :meth:`partial_fit` on a new task computes its prototypes (and head)
+    from the rows given. Predictions of a row do not depend on the other rows of a
     ``predict`` call (up to float64 rounding).
 
     Read more in the :ref:`User Guide <prototypical>`.
@@ -73,6 +89,33 @@ class PrototypicalClassifier(_MetaClassifier):
         Scale ``s > 0`` of the squared distances in the logits (an inverse
         temperature). ``"learn"`` meta-learns it (starting at 1, as the
         prior strength); a number fixes it.
+
+    head : {"auto", "logistic", "prototypes"}, default="auto"
+        How each task's rows are classified once the network is trained.
+
+        - ``"prototypes"``: by the task's prototypes, as in training.
+        - ``"logistic"``: by a logistic regression on ``[f(x), x]`` (the
+          embedding and the input columns) fitted to the task's rows and
+          shrunk toward the task's prototype head (the prototypes' logits
+          are linear in the embedding): it minimises the rows' weighted
+          cross-entropy plus ``alpha / 2`` times the squared distance of its
+          coefficients and intercept to the prototype head's. The penalty
+          ``alpha`` is chosen per task by stratified K-fold cross-validation
+          on the task's rows (``K = min(5, rows of its rarest class)``)
+          among ``10**-2, 10**-1.5, ..., 10**4`` and infinity (the prototypes
+          themselves), by the one-standard-error rule: the largest penalty
+          whose held-out loss is within one standard error of the smallest.
+          A task with fewer than two rows of a class keeps its prototypes.
+          So a task close to the others keeps its prototypes, and one whose
+          rows clearly disagree with them gets its own linear model.
+          ``head_penalty_`` reports each task's penalty. The penalty is
+          chosen on up to 64 of a task's rows and the head fitted on up to
+          256, drawn in a fixed order. The input columns enter the penalty
+          as they are: scale them (as the network needs anyway).
+        - ``"auto"``: ``"logistic"``, except with a fairness penalty
+          (``constraints`` and ``fairness_weight > 0``), where ``"prototypes"``
+          keeps the head that the penalty trained: a head refitted to each
+          task's rows for accuracy alone would not be held to it.
 
     {episode_parameters}
 
@@ -105,6 +148,14 @@ class PrototypicalClassifier(_MetaClassifier):
     task_states_ : list of torch.Tensor of shape (n_classes, embedding_dim)
         Prototypes of each task in ``tasks_``.
 
+    head_ : {"logistic", "prototypes"}
+        The head in use (``head`` with ``"auto"`` resolved).
+
+    head_penalty_ : ndarray of shape (n_tasks,)
+        Penalty ``alpha`` of each task's logistic head, for each task of
+        ``tasks_`` (``inf``: the task keeps its prototypes); only with the
+        logistic head.
+
     global_state_ : torch.Tensor of shape (n_classes, embedding_dim)
         Global prototypes (all support rows).
 
@@ -120,7 +171,8 @@ class PrototypicalClassifier(_MetaClassifier):
 
     adaptation_weight_ : ndarray of shape (n_tasks,)
         ``n_tk / (n_tk + kappa)`` of each task of ``tasks_``, averaged over its
-        classes: how much its prototypes owe to its own rows.
+        classes: how much its prototypes owe to its own rows (with the
+        logistic head, see also ``head_penalty_``).
 
     prior_ : LearnedPrior
         The meta-learned ``kappa`` and ``s``, when learned (save it with
@@ -163,6 +215,7 @@ class PrototypicalClassifier(_MetaClassifier):
             StrOptions({"learn"}),
             Interval(Real, 0, None, closed="neither"),
         ],
+        "head": [StrOptions({"auto", "prototypes", "logistic"})],
     }
 
     def __init__(
@@ -171,6 +224,7 @@ class PrototypicalClassifier(_MetaClassifier):
         *,
         shrinkage="learn",
         distance_scale="learn",
+        head="auto",
         n_shots=5,
         n_queries=15,
         meta_batch_size=8,
@@ -249,6 +303,7 @@ class PrototypicalClassifier(_MetaClassifier):
         )
         self.shrinkage = shrinkage
         self.distance_scale = distance_scale
+        self.head = head
 
     def initialize_module(self):
         super().initialize_module()
@@ -322,21 +377,188 @@ class PrototypicalClassifier(_MetaClassifier):
         """Prototypes of each padded support set, and the share of its own rows.
 
         The pooled state (``prior=None``) holds the plain class means; a
-        task's prototypes shrink toward them.
+        task's prototypes shrink toward them. With ``head="logistic"`` the
+        states also hold each task's head (see :meth:`_logistic_heads`).
         """
-        sums, counts = class_sums(self._embed(X), y, w, len(self.classes_))
+        embedded = self._embed(X)
+        sums, counts = class_sums(embedded, y, w, len(self.classes_))
         present = counts > 0
         if prior is None:
             prototypes = sums / counts.clamp_min(1e-12)[..., None]
             weight = torch.ones(len(X), device=X.device)
-            return {"prototypes": prototypes, "present": present}, weight
+            states = {"prototypes": prototypes, "present": present}
+            if self.head_ == "logistic":
+                coef, bias = self._prototype_head(prototypes, X.shape[-1])
+                penalty = torch.zeros(len(X), device=X.device)
+                states.update(coef=coef, bias=bias, penalty=penalty)
+            return states, weight
         kappa = self._kappa()
         prototypes, present_or_prior = shrunk_prototypes(
             sums, counts, prior["prototypes"], prior["present"], kappa
         )
         share = counts / (counts + kappa).clamp_min(1e-12)
         weight = (share * present).sum(-1) / present.sum(-1).clamp_min(1)
-        return {"prototypes": prototypes, "present": present_or_prior}, weight
+        states = {"prototypes": prototypes, "present": present_or_prior}
+        if self.head_ == "logistic":
+            coef, bias, penalty = self._logistic_heads(
+                X, embedded, y, w, prototypes, present_or_prior, prior
+            )
+            states.update(coef=coef, bias=bias, penalty=penalty)
+        return states, weight
+
+    def _set_support(self, support):
+        # The head is settled when the first states are computed.
+        if self.head == "auto":
+            fair = self.constraints is not None and self.fairness_weight > 0
+            self.head_ = "prototypes" if fair else "logistic"
+        else:
+            self.head_ = self.head
+        super()._set_support(support)
+
+    def _prototype_head(self, prototypes, n_features):
+        """The linear head on ``[z, x]`` of prototypes: ``2 s c_k . z - s
+        |c_k|^2`` (the prototype logits less the common ``-s |z|^2``)."""
+        scale = self._scale().to(prototypes.dtype)
+        zeros = prototypes.new_zeros(prototypes.shape[:-1] + (n_features,))
+        coef = torch.cat([2 * scale * prototypes, zeros], -1)
+        return coef, -scale * (prototypes**2).sum(-1)
+
+    def _logistic_heads(self, X, embedded, y, w, prototypes, present, prior):
+        """Each task's logistic head on ``[z, x, 1]``, shrunk toward its
+        prototype head, its penalty chosen by cross-validation.
+
+        For each task whose selected rows hold at least two rows of every
+        class, stratified K-fold (``K = min(5, rows of its rarest class)``)
+        on up to ``_HEAD_CV_ROWS`` of its rows scores the prototype head and
+        the heads of every penalty of ``_HEAD_PENALTIES`` by their summed
+        held-out cross-entropy; in each fold the prototypes, and so the prior
+        head, come from the fold's rows. The largest penalty (the prototypes
+        first) whose loss is within one standard error of the smallest wins
+        (the standard error of the paired per-row differences); the head is
+        then fitted on up to ``_HEAD_ROWS`` rows. Returns the heads' ``coef``
+        and ``bias`` and the penalties, 0 where the prototype head is kept.
+        """
+        n_tasks, n_rows, n_features = X.shape
+        n_classes = len(self.classes_)
+        coef, bias = self._prototype_head(prototypes, n_features)
+        penalty = torch.zeros(n_tasks, device=X.device)
+        # Rows of weight 0 (padding) last; the others in a fixed scrambled
+        # order of their slots (independent of the batch a task is in).
+        slot = torch.arange(n_rows, device=X.device)
+        scrambled = (slot * 2654435761) % 2**32
+        order = torch.where(w > 0, scrambled, 2**40).argsort(-1)
+        eligible = torch.ones(n_tasks, dtype=torch.bool, device=X.device)
+        eligible &= present.all(-1)
+        m = min(n_rows, _HEAD_CV_ROWS)
+        cv_rows = order[:, :m]
+        cv_y, cv_w = y.gather(1, cv_rows), w.gather(1, cv_rows)
+        onehot = nn.functional.one_hot(cv_y, n_classes) * (cv_w > 0)[..., None]
+        n_min = onehot.sum(1).min(-1).values
+        eligible &= n_min >= 2
+        tasks = eligible.nonzero().flatten()
+        n_problems = _HEAD_FOLDS * (len(_HEAD_PENALTIES))
+        per_chunk = max(1, _HEAD_BUDGET // (n_problems * m * m))
+        for start in range(0, len(tasks), per_chunk):
+            chunk = tasks[start : start + per_chunk]
+            penalty[chunk] = self._choose_penalty(
+                X[chunk],
+                embedded[chunk],
+                cv_y[chunk],
+                cv_w[chunk],
+                cv_rows[chunk],
+                onehot[chunk],
+                n_min[chunk],
+                prior,
+            ).to(penalty.dtype)
+        tasks = (penalty > 0).nonzero().flatten()
+        m = min(n_rows, _HEAD_ROWS)
+        per_chunk = max(1, _HEAD_BUDGET // (m * m))
+        for start in range(0, len(tasks), per_chunk):
+            chunk = tasks[start : start + per_chunk]
+            rows = order[chunk, :m]
+            phi = self._head_features(X[chunk], embedded[chunk], rows)
+            theta = torch.cat([coef[chunk], bias[chunk][..., None]], -1).double()
+            beta = shrunk_logistic_dual(
+                phi @ phi.mT,
+                phi @ theta.mT,
+                y[chunk].gather(1, rows),
+                w[chunk].gather(1, rows).double(),
+                penalty[chunk].double(),
+            )
+            theta = (theta + beta.mT @ phi).to(coef.dtype)
+            coef[chunk], bias[chunk] = theta[..., :-1], theta[..., -1]
+        return coef, bias, penalty
+
+    @staticmethod
+    def _head_features(X, embedded, rows):
+        """``[z, x, 1]`` (float64) of the rows ``rows`` of each task."""
+        z = embedded.gather(1, rows[..., None].expand(-1, -1, embedded.shape[-1]))
+        x = X.gather(1, rows[..., None].expand(-1, -1, X.shape[-1]))
+        ones = x.new_ones(x.shape[:-1] + (1,))
+        return torch.cat([z, x, ones], -1).double()
+
+    def _choose_penalty(self, X, embedded, y, w, rows, onehot, n_min, prior):
+        """The penalty of each task by cross-validation (0: the prototypes)."""
+        n_tasks, m = y.shape
+        n_classes = len(self.classes_)
+        phi = self._head_features(X, embedded, rows)
+        gram = phi @ phi.mT
+        w = w.double()
+        # Stratified folds: the r-th row of a class goes to fold r mod K.
+        rank = (onehot.cumsum(1) * onehot).sum(-1) - 1
+        n_folds = n_min.clamp(max=_HEAD_FOLDS)
+        fold = rank % n_folds[:, None]
+        folds = torch.arange(_HEAD_FOLDS, device=X.device)
+        used = (folds < n_folds[:, None])[..., None] & (w > 0)[:, None]
+        held_out = used & (fold[:, None] == folds[:, None])  # (T, F, m)
+        fit = used & ~held_out
+        # Each fold's prototypes shrink toward the prior, as the task's do.
+        z = phi[..., : embedded.shape[-1]].float()
+        sums, counts = class_sums(
+            z[:, None], y[:, None].expand_as(fit), w[:, None].float() * fit, n_classes
+        )
+        fold_prototypes, _ = shrunk_prototypes(
+            sums, counts, prior["prototypes"], prior["present"], self._kappa()
+        )
+        head, head_bias = self._prototype_head(fold_prototypes.double(), X.shape[-1])
+        theta0 = torch.cat([head, head_bias[..., None]], -1)  # (T, F, K, d)
+        f0 = phi[:, None] @ theta0.mT  # (T, F, m, K)
+        penalties = torch.tensor(_HEAD_PENALTIES, dtype=torch.float64, device=X.device)
+        n_pen = len(penalties)
+        shape = (n_tasks, _HEAD_FOLDS, n_pen)
+        beta = shrunk_logistic_dual(
+            gram[:, None, None].expand(*shape, m, m).reshape(-1, m, m),
+            f0[:, :, None].expand(*shape, m, n_classes).reshape(-1, m, n_classes),
+            y[:, None, None].expand(*shape, m).reshape(-1, m),
+            (w[:, None] * fit)[:, :, None].expand(*shape, m).reshape(-1, m),
+            penalties.repeat(n_tasks * _HEAD_FOLDS),
+        ).reshape(*shape, m, n_classes)
+        logits = torch.cat(
+            [f0[:, :, None], f0[:, :, None] + gram[:, None, None] @ beta], 2
+        )  # (T, F, 1 + P, m, K): the prototypes first
+        nll = (
+            -logits.log_softmax(-1)
+            .gather(-1, y[:, None, None, :, None].expand(*logits.shape[:-1], 1))
+            .squeeze(-1)
+        )
+        # Each used row is held out once: its loss under each candidate.
+        row_loss = (nll * (w[:, None] * held_out)[:, :, None]).sum(1)  # (T, C, m)
+        # Candidates from the largest penalty down (the prototypes first).
+        candidates = torch.cat([penalties.new_zeros(1), penalties.flip(0)])
+        row_loss = torch.cat([row_loss[:, :1], row_loss[:, 1:].flip(1)], 1)
+        # The one-standard-error rule: the largest penalty whose loss exceeds
+        # the smallest by at most the standard error of their difference
+        # (the rows' differences are paired).
+        loss = row_loss.sum(-1)
+        best = loss.argmin(1)
+        diff = row_loss - row_loss[torch.arange(n_tasks), best][:, None]
+        rows_used = used.any(1)  # (T, m)
+        n_used = rows_used.sum(-1, keepdim=True).double()  # (T, 1)
+        rows_used = rows_used[:, None]
+        mean = diff.sum(-1) / n_used
+        var = ((diff - mean[..., None]) ** 2 * rows_used).sum(-1) / (n_used - 1)
+        within = loss - loss.gather(1, best[:, None]) <= (var * n_used).sqrt()
+        return candidates[within.to(torch.int8).argmax(1)]
 
     def _state_logits(self, X, index, states, dtype):
         params = {k: v.to(dtype) for k, v in self.module_.named_parameters()}
@@ -356,6 +578,16 @@ class PrototypicalClassifier(_MetaClassifier):
             rows = index[start : start + _DISTANCE_CHUNK]
             chunk = slice(start, start + len(rows))
             embeddings = stateless_forward(self.module_, params, buffers, X[chunk])
+            if "coef" in states:
+                features = torch.cat([embeddings, X[chunk]], -1).unsqueeze(-1)
+                logits = states["coef"].to(dtype).index_select(0, rows) @ features
+                logits = logits.squeeze(-1) + states["bias"].to(dtype).index_select(
+                    0, rows
+                )
+                out[chunk] = logits.masked_fill(
+                    ~states["present"].index_select(0, rows), torch.finfo(dtype).min
+                )
+                continue
             out[chunk] = prototype_logits(
                 embeddings.unsqueeze(-2),
                 prototypes.index_select(0, rows),
@@ -363,6 +595,20 @@ class PrototypicalClassifier(_MetaClassifier):
                 scale,
             ).squeeze(-2)
         return out
+
+    @property
+    def head_penalty_(self):
+        """Penalty of each task's logistic head (``head="logistic"``), for
+        each task of ``tasks_``; ``inf`` where the prototypes are kept."""
+        check_is_fitted(self)
+        if "penalty" not in self.states_:
+            raise AttributeError(
+                "head_penalty_ is only available with the logistic head; this "
+                f"model uses head_={self.head_!r} (head={self.head!r})."
+            )
+        penalty = self.states_["penalty"][1 : len(self.tasks_) + 1]
+        penalty = penalty.detach().cpu().numpy().astype(np.float64)
+        return np.where(penalty > 0, penalty, np.inf)
 
     def _view(self, i):
         prototypes = self.states_["prototypes"][i]

@@ -288,7 +288,11 @@ def test_prototypical_predict_proba_is_softmax_of_minus_squared_distances(
 ):
     X, y, groups = grouped_data
     clf = PrototypicalClassifier(
-        max_epochs=2, class_prior="balanced", inference_dtype="float64", random_state=0
+        max_epochs=2,
+        class_prior="balanced",
+        inference_dtype="float64",
+        head="prototypes",
+        random_state=0,
     ).fit(X, y, sensitive_features=groups)
     Xt = torch.as_tensor(X[:10].astype(np.float32), dtype=torch.float64)
     emb = torch.func.functional_call(

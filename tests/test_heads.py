@@ -1,0 +1,273 @@
+"""The logistic head of PrototypicalClassifier, against explicit references."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize
+from scipy.special import log_softmax
+
+from skmeta import PrototypicalClassifier
+from skmeta import _prototypical as proto_module
+from skmeta._heads import shrunk_logistic_dual
+
+
+def _objective(theta, theta0, Phi, y, w, alpha):
+    logits = Phi @ theta.T
+    nll = -log_softmax(logits, axis=1)[np.arange(len(y)), y]
+    return (w * nll).sum() + 0.5 * alpha * ((theta - theta0) ** 2).sum()
+
+
+def _reference_head(theta0, Phi, y, w, alpha):
+    """The shrunk softmax regression in the primal, by L-BFGS."""
+    shape = theta0.shape
+
+    def loss(flat):
+        return _objective(flat.reshape(shape), theta0, Phi, y, w, alpha)
+
+    result = minimize(
+        loss,
+        theta0.ravel(),
+        method="L-BFGS-B",
+        options=dict(maxiter=20000, gtol=1e-11, ftol=1e-16),
+    )
+    return result.x.reshape(shape)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("alpha", [0.01, 1.0, 100.0])
+def test_dual_solver_matches_the_primal_optimum(n_classes, alpha):
+    rng = np.random.RandomState(n_classes)
+    n, d = 12, 20  # more columns than rows: separable at small penalties
+    Phi = rng.normal(size=(n, d))
+    y = rng.randint(n_classes, size=n)
+    y[:n_classes] = np.arange(n_classes)
+    w = rng.uniform(0.5, 2.0, size=n)
+    w[-2:] = 0.0  # rows of weight 0 do not count
+    theta0 = rng.normal(size=(n_classes, d))
+    beta = shrunk_logistic_dual(
+        torch.tensor(Phi @ Phi.T)[None],
+        torch.tensor(Phi @ theta0.T)[None],
+        torch.tensor(y)[None],
+        torch.tensor(w)[None],
+        torch.tensor([alpha], dtype=torch.float64),
+    )[0].numpy()
+    theta = theta0 + beta.T @ Phi
+    reference = _reference_head(theta0, Phi, y, w, alpha)
+    ours = _objective(theta, theta0, Phi, y, w, alpha)
+    best = _objective(reference, theta0, Phi, y, w, alpha)
+    assert ours <= best + 1e-7 * max(1.0, abs(best))
+    assert np.all(beta[-2:] == 0)
+    # The optimum is unique: the heads agree (the softmax ignores a common
+    # shift of the logits, which the penalty pins to the prior's).
+    np.testing.assert_allclose(theta, reference, atol=1e-4 * max(1, 1 / alpha))
+
+
+def test_dual_solver_batches_independent_problems():
+    rng = np.random.RandomState(0)
+    G, f0, y, w, alpha = [], [], [], [], []
+    for b in range(4):
+        Phi = rng.normal(size=(8, 5))
+        G.append(Phi @ Phi.T)
+        f0.append(Phi @ rng.normal(size=(2, 5)).T)
+        y.append(np.r_[0, 1, rng.randint(2, size=6)])
+        w.append(np.ones(8))
+        alpha.append(10.0 ** (b - 1))
+    args = [torch.tensor(np.stack(a)) for a in (G, f0, y, w, alpha)]
+    together = shrunk_logistic_dual(*args)
+    for b in range(4):
+        alone = shrunk_logistic_dual(*[a[b : b + 1] for a in args])
+        torch.testing.assert_close(together[b : b + 1], alone, atol=1e-9, rtol=0)
+
+
+def _shifted_groups(n_groups=10, n_rows=80, n_features=4, shift=2.0, seed=0):
+    rng = np.random.RandomState(seed)
+    shared = rng.normal(size=n_features)
+    X, y, groups = [], [], []
+    for g in range(n_groups):
+        coef = shared + shift * rng.normal(size=n_features)
+        Xg = rng.normal(size=(n_rows, n_features))
+        p = 1 / (1 + np.exp(-(Xg @ coef)))
+        X.append(Xg)
+        y.append((rng.uniform(size=n_rows) < p).astype(int))
+        groups.append(np.full(n_rows, f"g{g}"))
+    return np.vstack(X), np.concatenate(y), np.concatenate(groups)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y, groups = _shifted_groups()
+    # class_prior="balanced": the probabilities are the head's alone.
+    model = PrototypicalClassifier(max_epochs=3, class_prior="balanced", random_state=0)
+    return model.fit(X, y, sensitive_features=groups), (X, y, groups)
+
+
+def test_auto_head_is_logistic_without_fairness_penalty(fitted):
+    model, _ = fitted
+    assert model.head_ == "logistic"
+    fair = PrototypicalClassifier(
+        constraints="demographic_parity", fairness_weight=1.0, max_epochs=1
+    )
+    X, y, groups = _shifted_groups(n_groups=4, n_rows=30)
+    fair.fit(X, y, sensitive_features=groups)
+    assert fair.head_ == "prototypes"
+    with pytest.raises(AttributeError, match="head_penalty_"):
+        _ = fair.head_penalty_
+
+
+def test_prototype_tasks_predict_as_the_prototype_head(fitted):
+    """Where a task keeps its prototypes, its probabilities are those of
+    head="prototypes" (the same network: the head does not change training).
+    """
+    model, (X, y, groups) = fitted
+    other = PrototypicalClassifier(
+        max_epochs=3, class_prior="balanced", random_state=0, head="prototypes"
+    )
+    other.fit(X, y, sensitive_features=groups)
+    penalty = model.head_penalty_
+    assert penalty.shape == (len(model.tasks_),)
+    assert np.isinf(penalty).any() or np.isfinite(penalty).any()
+    for task, alpha in zip(model.tasks_, penalty, strict=True):
+        rows = groups == task
+        ours = model.predict_proba(X[rows], sensitive_features=groups[rows])
+        theirs = other.predict_proba(X[rows], sensitive_features=groups[rows])
+        if np.isinf(alpha):
+            np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    # Unknown groups use the global prototypes under both heads.
+    with pytest.warns(UserWarning):
+        ours = model.predict_proba(X[:20], sensitive_features=["new"] * 20)
+    with pytest.warns(UserWarning):
+        theirs = other.predict_proba(X[:20], sensitive_features=["new"] * 20)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def _scrambled_order(n):
+    return np.argsort((np.arange(n) * 2654435761) % 2**32, kind="stable")
+
+
+def _reference_choice(model, Xs, ys):
+    """The penalty and head of a new group, written out in numpy / scipy."""
+    with torch.no_grad():
+        Z = model.module_(torch.as_tensor(Xs, dtype=torch.float32)).double().numpy()
+    s, kappa = model.distance_scale_, model.prior_strength_
+    P = model.global_state_.double().numpy()
+    order = _scrambled_order(len(ys))
+    Z, Xs, ys = Z[order], Xs[order], ys[order]
+    Phi = np.hstack([Z, Xs, np.ones((len(ys), 1))])
+
+    def prototype_head(rows):
+        counts = np.array([(ys[rows] == c).sum() for c in (0, 1)])
+        sums = np.stack([Z[rows][ys[rows] == c].sum(0) for c in (0, 1)])
+        C = (sums + kappa * P) / (counts + kappa)[:, None]
+        coef = np.hstack([2 * s * C, np.zeros((2, Xs.shape[1]))])
+        return np.hstack([coef, -s * (C**2).sum(1)[:, None]])
+
+    n_min = np.bincount(ys).min()
+    n_folds = min(5, n_min)
+    rank = np.zeros(len(ys), dtype=int)
+    for c in (0, 1):
+        rank[ys == c] = np.arange((ys == c).sum())
+    fold = rank % n_folds
+    penalties = [np.inf] + sorted(proto_module._HEAD_PENALTIES, reverse=True)
+    losses = np.zeros((len(penalties), len(ys)))
+    for f in range(n_folds):
+        fit, out = fold != f, fold == f
+        theta0 = prototype_head(fit)
+        for i, alpha in enumerate(penalties):
+            theta = theta0
+            if np.isfinite(alpha):
+                theta = _reference_head(
+                    theta0, Phi[fit], ys[fit], np.ones(fit.sum()), alpha
+                )
+            logits = Phi[out] @ theta.T
+            losses[i, out] = -log_softmax(logits, axis=1)[np.arange(out.sum()), ys[out]]
+    total = losses.sum(1)
+    best = total.argmin()
+    diff = losses - losses[best]
+    se = diff.std(1, ddof=1) * np.sqrt(len(ys))
+    chosen = penalties[int(np.flatnonzero(total - total[best] <= se)[0])]
+    theta = prototype_head(np.ones(len(ys), dtype=bool))
+    if np.isfinite(chosen):
+        theta = _reference_head(theta, Phi, ys, np.ones(len(ys)), chosen)
+    return chosen, theta
+
+
+@pytest.mark.parametrize("k", [1, 4, 12])
+def test_new_group_penalty_and_head_match_the_reference(fitted, k):
+    model, _ = fitted
+    rng = np.random.RandomState(k)
+    # A group far from the training groups: its own linear rule.
+    coef = np.array([3.0, -3.0, 0.0, 2.0])
+    X_new = rng.normal(size=(400, 4))
+    y_new = (X_new @ coef + 0.3 * rng.normal(size=400) > 0).astype(int)
+    support = np.r_[np.flatnonzero(y_new == 0)[:k], np.flatnonzero(y_new == 1)[:k]]
+    support = rng.permutation(support)
+    Xs, ys = X_new[support], y_new[support]
+    adapted = copy.deepcopy(model)
+    adapted.partial_fit(Xs, ys, sensitive_features=["far"] * len(ys))
+    chosen = adapted.head_penalty_[list(adapted.tasks_).index("far")]
+    expected, theta = _reference_choice(model, Xs, ys)
+    if k == 1:
+        assert np.isinf(chosen) and np.isinf(expected)
+    assert chosen == pytest.approx(expected, rel=1e-6)
+    # The head's probabilities on other rows of the group.
+    query = np.setdiff1d(np.arange(400), support)[:50]
+    with torch.no_grad():
+        Zq = model.module_(torch.as_tensor(X_new[query], dtype=torch.float32))
+    Phi_q = np.hstack([Zq.double().numpy(), X_new[query], np.ones((50, 1))])
+    expected_proba = np.exp(log_softmax(Phi_q @ theta.T, axis=1))
+    proba = adapted.predict_proba(X_new[query], sensitive_features=["far"] * 50)
+    np.testing.assert_allclose(proba, expected_proba, atol=2e-3)
+
+
+def test_far_group_moves_off_its_prototypes(fitted):
+    """Many rows that disagree with the prototypes end near the group's own
+    linear fit, well above what the prototypes reach."""
+    model, (X, y, groups) = fitted
+    rng = np.random.RandomState(1)
+    coef = np.array([3.0, -3.0, 0.0, 2.0])
+    X_new = rng.normal(size=(600, 4))
+    y_new = (X_new @ coef > 0).astype(int)
+    new = ["far"] * 200
+    scores = {}
+    for head in ("logistic", "prototypes"):
+        adapted = PrototypicalClassifier(max_epochs=3, random_state=0, head=head)
+        adapted.fit(X, y, sensitive_features=groups)
+        adapted.partial_fit(X_new[:200], y_new[:200], sensitive_features=new)
+        scores[head] = adapted.score(
+            X_new[200:400], y_new[200:400], sensitive_features=new
+        )
+        if head == "logistic":
+            assert np.isfinite(adapted.head_penalty_[-1])
+    assert scores["logistic"] > 0.9
+    assert scores["logistic"] > scores["prototypes"] + 0.05
+
+
+def test_task_head_does_not_depend_on_the_other_tasks_of_a_call(fitted):
+    model, _ = fitted
+    rng = np.random.RandomState(3)
+    X_new = rng.normal(size=(300, 4))
+    y_new = (X_new[:, 0] - X_new[:, 1] > 0).astype(int)
+    groups = np.where(np.arange(300) < 100, "a", "b")
+    one = copy.deepcopy(model).partial_fit(
+        X_new[:100], y_new[:100], sensitive_features=groups[:100]
+    )
+    both = copy.deepcopy(model).partial_fit(X_new, y_new, sensitive_features=groups)
+    i, j = list(one.tasks_).index("a"), list(both.tasks_).index("a")
+    assert one.head_penalty_[i] == both.head_penalty_[j]
+    torch.testing.assert_close(one.states_["coef"][i + 1], both.states_["coef"][j + 1])
+
+
+def test_multiclass_logistic_head():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(600, 3))
+    groups = np.repeat(["a", "b", "c"], 200)
+    y = np.argmax(X @ rng.normal(size=(3, 3)) + (groups == "b")[:, None], axis=1)
+    model = PrototypicalClassifier(max_epochs=2, random_state=0, head="logistic")
+    model.fit(X, y, sensitive_features=groups)
+    proba = model.predict_proba(X, sensitive_features=groups)
+    assert proba.shape == (600, 3)
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
+    assert np.isfinite(model.head_penalty_).any()
+    assert model.score(X, y, sensitive_features=groups) > 0.8
