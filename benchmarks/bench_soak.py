@@ -8,7 +8,10 @@ first (ratios in the same run; absolute times drift between machines). It also
 measures the memory each group adds (the state, the rows kept for it and the
 class counts) against the figure the documentation gives: MAML keeps the
 adapted parameters of the network (4 bytes each), ProtoNet one prototype per
-class (4 bytes per embedding dimension) and a presence flag, and both keep
+class (4 bytes per embedding dimension) and a presence flag, and with its
+logistic head (the default) the head's coefficients (4 bytes per class and
+embedding dimension or feature), its intercepts (4 bytes per class) and the
+group's penalty (4 bytes), and both keep
 the group's rows (up to ``support_size`` per class) with their labels,
 weights, group codes and task codes.
 
@@ -57,6 +60,9 @@ def documented_bytes_per_group(clf, n_rows, n_features):
     else:
         dim = clf.states_["prototypes"].shape[-1]
         state = len(clf.classes_) * (dim * 4 + 1)
+        if clf.head_ == "logistic":
+            n_model = clf.n_features_model_
+            state += len(clf.classes_) * ((dim + n_model) * 4 + 4) + 4
     state += 4  # the share of the group's own rows (adaptation_weight_)
     rows = n_rows * (n_features * 4 + 8 + 4 + 8 + 8)  # X, y, weight, group, task
     counts = len(clf.classes_) * 8  # class weights of every row seen

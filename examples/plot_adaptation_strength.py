@@ -17,7 +17,9 @@ and compares the skmeta classifiers with three logistic regressions:
   chosen for each group by cross-validation on its ``k`` rows.
 
 It also shows how strongly each method adapted: the skmeta classifiers'
-``adaptation_weight_`` and the penalty the shrunk regression chose. Every number
+``adaptation_weight_``, how often the prototypical network gave a group a
+logistic head of its own (``head_penalty_``) and the penalty the shrunk
+regression chose. Every number
 is the mean ± standard deviation over three seeds; each seed trains the skmeta
 models anew and draws new rows from each new group.
 """
@@ -195,6 +197,9 @@ for seed in range(3):
                     "ProtoNet weight": adapted[
                         "PrototypicalClassifier"
                     ].adaptation_weight_[t],
+                    "ProtoNet own head": np.isfinite(
+                        adapted["PrototypicalClassifier"].head_penalty_[t]
+                    ),
                     "shrunk LR alpha": alpha,
                 }
             )
@@ -248,10 +253,14 @@ print(table.to_string())
 # The skmeta classifiers' ``adaptation_weight_`` (``n / (n + prior strength)``)
 # depends on the number of rows only, the same for a near and a far group; how
 # far MAML's parameters moved from the meta-learned ones does depend on the
-# group. The shrunk regression's cross-validated ``alpha`` can depend on both
-# (a smaller ``alpha`` trusts the rows more). Mean ± standard deviation over the
-# seeds of the mean over each level's four groups; for ``alpha``, the median
-# over the groups and seeds, and its range.
+# group. So does the prototypical network's head: "ProtoNet own head" is the
+# share of groups whose cross-validation on their ``k`` rows chose a finite
+# ``head_penalty_`` (a logistic head of their own, shrunk toward their
+# prototypes) over the prototypes themselves. The shrunk regression's
+# cross-validated ``alpha`` can depend on both (a smaller ``alpha`` trusts the
+# rows more). Mean ± standard deviation over the seeds of the mean over each
+# level's four groups; for ``alpha``, the median over the groups and seeds, and
+# its range.
 per_seed = (
     strengths.drop(columns="shrunk LR alpha")
     .groupby(["level", "k", "seed"], observed=True)

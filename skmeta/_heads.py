@@ -29,17 +29,16 @@ _TOLERANCE = 1e-6
 _STEPS = tuple(2.0**-i for i in range(13)) + (0.0,)
 
 
-def _newton(gradient, solve, loss, beta, n_iter):
+def _newton(G, alpha, gradient, newton_step, loss, beta, n_iter):
     """Newton's method in the rows' space with a line search.
 
-    ``gradient(Gbeta, beta)`` gives the gradient ``g`` (its norm decides
-    convergence), ``solve(Gbeta, g)`` the Newton step, ``loss(f)`` the data
-    term of logits ``f = f0 + G beta`` (any leading dims). The logits are
-    linear in the step, so every step size of ``_STEPS`` is tried at the cost
-    of one product by ``G``; the one of smallest objective wins (0 when none
-    decreases it), per problem.
+    ``gradient(Gbeta, beta)`` gives the gradient ``g`` (its size decides
+    convergence), ``newton_step(Gbeta, g)`` the Newton step, ``loss(Gbeta)``
+    the data term (any leading dims). The logits are linear in the step, so
+    every step size of ``_STEPS`` is tried at the cost of one product by
+    ``G``; the one of smallest objective wins (0 when none decreases it), per
+    problem.
     """
-    G, alpha = solve.G, solve.alpha
     steps = torch.tensor(_STEPS, dtype=beta.dtype, device=beta.device)
     t = steps.view((-1,) + (1,) * beta.dim())
     index = torch.arange(len(beta), device=beta.device)
@@ -51,7 +50,7 @@ def _newton(gradient, solve, loss, beta, n_iter):
         moving = g.flatten(1).abs().amax(1) >= _TOLERANCE
         if not moving.any():
             break
-        step = solve(Gbeta, g) * moving.view((-1,) + (1,) * (g.dim() - 1))
+        step = newton_step(Gbeta, g) * moving.view((-1,) + (1,) * (g.dim() - 1))
         Gstep = _times(G, step)
         trial_beta, trial_Gbeta = beta + t * step, Gbeta + t * Gstep
         penalty = (trial_beta * trial_Gbeta).flatten(2).sum(-1)
@@ -68,16 +67,6 @@ def _times(G, beta):
     return G @ beta
 
 
-class _Solve:
-    """The Newton step: ``(W G + alpha I) step = -g``."""
-
-    def __init__(self, G, alpha, curvature):
-        self.G, self.alpha, self.curvature = G, alpha, curvature
-
-    def __call__(self, Gbeta, g):
-        return self.curvature(self.G, self.alpha, Gbeta, g)
-
-
 def _binary_dual(G, h0, y, w, alpha, n_iter):
     """``delta`` of shape (B, n): the logit difference is ``h0 + G delta``."""
     sign = 2.0 * y - 1.0
@@ -87,7 +76,8 @@ def _binary_dual(G, h0, y, w, alpha, n_iter):
     def gradient(Gdelta, delta):
         return w * (torch.sigmoid(h0 + Gdelta) - y) + a * delta
 
-    def curvature(G, alpha, Gdelta, g):
+    def newton_step(Gdelta, g):
+        # (D G + alpha I) step = -g, D the rows' logistic curvatures.
         p = torch.sigmoid(h0 + Gdelta)
         M = (w * p * (1 - p))[..., None] * G + a[..., None] * eye
         return -torch.linalg.solve(M, g[..., None]).squeeze(-1)
@@ -95,9 +85,8 @@ def _binary_dual(G, h0, y, w, alpha, n_iter):
     def loss(Gdelta):
         return (w * nn.functional.softplus(-sign * (h0 + Gdelta))).sum(-1)
 
-    return _newton(
-        gradient, _Solve(G, alpha, curvature), loss, torch.zeros_like(h0), n_iter
-    )
+    delta = torch.zeros_like(h0)
+    return _newton(G, alpha, gradient, newton_step, loss, delta, n_iter)
 
 
 def _multiclass_dual(G, f0, y, w, alpha, n_iter):
@@ -110,9 +99,9 @@ def _multiclass_dual(G, f0, y, w, alpha, n_iter):
     def gradient(Gbeta, beta):
         return w[..., None] * ((f0 + Gbeta).softmax(-1) - Y) + a * beta
 
-    def curvature(G, alpha, Gbeta, g):
-        # W_i = w_i (diag p_i - p_i p_i^T) acts on each row's K logits:
-        # M[(i,k),(j,l)] = W_i[k,l] G[i,j].
+    def newton_step(Gbeta, g):
+        # (W G + alpha I) step = -g, where W_i = w_i (diag p_i - p_i p_i^T)
+        # acts on each row's K logits: M[(i,k),(j,l)] = W_i[k,l] G[i,j].
         P = (f0 + Gbeta).softmax(-1)
         W = w[..., None, None] * (
             torch.diag_embed(P) - P[..., :, None] * P[..., None, :]
@@ -124,9 +113,8 @@ def _multiclass_dual(G, f0, y, w, alpha, n_iter):
     def loss(Gbeta):
         return -(w * (Y * (f0 + Gbeta).log_softmax(-1)).sum(-1)).sum(-1)
 
-    return _newton(
-        gradient, _Solve(G, alpha, curvature), loss, torch.zeros_like(f0), n_iter
-    )
+    beta = torch.zeros_like(f0)
+    return _newton(G, alpha, gradient, newton_step, loss, beta, n_iter)
 
 
 def shrunk_logistic_dual(G, f0, y, w, alpha, n_iter=_NEWTON_ITERATIONS):

@@ -568,6 +568,9 @@ class PrototypicalClassifier(_MetaClassifier):
         }
         prototypes = states["prototypes"].to(dtype)
         scale = self._scale().to(dtype)
+        head = "coef" in states  # the logistic heads
+        if head:
+            coef, bias = states["coef"].to(dtype), states["bias"].to(dtype)
         # Chunk by chunk: small chunks keep the embeddings and each row's
         # gathered prototypes in cache (and below the size at which the
         # allocator maps fresh pages), and index_select gathers much faster
@@ -578,12 +581,10 @@ class PrototypicalClassifier(_MetaClassifier):
             rows = index[start : start + _DISTANCE_CHUNK]
             chunk = slice(start, start + len(rows))
             embeddings = stateless_forward(self.module_, params, buffers, X[chunk])
-            if "coef" in states:
+            if head:
                 features = torch.cat([embeddings, X[chunk]], -1).unsqueeze(-1)
-                logits = states["coef"].to(dtype).index_select(0, rows) @ features
-                logits = logits.squeeze(-1) + states["bias"].to(dtype).index_select(
-                    0, rows
-                )
+                logits = (coef.index_select(0, rows) @ features).squeeze(-1)
+                logits = logits + bias.index_select(0, rows)
                 out[chunk] = logits.masked_fill(
                     ~states["present"].index_select(0, rows), torch.finfo(dtype).min
                 )
