@@ -175,7 +175,7 @@ print(
 
 # %%
 # Rejecting when p(bad) exceeds 1/6 rather than 1/2 cuts every model's cost by
-# 28 to 42 %. The pooled logistic regression costs least here: four groups that
+# 29 to 42 %. The pooled logistic regression costs least here: four groups that
 # differ mostly in their share of bad risks give per-group adaptation little to
 # gain, and MAML's cost varies the most from split to split.
 #
