@@ -1,14 +1,19 @@
 """Exploration: other classifiers on a fitted ProtoNet's embedding, held-out groups.
 
-Not a benchmark of shipped code: it asks whether a per-group head other than
-the shrunk prototypes would serve held-out groups better, before any of them
-is built into ``PrototypicalClassifier``. For each fold of a
-``bench_fewshot.py`` data set it fits the default ``PrototypicalClassifier``
-on the training groups (as ``bench_fewshot.py`` does), then for each held-out
-group, k and support draw (the draws of ``bench_fewshot.py``) scores, by
+It asks whether a per-group head other than the shrunk prototypes serves
+held-out groups better; it led to ``PrototypicalClassifier``'s ``head``
+(``group LR 1se`` below, shipped as the default ``head='auto'``). For each
+fold of a ``bench_fewshot.py`` data set it fits ``PrototypicalClassifier``
+(defaults but ``head="prototypes"``) on the training groups (as
+``bench_fewshot.py`` does), then for each held-out group, k and support draw
+(the draws of ``bench_fewshot.py``) scores, by
 balanced accuracy on the group's other rows:
 
-- ``proto``: the estimator after ``partial_fit`` on the support rows;
+- ``proto``: the estimator with ``head="prototypes"`` after ``partial_fit``
+  on the support rows;
+- ``head='auto'``: the same network with the estimator's default head (the
+  logistic head that ``group LR 1se`` below writes out), after
+  ``partial_fit``;
 - ``proto global``: the global prototypes (no adaptation);
 - ``proto whitened``: the group's prototypes, distances after whitening the
   embedding by the pooled within-class covariance of the training rows
@@ -25,7 +30,9 @@ balanced accuracy on the group's other rows:
   group's own prototype head (its shrunk prototypes, as ``proto``), the
   penalty chosen by cross-validation on the support rows among a grid and
   infinity (infinity: exactly ``proto``); in each fold the prior head comes
-  from the fold's rows. One row per class: ``proto``.
+  from the fold's rows. One row per class: ``proto``. ``group LR 1se``: the
+  same with the largest penalty whose CV loss is within one standard error
+  (of the paired per-row differences) of the smallest.
 - ``select``: per group, ``proto`` or ``emb+x LR``, whichever has the smaller
   cross-validated log-loss on the support rows (``emb+x LR``'s penalty chosen
   inside each fold); ``select M``: ``emb+x LR`` only when its loss is below
@@ -147,8 +154,14 @@ def group_lr(Zs, ys, Xs, ZX_eval, P, kappa, s, n_features):
 def run_fold(data, f_index, seeds, ks):
     train = data.train
     tasks = B.merge_small_tasks(data.tasks[train])
-    proto = PrototypicalClassifier(class_prior="balanced", random_state=0)
+    proto = PrototypicalClassifier(
+        class_prior="balanced", head="prototypes", random_state=0
+    )
     proto.fit(data.X[train], data.y[train], tasks=tasks)
+    # The same network (the head does not change training), with the head
+    # that PrototypicalClassifier uses by default.
+    shipped = PrototypicalClassifier(class_prior="balanced", random_state=0)
+    shipped.fit(data.X[train], data.y[train], tasks=tasks)
     pooled = LogisticRegression(
         class_weight="balanced", max_iter=1000, random_state=0
     ).fit(data.X[train], data.y[train])
@@ -190,6 +203,10 @@ def run_fold(data, f_index, seeds, ks):
                 model.partial_fit(Xs, ys, tasks=np.full(len(ys), task))
                 p = model.predict_proba(Xq, tasks=np.full(len(query), task))[:, 1]
                 scores["proto"] = p - 0.5
+                model = copy.deepcopy(shipped)
+                model.partial_fit(Xs, ys, tasks=np.full(len(ys), task))
+                p = model.predict_proba(Xq, tasks=np.full(len(query), task))[:, 1]
+                scores["head='auto'"] = p - 0.5
                 scores["proto global"] = Zq @ head + head_b
                 Pt = model.task_states_[list(model.tasks_).index(task)].double().numpy()
                 d = [(((Zq - Pt[c]) @ whiten) ** 2).sum(1) for c in (0, 1)]
