@@ -26,7 +26,7 @@ from torch import nn
 _NEWTON_ITERATIONS = 20
 # Stop when every gradient (in the rows' space) is below this.
 _TOLERANCE = 1e-6
-_STEPS = tuple(2.0**-i for i in range(13)) + (0.0,)
+_STEPS = torch.tensor([2.0**-i for i in range(13)] + [0.0], dtype=torch.float64)
 
 
 def _newton(G, alpha, gradient, newton_step, loss, beta, n_iter):
@@ -39,7 +39,7 @@ def _newton(G, alpha, gradient, newton_step, loss, beta, n_iter):
     ``G``; the one of smallest objective wins (0 when none decreases it), per
     problem.
     """
-    steps = torch.tensor(_STEPS, dtype=beta.dtype, device=beta.device)
+    steps = _STEPS.to(beta)
     t = steps.view((-1,) + (1,) * beta.dim())
     index = torch.arange(len(beta), device=beta.device)
     Gbeta = torch.zeros_like(beta)

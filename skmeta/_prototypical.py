@@ -31,7 +31,9 @@ _SHRINKAGE_START = 2.0
 # head="logistic": the penalties tried (and infinity: the prototypes), the
 # folds, the rows of a task used to choose the penalty and to fit the head,
 # and the most problems (times their rows squared) solved at once.
-_HEAD_PENALTIES = tuple(10.0 ** (k / 2) for k in range(-4, 9))
+_HEAD_PENALTIES = torch.tensor(
+    [10.0 ** (k / 2) for k in range(-4, 9)], dtype=torch.float64
+)
 _HEAD_FOLDS = 5
 _HEAD_CV_ROWS = 64
 _HEAD_ROWS = 256
@@ -523,7 +525,7 @@ class PrototypicalClassifier(_MetaClassifier):
         head, head_bias = self._prototype_head(fold_prototypes.double(), X.shape[-1])
         theta0 = torch.cat([head, head_bias[..., None]], -1)  # (T, F, K, d)
         f0 = phi[:, None] @ theta0.mT  # (T, F, m, K)
-        penalties = torch.tensor(_HEAD_PENALTIES, dtype=torch.float64, device=X.device)
+        penalties = _HEAD_PENALTIES.to(X.device)
         n_pen = len(penalties)
         shape = (n_tasks, _HEAD_FOLDS, n_pen)
         beta = shrunk_logistic_dual(

@@ -169,7 +169,7 @@ def _reference_choice(model, Xs, ys):
     for c in (0, 1):
         rank[ys == c] = np.arange((ys == c).sum())
     fold = rank % n_folds
-    penalties = [np.inf] + sorted(proto_module._HEAD_PENALTIES, reverse=True)
+    penalties = [np.inf] + sorted(proto_module._HEAD_PENALTIES.tolist(), reverse=True)
     losses = np.zeros((len(penalties), len(ys)))
     for f in range(n_folds):
         fit, out = fold != f, fold == f
