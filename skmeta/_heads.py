@@ -29,12 +29,12 @@ _TOLERANCE = 1e-6
 _STEPS = torch.tensor([2.0**-i for i in range(13)] + [0.0], dtype=torch.float64)
 
 
-def _newton(G, alpha, gradient, newton_step, loss, beta, n_iter):
+def _newton(G, alpha, newton_step, loss, beta, n_iter):
     """Newton's method in the rows' space with a line search.
 
-    ``gradient(Gbeta, beta)`` gives the gradient ``g`` (its size decides
-    convergence), ``newton_step(Gbeta, g)`` the Newton step, ``loss(Gbeta)``
-    the data term (any leading dims). The logits are linear in the step, so
+    ``newton_step(Gbeta, beta)`` gives the gradient ``g`` (its size decides
+    convergence) and the Newton step, ``loss(Gbeta)`` the data term (any
+    leading dims). The logits are linear in the step, so
     every step size of ``_STEPS`` is tried at the cost of one product by
     ``G``; the one of smallest objective wins (0 when none decreases it), per
     problem.
@@ -44,13 +44,13 @@ def _newton(G, alpha, gradient, newton_step, loss, beta, n_iter):
     index = torch.arange(len(beta), device=beta.device)
     Gbeta = torch.zeros_like(beta)
     for _ in range(n_iter):
-        g = gradient(Gbeta, beta)
+        g, step = newton_step(Gbeta, beta)
         # A problem that has converged stays put, so that each problem's
         # iterates do not depend on the others of the batch.
         moving = g.flatten(1).abs().amax(1) >= _TOLERANCE
         if not moving.any():
             break
-        step = newton_step(Gbeta, g) * moving.view((-1,) + (1,) * (g.dim() - 1))
+        step = step * moving.view((-1,) + (1,) * (g.dim() - 1))
         Gstep = _times(G, step)
         trial_beta, trial_Gbeta = beta + t * step, Gbeta + t * Gstep
         penalty = (trial_beta * trial_Gbeta).flatten(2).sum(-1)
@@ -73,20 +73,18 @@ def _binary_dual(G, h0, y, w, alpha, n_iter):
     a = alpha[:, None]
     eye = torch.eye(G.shape[-1], dtype=G.dtype, device=G.device)
 
-    def gradient(Gdelta, delta):
-        return w * (torch.sigmoid(h0 + Gdelta) - y) + a * delta
-
-    def newton_step(Gdelta, g):
+    def newton_step(Gdelta, delta):
         # (D G + alpha I) step = -g, D the rows' logistic curvatures.
         p = torch.sigmoid(h0 + Gdelta)
+        g = w * (p - y) + a * delta
         M = (w * p * (1 - p))[..., None] * G + a[..., None] * eye
-        return -torch.linalg.solve(M, g[..., None]).squeeze(-1)
+        return g, -torch.linalg.solve(M, g[..., None]).squeeze(-1)
 
     def loss(Gdelta):
         return (w * nn.functional.softplus(-sign * (h0 + Gdelta))).sum(-1)
 
     delta = torch.zeros_like(h0)
-    return _newton(G, alpha, gradient, newton_step, loss, delta, n_iter)
+    return _newton(G, alpha, newton_step, loss, delta, n_iter)
 
 
 def _multiclass_dual(G, f0, y, w, alpha, n_iter):
@@ -96,25 +94,24 @@ def _multiclass_dual(G, f0, y, w, alpha, n_iter):
     a = alpha[:, None, None]
     eye = torch.eye(n * K, dtype=G.dtype, device=G.device)
 
-    def gradient(Gbeta, beta):
-        return w[..., None] * ((f0 + Gbeta).softmax(-1) - Y) + a * beta
-
-    def newton_step(Gbeta, g):
+    def newton_step(Gbeta, beta):
         # (W G + alpha I) step = -g, where W_i = w_i (diag p_i - p_i p_i^T)
         # acts on each row's K logits: M[(i,k),(j,l)] = W_i[k,l] G[i,j].
         P = (f0 + Gbeta).softmax(-1)
+        g = w[..., None] * (P - Y) + a * beta
         W = w[..., None, None] * (
             torch.diag_embed(P) - P[..., :, None] * P[..., None, :]
         )
         M = W[:, :, :, None, :] * G[:, :, None, :, None]
         M = M.reshape(B, n * K, n * K) + alpha[:, None, None] * eye
-        return -torch.linalg.solve(M, g.reshape(B, n * K, 1)).reshape(B, n, K)
+        step = torch.linalg.solve(M, g.reshape(B, n * K, 1)).reshape(B, n, K)
+        return g, -step
 
     def loss(Gbeta):
         return -(w * (Y * (f0 + Gbeta).log_softmax(-1)).sum(-1)).sum(-1)
 
     beta = torch.zeros_like(f0)
-    return _newton(G, alpha, gradient, newton_step, loss, beta, n_iter)
+    return _newton(G, alpha, newton_step, loss, beta, n_iter)
 
 
 def shrunk_logistic_dual(G, f0, y, w, alpha, n_iter=_NEWTON_ITERATIONS):

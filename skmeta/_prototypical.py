@@ -29,15 +29,17 @@ _DISTANCE_CHUNK = 4096
 _SHRINKAGE_START = 2.0
 
 # head="logistic": the penalties tried (and infinity: the prototypes), the
-# folds, the rows of a task used to choose the penalty and to fit the head,
-# and the most problems (times their rows squared) solved at once.
+# folds, the rows of a task used to choose the penalty (the cost of the
+# choice grows with their cube) and to fit the head, and the most floats of a
+# problem's kernel or line search (problems times max(rows^2, 14 rows)) held at
+# once.
 _HEAD_PENALTIES = torch.tensor(
     [10.0 ** (k / 2) for k in range(-4, 9)], dtype=torch.float64
 )
 _HEAD_FOLDS = 5
-_HEAD_CV_ROWS = 64
+_HEAD_CV_ROWS = 40
 _HEAD_ROWS = 256
-_HEAD_BUDGET = 2**22
+_HEAD_BUDGET = 2**20
 
 
 class PrototypicalClassifier(_MetaClassifier):
@@ -111,7 +113,7 @@ class PrototypicalClassifier(_MetaClassifier):
           So a task close to the others keeps its prototypes, and one whose
           rows clearly disagree with them gets its own linear model.
           ``head_penalty_`` reports each task's penalty. The penalty is
-          chosen on up to 64 of a task's rows and the head fitted on up to
+          chosen on up to 40 of a task's rows and the head fitted on up to
           256, drawn in a fixed order. The input columns enter the penalty
           as they are: scale them (as the network needs anyway).
         - ``"auto"``: ``"logistic"``, except with a fairness penalty
@@ -459,7 +461,7 @@ class PrototypicalClassifier(_MetaClassifier):
         eligible &= n_min >= 2
         tasks = eligible.nonzero().flatten()
         n_problems = _HEAD_FOLDS * (len(_HEAD_PENALTIES))
-        per_chunk = max(1, _HEAD_BUDGET // (n_problems * m * m))
+        per_chunk = max(1, _HEAD_BUDGET // (n_problems * max(m * m, 14 * m)))
         for start in range(0, len(tasks), per_chunk):
             chunk = tasks[start : start + per_chunk]
             penalty[chunk] = self._choose_penalty(
@@ -474,7 +476,7 @@ class PrototypicalClassifier(_MetaClassifier):
             ).to(penalty.dtype)
         tasks = (penalty > 0).nonzero().flatten()
         m = min(n_rows, _HEAD_ROWS)
-        per_chunk = max(1, _HEAD_BUDGET // (m * m))
+        per_chunk = max(1, _HEAD_BUDGET // max(m * m, 14 * m))
         for start in range(0, len(tasks), per_chunk):
             chunk = tasks[start : start + per_chunk]
             rows = order[chunk, :m]
