@@ -42,6 +42,12 @@ _HEAD_ROWS = 256
 _HEAD_BUDGET = 2**20
 
 
+def _head_dtype(device):
+    """The heads are fitted in float64, or float32 where the device has no
+    float64 (Apple's MPS)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 class PrototypicalClassifier(_MetaClassifier):
     """Classifier that summarises each group's classes by prototypes.
 
@@ -481,13 +487,14 @@ class PrototypicalClassifier(_MetaClassifier):
             chunk = tasks[start : start + per_chunk]
             rows = order[chunk, :m]
             phi = self._head_features(X[chunk], embedded[chunk], rows)
-            theta = torch.cat([coef[chunk], bias[chunk][..., None]], -1).double()
+            theta = torch.cat([coef[chunk], bias[chunk][..., None]], -1)
+            theta = theta.to(_head_dtype(X.device))
             beta = shrunk_logistic_dual(
                 phi @ phi.mT,
                 phi @ theta.mT,
                 y[chunk].gather(1, rows),
-                w[chunk].gather(1, rows).double(),
-                penalty[chunk].double(),
+                w[chunk].gather(1, rows).to(theta.dtype),
+                penalty[chunk].to(theta.dtype),
             )
             theta = (theta + beta.mT @ phi).to(coef.dtype)
             coef[chunk], bias[chunk] = theta[..., :-1], theta[..., -1]
@@ -499,7 +506,7 @@ class PrototypicalClassifier(_MetaClassifier):
         z = embedded.gather(1, rows[..., None].expand(-1, -1, embedded.shape[-1]))
         x = X.gather(1, rows[..., None].expand(-1, -1, X.shape[-1]))
         ones = x.new_ones(x.shape[:-1] + (1,))
-        return torch.cat([z, x, ones], -1).double()
+        return torch.cat([z, x, ones], -1).to(_head_dtype(X.device))
 
     def _choose_penalty(self, X, embedded, y, w, rows, onehot, n_min, prior):
         """The penalty of each task by cross-validation (0: the prototypes)."""
@@ -507,7 +514,7 @@ class PrototypicalClassifier(_MetaClassifier):
         n_classes = len(self.classes_)
         phi = self._head_features(X, embedded, rows)
         gram = phi @ phi.mT
-        w = w.double()
+        w = w.to(phi.dtype)
         # Stratified folds: the r-th row of a class goes to fold r mod K.
         rank = (onehot.cumsum(1) * onehot).sum(-1) - 1
         n_folds = n_min.clamp(max=_HEAD_FOLDS)
@@ -524,10 +531,12 @@ class PrototypicalClassifier(_MetaClassifier):
         fold_prototypes, _ = shrunk_prototypes(
             sums, counts, prior["prototypes"], prior["present"], self._kappa()
         )
-        head, head_bias = self._prototype_head(fold_prototypes.double(), X.shape[-1])
+        head, head_bias = self._prototype_head(
+            fold_prototypes.to(phi.dtype), X.shape[-1]
+        )
         theta0 = torch.cat([head, head_bias[..., None]], -1)  # (T, F, K, d)
         f0 = phi[:, None] @ theta0.mT  # (T, F, m, K)
-        penalties = _HEAD_PENALTIES.to(X.device)
+        penalties = _HEAD_PENALTIES.to(X.device, phi.dtype)
         n_pen = len(penalties)
         shape = (n_tasks, _HEAD_FOLDS, n_pen)
         beta = shrunk_logistic_dual(
@@ -557,7 +566,7 @@ class PrototypicalClassifier(_MetaClassifier):
         best = loss.argmin(1)
         diff = row_loss - row_loss[torch.arange(n_tasks), best][:, None]
         rows_used = used.any(1)  # (T, m)
-        n_used = rows_used.sum(-1, keepdim=True).double()  # (T, 1)
+        n_used = rows_used.sum(-1, keepdim=True).to(phi.dtype)  # (T, 1)
         rows_used = rows_used[:, None]
         mean = diff.sum(-1) / n_used
         var = ((diff - mean[..., None]) ** 2 * rows_used).sum(-1) / (n_used - 1)
