@@ -271,3 +271,26 @@ def test_multiclass_logistic_head():
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
     assert np.isfinite(model.head_penalty_).any()
     assert model.score(X, y, sensitive_features=groups) > 0.8
+
+
+def test_float32_heads_where_a_device_has_no_float64(fitted, monkeypatch):
+    """The path taken on Apple's MPS (no float64), run on the CPU: the same
+    penalties and nearly the same probabilities as in float64."""
+    model, _ = fitted
+    rng = np.random.RandomState(5)
+    X_new = rng.normal(size=(60, 4))
+    y_new = (X_new @ np.array([3.0, -3.0, 0.0, 2.0]) > 0).astype(int)
+    new = ["far"] * 30
+    float64 = copy.deepcopy(model).partial_fit(
+        X_new[:30], y_new[:30], sensitive_features=new
+    )
+    monkeypatch.setattr(proto_module, "_head_dtype", lambda device: torch.float32)
+    float32 = copy.deepcopy(model).partial_fit(
+        X_new[:30], y_new[:30], sensitive_features=new
+    )
+    assert float32.head_penalty_[-1] == float64.head_penalty_[-1]
+    np.testing.assert_allclose(
+        float32.predict_proba(X_new[30:], sensitive_features=new),
+        float64.predict_proba(X_new[30:], sensitive_features=new),
+        atol=1e-3,
+    )
