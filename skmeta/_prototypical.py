@@ -457,8 +457,7 @@ class PrototypicalClassifier(_MetaClassifier):
         slot = torch.arange(n_rows, device=X.device)
         scrambled = (slot * 2654435761) % 2**32
         order = torch.where(w > 0, scrambled, 2**40).argsort(-1)
-        eligible = torch.ones(n_tasks, dtype=torch.bool, device=X.device)
-        eligible &= present.all(-1)
+        eligible = present.all(-1)
         m = min(n_rows, _HEAD_CV_ROWS)
         cv_rows = order[:, :m]
         cv_y, cv_w = y.gather(1, cv_rows), w.gather(1, cv_rows)
@@ -466,7 +465,7 @@ class PrototypicalClassifier(_MetaClassifier):
         n_min = onehot.sum(1).min(-1).values
         eligible &= n_min >= 2
         tasks = eligible.nonzero().flatten()
-        n_problems = _HEAD_FOLDS * (len(_HEAD_PENALTIES))
+        n_problems = _HEAD_FOLDS * len(_HEAD_PENALTIES)
         per_chunk = max(1, _HEAD_BUDGET // (n_problems * max(m * m, 14 * m)))
         for start in range(0, len(tasks), per_chunk):
             chunk = tasks[start : start + per_chunk]
@@ -502,7 +501,8 @@ class PrototypicalClassifier(_MetaClassifier):
 
     @staticmethod
     def _head_features(X, embedded, rows):
-        """``[z, x, 1]`` (float64) of the rows ``rows`` of each task."""
+        """``[z, x, 1]`` of the rows ``rows`` of each task, in the heads'
+        dtype."""
         z = embedded.gather(1, rows[..., None].expand(-1, -1, embedded.shape[-1]))
         x = X.gather(1, rows[..., None].expand(-1, -1, X.shape[-1]))
         ones = x.new_ones(x.shape[:-1] + (1,))
@@ -524,9 +524,12 @@ class PrototypicalClassifier(_MetaClassifier):
         held_out = used & (fold[:, None] == folds[:, None])  # (T, F, m)
         fit = used & ~held_out
         # Each fold's prototypes shrink toward the prior, as the task's do.
-        z = phi[..., : embedded.shape[-1]].float()
+        z = phi[..., : embedded.shape[-1]].to(embedded.dtype)
         sums, counts = class_sums(
-            z[:, None], y[:, None].expand_as(fit), w[:, None].float() * fit, n_classes
+            z[:, None],
+            y[:, None].expand_as(fit),
+            w[:, None].to(z.dtype) * fit,
+            n_classes,
         )
         fold_prototypes, _ = shrunk_prototypes(
             sums, counts, prior["prototypes"], prior["present"], self._kappa()
@@ -579,17 +582,18 @@ class PrototypicalClassifier(_MetaClassifier):
             k: v.to(dtype) if v.is_floating_point() else v
             for k, v in self.module_.named_buffers()
         }
-        prototypes = states["prototypes"].to(dtype)
-        scale = self._scale().to(dtype)
         head = "coef" in states  # the logistic heads
         if head:
             coef, bias = states["coef"].to(dtype), states["bias"].to(dtype)
+        else:
+            prototypes = states["prototypes"].to(dtype)
+            scale = self._scale().to(dtype)
         # Chunk by chunk: small chunks keep the embeddings and each row's
         # gathered prototypes in cache (and below the size at which the
         # allocator maps fresh pages), and index_select gathers much faster
         # than advanced indexing on CPU. The distances of 50,000 rows of
         # 10,000 groups took 38 ms at once, 9 ms in chunks of 4,096 rows.
-        out = X.new_empty((len(X), prototypes.shape[1]))
+        out = X.new_empty((len(X), len(self.classes_)))
         for start in range(0, len(X), _DISTANCE_CHUNK):
             rows = index[start : start + _DISTANCE_CHUNK]
             chunk = slice(start, start + len(rows))
