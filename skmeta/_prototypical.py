@@ -539,18 +539,31 @@ class PrototypicalClassifier(_MetaClassifier):
         )
         theta0 = torch.cat([head, head_bias[..., None]], -1)  # (T, F, K, d)
         f0 = phi[:, None] @ theta0.mT  # (T, F, m, K)
+        # Each fold's problems hold its fitting rows only (a held-out row's
+        # coefficients would stay 0): the rows' kernel shrinks from m to the
+        # most fitting rows of a fold, and the solves with its cube.
+        n_fit = int(fit.sum(-1).max())
+        fit_rows = (~fit).to(torch.int8).sort(dim=-1, stable=True).indices[..., :n_fit]
+        fit_w = (w[:, None] * fit).gather(-1, fit_rows)  # (T, F, n_fit)
+        cross = gram[:, None].expand(-1, _HEAD_FOLDS, -1, -1)
+        cross = cross.gather(-1, fit_rows[:, :, None].expand(-1, -1, m, -1))
+        kernel = cross.gather(-2, fit_rows[..., None].expand(-1, -1, -1, n_fit))
+        fit_f0 = f0.gather(-2, fit_rows[..., None].expand(-1, -1, -1, n_classes))
+        fit_y = y[:, None].expand(-1, _HEAD_FOLDS, -1).gather(-1, fit_rows)
         penalties = _HEAD_PENALTIES.to(X.device, phi.dtype)
         n_pen = len(penalties)
         shape = (n_tasks, _HEAD_FOLDS, n_pen)
         beta = shrunk_logistic_dual(
-            gram[:, None, None].expand(*shape, m, m).reshape(-1, m, m),
-            f0[:, :, None].expand(*shape, m, n_classes).reshape(-1, m, n_classes),
-            y[:, None, None].expand(*shape, m).reshape(-1, m),
-            (w[:, None] * fit)[:, :, None].expand(*shape, m).reshape(-1, m),
+            kernel[:, :, None].expand(*shape, n_fit, n_fit).reshape(-1, n_fit, n_fit),
+            fit_f0[:, :, None]
+            .expand(*shape, n_fit, n_classes)
+            .reshape(-1, n_fit, n_classes),
+            fit_y[:, :, None].expand(*shape, n_fit).reshape(-1, n_fit),
+            fit_w[:, :, None].expand(*shape, n_fit).reshape(-1, n_fit),
             penalties.repeat(n_tasks * _HEAD_FOLDS),
-        ).reshape(*shape, m, n_classes)
+        ).reshape(*shape, n_fit, n_classes)
         logits = torch.cat(
-            [f0[:, :, None], f0[:, :, None] + gram[:, None, None] @ beta], 2
+            [f0[:, :, None], f0[:, :, None] + cross[:, :, None] @ beta], 2
         )  # (T, F, 1 + P, m, K): the prototypes first
         nll = (
             -logits.log_softmax(-1)
