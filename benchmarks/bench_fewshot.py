@@ -175,6 +175,7 @@ GRIDS = {
     "MAML (tuned)": {
         "prior_strength": ["learn", 1.0, 10.0],
         "pooled_episodes": [0.0, 1.0],
+        "head": ["auto", "none"],
     },
     "ProtoNet (tuned)": {
         "shrinkage": ["learn", 5.0],
@@ -653,11 +654,11 @@ def adapt_and_predict(method, models, settings, Xs, ys, Xq, task, seed):
     }
     if isinstance(model, PrototypicalClassifier):
         chosen["distance_scale"] = model.distance_scale_
-        chosen["head_penalty"] = (
-            float(model.head_penalty_[model.tasks_ == task][0])
-            if model.head_ == "logistic"
-            else np.nan
-        )
+    chosen["head_penalty"] = (
+        float(model.head_penalty_[model.tasks_ == task][0])
+        if model.head_ == "logistic"
+        else np.nan
+    )
     return proba, chosen
 
 
@@ -1094,9 +1095,10 @@ def report(dataset, records, skipped, methods):
             "\nWhat the adaptation chose, mean over groups and seeds "
             "(adaptation_weight_ of the new task, n / (n + prior strength); "
             "prior_strength_, i.e. MAML's lambda or ProtoNet's kappa, in rows; "
-            "ProtoNet's distance_scale_; the shrunk LR's alpha; ProtoNet's "
-            "logistic head: the share of groups given a finite head_penalty_ "
-            "(the others keep their prototypes) and its median there; [min, "
+            "ProtoNet's distance_scale_; the shrunk LR's alpha; the logistic "
+            "head: the share of groups given a finite head_penalty_ (the "
+            "others keep their prototypes, or MAML's adapted network "
+            "uncorrected) and its median there; [min, "
             "max] over folds for the fitted values):\n"
         )
         header = ["k", "method", "adaptation_weight_", "prior_strength_"]
@@ -1404,7 +1406,7 @@ def main(argv=None):
             else f"meta-training {max_epochs} epochs x {steps} meta-batches; "
         )
         + "skmeta parameters otherwise at their defaults (inner_lr=0.5, "
-        "inner_steps=16, prior_strength='learn'; shrinkage='learn', "
+        "inner_steps=16, prior_strength='learn', head='auto'; shrinkage='learn', "
         "distance_scale='learn', head='auto'; n_shots=5, n_queries=15, "
         "meta_batch_size=8, lr=1e-3, pretrain_epochs=10, 64 hidden units) "
         "except class_prior='balanced'"

@@ -28,6 +28,112 @@ _NEWTON_ITERATIONS = 20
 _TOLERANCE = 1e-6
 _STEPS = torch.tensor([2.0**-i for i in range(13)] + [0.0], dtype=torch.float64)
 
+# The per-task heads: the penalties tried (and infinity: the prior head), the
+# folds, the rows of a task used to choose the penalty (the cost of the
+# choice grows with their cube) and to fit the head, and the most floats of a
+# problem's kernel or line search (problems times max(rows^2, 14 rows)) held at
+# once.
+_HEAD_PENALTIES = torch.tensor(
+    [10.0 ** (k / 2) for k in range(-4, 9)], dtype=torch.float64
+)
+_HEAD_FOLDS = 5
+_HEAD_CV_ROWS = 40
+_HEAD_ROWS = 256
+_HEAD_BUDGET = 2**20
+
+
+def _head_dtype(device):
+    """The heads are fitted in float64, or float32 where the device has no
+    float64 (Apple's MPS)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def head_order(w):
+    """Each task's rows for its head: rows of weight 0 (padding) last, the
+    others in a fixed scrambled order of their slots (independent of the
+    batch a task is in)."""
+    slot = torch.arange(w.shape[-1], device=w.device)
+    scrambled = (slot * 2654435761) % 2**32
+    return torch.where(w > 0, scrambled, 2**40).argsort(-1)
+
+
+def stratified_folds(onehot, n_min, w):
+    """Masks ``(fit, held_out, used)`` of shape (T, _HEAD_FOLDS, m) of each
+    task's stratified folds: ``K = min(_HEAD_FOLDS, n_min)`` folds, the r-th
+    row of a class in fold r mod K (folds from K on are empty)."""
+    rank = (onehot.cumsum(1) * onehot).sum(-1) - 1
+    n_folds = n_min.clamp(max=_HEAD_FOLDS)
+    fold = rank % n_folds[:, None]
+    folds = torch.arange(_HEAD_FOLDS, device=w.device)
+    used = (folds < n_folds[:, None])[..., None] & (w > 0)[:, None]
+    held_out = used & (fold[:, None] == folds[:, None])  # (T, F, m)
+    return used & ~held_out, held_out, used
+
+
+def choose_penalty(gram, f0, y, w, fit, held_out, used):
+    """Each task's penalty by cross-validation (0: the prior head).
+
+    ``gram`` (T, m, m) is the kernel of the task's rows' features, ``f0``
+    (T, F, m, K) the logits of each fold's prior head on them, ``fit``,
+    ``held_out`` and ``used`` the folds' masks (:func:`stratified_folds`).
+    Every penalty of ``_HEAD_PENALTIES`` is fitted in every fold; the prior
+    head and these heads are scored by their summed held-out cross-entropy,
+    and the largest penalty (the prior head first) whose loss is within one
+    standard error of the smallest wins (the standard error of the paired
+    per-row differences).
+    """
+    n_tasks, m = y.shape
+    n_classes = f0.shape[-1]
+    # Each fold's problems hold its fitting rows only (a held-out row's
+    # coefficients would stay 0): the rows' kernel shrinks from m to the
+    # most fitting rows of a fold, and the solves with its cube.
+    n_fit = int(fit.sum(-1).max())
+    fit_rows = (~fit).to(torch.int8).sort(dim=-1, stable=True).indices[..., :n_fit]
+    fit_w = (w[:, None] * fit).gather(-1, fit_rows)  # (T, F, n_fit)
+    cross = gram[:, None].expand(-1, _HEAD_FOLDS, -1, -1)
+    cross = cross.gather(-1, fit_rows[:, :, None].expand(-1, -1, m, -1))
+    kernel = cross.gather(-2, fit_rows[..., None].expand(-1, -1, -1, n_fit))
+    fit_f0 = f0.gather(-2, fit_rows[..., None].expand(-1, -1, -1, n_classes))
+    fit_y = y[:, None].expand(-1, _HEAD_FOLDS, -1).gather(-1, fit_rows)
+    penalties = _HEAD_PENALTIES.to(gram.device, gram.dtype)
+    n_pen = len(penalties)
+    shape = (n_tasks, _HEAD_FOLDS, n_pen)
+    beta = shrunk_logistic_dual(
+        kernel[:, :, None].expand(*shape, n_fit, n_fit).reshape(-1, n_fit, n_fit),
+        fit_f0[:, :, None]
+        .expand(*shape, n_fit, n_classes)
+        .reshape(-1, n_fit, n_classes),
+        fit_y[:, :, None].expand(*shape, n_fit).reshape(-1, n_fit),
+        fit_w[:, :, None].expand(*shape, n_fit).reshape(-1, n_fit),
+        penalties.repeat(n_tasks * _HEAD_FOLDS),
+    ).reshape(*shape, n_fit, n_classes)
+    logits = torch.cat(
+        [f0[:, :, None], f0[:, :, None] + cross[:, :, None] @ beta], 2
+    )  # (T, F, 1 + P, m, K): the prior head first
+    nll = (
+        -logits.log_softmax(-1)
+        .gather(-1, y[:, None, None, :, None].expand(*logits.shape[:-1], 1))
+        .squeeze(-1)
+    )
+    # Each used row is held out once: its loss under each candidate.
+    row_loss = (nll * (w[:, None] * held_out)[:, :, None]).sum(1)  # (T, C, m)
+    # Candidates from the largest penalty down (the prior head first).
+    candidates = torch.cat([penalties.new_zeros(1), penalties.flip(0)])
+    row_loss = torch.cat([row_loss[:, :1], row_loss[:, 1:].flip(1)], 1)
+    # The one-standard-error rule: the largest penalty whose loss exceeds
+    # the smallest by at most the standard error of their difference
+    # (the rows' differences are paired).
+    loss = row_loss.sum(-1)
+    best = loss.argmin(1)
+    diff = row_loss - row_loss[torch.arange(n_tasks), best][:, None]
+    rows_used = used.any(1)  # (T, m)
+    n_used = rows_used.sum(-1, keepdim=True).to(gram.dtype)  # (T, 1)
+    rows_used = rows_used[:, None]
+    mean = diff.sum(-1) / n_used
+    var = ((diff - mean[..., None]) ** 2 * rows_used).sum(-1) / (n_used - 1)
+    within = loss - loss.gather(1, best[:, None]) <= (var * n_used).sqrt()
+    return candidates[within.to(torch.int8).argmax(1)]
+
 
 def _newton(G, alpha, newton_step, loss, beta, n_iter):
     """Newton's method in the rows' space with a line search.

@@ -3,6 +3,7 @@
 from functools import partial
 from numbers import Integral, Real
 
+import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch.dataset import Dataset
@@ -23,12 +24,27 @@ from ._functional import (
     mlp_inner_loop,
     mlp_layers,
 )
+from ._heads import (
+    _HEAD_BUDGET,
+    _HEAD_CV_ROWS,
+    _HEAD_FOLDS,
+    _HEAD_PENALTIES,
+    _HEAD_ROWS,
+    _head_dtype,
+    choose_penalty,
+    head_order,
+    shrunk_logistic_dual,
+    stratified_folds,
+)
 from .modules import MLP
 from .utils._docstrings import fill_docstring
 
 # A learned prior strength starts at 10 rows: a default two-class support set,
 # so that the data and the prior start level in training episodes.
 _PRIOR_START = 10.0
+
+# Rows per chunk when adding the tasks' logistic corrections at prediction.
+_CORRECTION_CHUNK = 4096
 
 
 class MAMLClassifier(_MetaClassifier):
@@ -110,6 +126,32 @@ class MAMLClassifier(_MetaClassifier):
         each weight moves on a support set, for example keeping the shared
         representation and adapting the output layer.
 
+    head : {"auto", "logistic", "none"}, default="auto"
+        What each task's rows add to its adapted network.
+
+        - ``"none"``: nothing; the task's adapted network classifies its rows.
+        - ``"logistic"``: a logistic correction on the input columns: the
+          task's logits are the adapted network's plus ``theta [x, 1]``,
+          ``theta`` fitted to the task's rows (their weighted cross-entropy)
+          and shrunk toward 0 by ``alpha / 2 |theta|^2``. The penalty
+          ``alpha`` is chosen per task by stratified K-fold cross-validation
+          on the task's rows (``K = min(5, rows of its rarest class)``; in
+          each fold the network is adapted to the fold's rows alone) among
+          ``10**-2, 10**-1.5, ..., 10**4`` and infinity (no correction), by
+          the one-standard-error rule: the largest penalty whose held-out
+          loss is within one standard error of the smallest. A task with
+          fewer than two rows of a class gets no correction. So a task that
+          the adapted network serves keeps it, and one whose rows clearly
+          disagree with it moves toward a logistic regression of its own.
+          ``head_penalty_`` reports each task's penalty. The penalty is
+          chosen on up to 40 of a task's rows and the correction fitted on
+          up to 256, drawn in a fixed order. The input columns enter the
+          penalty as they are: scale them (as the network needs anyway).
+        - ``"auto"``: ``"logistic"``, except with a fairness penalty
+          (``constraints`` and ``fairness_weight > 0``), where ``"none"``
+          keeps the model that the penalty trained: a correction fitted to
+          each task's rows for accuracy alone would not be held to it.
+
     {episode_parameters}
 
     {common_parameters}
@@ -144,6 +186,13 @@ class MAMLClassifier(_MetaClassifier):
 
     global_state_ : dict
         Parameters adapted to every support row, used for unknown tasks.
+
+    head_ : {"logistic", "none"}
+        The head in use (``head`` with ``"auto"`` resolved).
+
+    head_penalty_ : ndarray of shape (n_tasks,)
+        Penalty ``alpha`` of each task's logistic correction, for each task
+        of ``tasks_`` (``inf``: no correction); only with the logistic head.
 
     dro_weights_ : torch.Tensor of shape (n_tasks,)
         Group DRO weights of the training tasks at the end of training; only
@@ -218,6 +267,7 @@ class MAMLClassifier(_MetaClassifier):
             Interval(Real, 0, None, closed="left"),
         ],
         "adapt_layers": [StrOptions({"all", "last"})],
+        "head": [StrOptions({"auto", "logistic", "none"})],
     }
 
     def __init__(
@@ -228,6 +278,7 @@ class MAMLClassifier(_MetaClassifier):
         inner_steps=16,
         prior_strength="learn",
         adapt_layers="all",
+        head="auto",
         first_order=False,
         learn_inner_lr=False,
         n_shots=5,
@@ -312,6 +363,7 @@ class MAMLClassifier(_MetaClassifier):
         self.learn_inner_lr = learn_inner_lr
         self.prior_strength = prior_strength
         self.adapt_layers = adapt_layers
+        self.head = head
 
     def initialize_module(self):
         super().initialize_module()
@@ -483,7 +535,116 @@ class MAMLClassifier(_MetaClassifier):
         states = {k: v for k, v in materialize(adapted, factors).items() if k in names}
         n = w.sum(-1)
         weight = n / (n + self._prior_strength_value()).clamp_min(1e-12)
+        if self.head_ == "logistic":
+            if prior is None:  # the pooled state: no correction
+                shape = (len(X), len(self.classes_))
+                coef = X.new_zeros(shape + (X.shape[-1],))
+                bias, penalty = X.new_zeros(shape), X.new_zeros(len(X))
+            else:
+                coef, bias, penalty = self._logistic_heads(X, y, w, params, states)
+            states.update(head_coef=coef, head_bias=bias, head_penalty=penalty)
         return states, weight
+
+    def _set_support(self, support):
+        # The head is settled when the first states are computed.
+        if self.head == "auto":
+            fair = self.constraints is not None and self.fairness_weight > 0
+            self.head_ = "none" if fair else "logistic"
+        else:
+            self.head_ = self.head
+        super()._set_support(support)
+
+    def _task_logits(self, states, X):
+        """Logits of the rows ``X`` (T, m, d) under the networks ``states``
+        (T tasks, no correction), in the heads' dtype."""
+        T, m, d = X.shape
+        index = torch.arange(T, device=X.device).repeat_interleave(m)
+        logits = self._state_logits(X.reshape(-1, d), index, states, X.dtype)
+        return logits.reshape(T, m, -1).to(_head_dtype(X.device))
+
+    def _logistic_heads(self, X, y, w, params, states):
+        """Each task's logistic correction on ``[x, 1]``, shrunk toward 0,
+        its penalty chosen by cross-validation (see ``head``).
+
+        For each task whose selected rows hold at least two rows of every
+        class, stratified K-fold on up to ``_HEAD_CV_ROWS`` of its rows
+        scores no correction and the corrections of every penalty of
+        ``_HEAD_PENALTIES``; in each fold the network is adapted to the
+        fold's rows alone, so the held-out rows score the whole rule. The
+        correction is then fitted on up to ``_HEAD_ROWS`` rows to the
+        adapted network's logits. Returns the corrections' ``coef`` and
+        ``bias`` and the penalties, 0 where there is no correction.
+        """
+        n_tasks, n_rows, n_features = X.shape
+        n_classes = len(self.classes_)
+        dtype = _head_dtype(X.device)
+        coef = X.new_zeros((n_tasks, n_classes, n_features))
+        bias = X.new_zeros((n_tasks, n_classes))
+        penalty = X.new_zeros(n_tasks)
+        order = head_order(w)
+        m = min(n_rows, _HEAD_CV_ROWS)
+        cv_rows = order[:, :m]
+        cv_y, cv_w = y.gather(1, cv_rows), w.gather(1, cv_rows)
+        onehot = nn.functional.one_hot(cv_y, n_classes) * (cv_w > 0)[..., None]
+        n_min = onehot.sum(1).min(-1).values
+        tasks = (n_min >= 2).nonzero().flatten()
+        n_problems = _HEAD_FOLDS * len(_HEAD_PENALTIES)
+        per_chunk = max(1, _HEAD_BUDGET // (n_problems * max(m * m, 14 * m)))
+        per_chunk = min(per_chunk, max(1, self._max_tasks_per_batch() // _HEAD_FOLDS))
+        for start in range(0, len(tasks), per_chunk):
+            chunk = tasks[start : start + per_chunk]
+            x = X[chunk].gather(1, cv_rows[chunk, :, None].expand(-1, -1, n_features))
+            yc, wc = cv_y[chunk], cv_w[chunk]
+            fit, held_out, used = stratified_folds(onehot[chunk], n_min[chunk], wc)
+            # Each fold's network: adapted to the fold's rows alone.
+            T = len(chunk)
+            xf = x[:, None].expand(-1, _HEAD_FOLDS, -1, -1).reshape(-1, m, n_features)
+            yf = yc[:, None].expand(-1, _HEAD_FOLDS, -1).reshape(-1, m)
+            wf = (wc[:, None] * fit).reshape(-1, m)
+            adapted, factors = self._adapt_batch(params, xf, yf, wf, first_order=True)
+            names = set(self._adapted_names())
+            fold_states = {
+                k: v for k, v in materialize(adapted, factors).items() if k in names
+            }
+            f0 = self._task_logits(fold_states, xf).reshape(T, _HEAD_FOLDS, m, -1)
+            phi = torch.cat([x, x.new_ones(x.shape[:-1] + (1,))], -1).to(dtype)
+            penalty[chunk] = choose_penalty(
+                phi @ phi.mT, f0, yc, wc.to(dtype), fit, held_out, used
+            ).to(penalty.dtype)
+        tasks = (penalty > 0).nonzero().flatten()
+        m = min(n_rows, _HEAD_ROWS)
+        per_chunk = max(1, _HEAD_BUDGET // max(m * m, 14 * m))
+        for start in range(0, len(tasks), per_chunk):
+            chunk = tasks[start : start + per_chunk]
+            rows = order[chunk, :m]
+            x = X[chunk].gather(1, rows[..., None].expand(-1, -1, n_features))
+            task_states = {k: v[chunk] for k, v in states.items()}
+            f0 = self._task_logits(task_states, x)
+            phi = torch.cat([x, x.new_ones(x.shape[:-1] + (1,))], -1).to(dtype)
+            beta = shrunk_logistic_dual(
+                phi @ phi.mT,
+                f0,
+                y[chunk].gather(1, rows),
+                w[chunk].gather(1, rows).to(dtype),
+                penalty[chunk].to(dtype),
+            )
+            theta = (beta.mT @ phi).to(coef.dtype)  # (T, K, d + 1)
+            coef[chunk], bias[chunk] = theta[..., :-1], theta[..., -1]
+        return coef, bias, penalty
+
+    @property
+    def head_penalty_(self):
+        """Penalty of each task's logistic correction (``head="logistic"``),
+        for each task of ``tasks_``; ``inf`` where there is none."""
+        check_is_fitted(self)
+        if "head_penalty" not in self.states_:
+            raise AttributeError(
+                "head_penalty_ is only available with the logistic head; this "
+                f"model uses head_={self.head_!r} (head={self.head!r})."
+            )
+        penalty = self.states_["head_penalty"][1 : len(self.tasks_) + 1]
+        penalty = penalty.detach().cpu().numpy().astype(np.float64)
+        return np.where(penalty > 0, penalty, np.inf)
 
     def _state_logits(self, X, index, states, dtype):
         buffers = {
@@ -499,7 +660,7 @@ class MAMLClassifier(_MetaClassifier):
             for k, v in self.module_.named_parameters()
             if k not in params
         }
-        return blocked_forward(
+        out = blocked_forward(
             self.module_,
             params,
             buffers,
@@ -508,6 +669,15 @@ class MAMLClassifier(_MetaClassifier):
             forward=forward,
             shared=shared,
         )
+        if "head_coef" in states:  # each task's logistic correction
+            coef, bias = states["head_coef"].to(dtype), states["head_bias"].to(dtype)
+            for start in range(0, len(X), _CORRECTION_CHUNK):
+                rows = index[start : start + _CORRECTION_CHUNK]
+                chunk = slice(start, start + len(rows))
+                x = X[chunk].unsqueeze(-1)
+                correction = (coef.index_select(0, rows) @ x).squeeze(-1)
+                out[chunk] += correction + bias.index_select(0, rows)
+        return out
 
     def _param_names(self):
         return {name for name, _ in self.module_.named_parameters()}

@@ -18,7 +18,18 @@ from ._functional import (
     shrunk_prototypes,
     stateless_forward,
 )
-from ._heads import shrunk_logistic_dual
+from ._heads import (
+    _HEAD_BUDGET,
+    _HEAD_CV_ROWS,
+    _HEAD_FOLDS,
+    _HEAD_PENALTIES,
+    _HEAD_ROWS,
+    _head_dtype,
+    choose_penalty,
+    head_order,
+    shrunk_logistic_dual,
+    stratified_folds,
+)
 from .modules import EmbeddingMLP
 from .utils._docstrings import fill_docstring
 
@@ -27,25 +38,6 @@ _DISTANCE_CHUNK = 4096
 
 # Starting value of a learned shrinkage (rows).
 _SHRINKAGE_START = 2.0
-
-# head="logistic": the penalties tried (and infinity: the prototypes), the
-# folds, the rows of a task used to choose the penalty (the cost of the
-# choice grows with their cube) and to fit the head, and the most floats of a
-# problem's kernel or line search (problems times max(rows^2, 14 rows)) held at
-# once.
-_HEAD_PENALTIES = torch.tensor(
-    [10.0 ** (k / 2) for k in range(-4, 9)], dtype=torch.float64
-)
-_HEAD_FOLDS = 5
-_HEAD_CV_ROWS = 40
-_HEAD_ROWS = 256
-_HEAD_BUDGET = 2**20
-
-
-def _head_dtype(device):
-    """The heads are fitted in float64, or float32 where the device has no
-    float64 (Apple's MPS)."""
-    return torch.float32 if device.type == "mps" else torch.float64
 
 
 class PrototypicalClassifier(_MetaClassifier):
@@ -452,11 +444,7 @@ class PrototypicalClassifier(_MetaClassifier):
         n_classes = len(self.classes_)
         coef, bias = self._prototype_head(prototypes, n_features)
         penalty = torch.zeros(n_tasks, device=X.device)
-        # Rows of weight 0 (padding) last; the others in a fixed scrambled
-        # order of their slots (independent of the batch a task is in).
-        slot = torch.arange(n_rows, device=X.device)
-        scrambled = (slot * 2654435761) % 2**32
-        order = torch.where(w > 0, scrambled, 2**40).argsort(-1)
+        order = head_order(w)
         eligible = present.all(-1)
         m = min(n_rows, _HEAD_CV_ROWS)
         cv_rows = order[:, :m]
@@ -510,19 +498,11 @@ class PrototypicalClassifier(_MetaClassifier):
 
     def _choose_penalty(self, X, embedded, y, w, rows, onehot, n_min, prior):
         """The penalty of each task by cross-validation (0: the prototypes)."""
-        n_tasks, m = y.shape
         n_classes = len(self.classes_)
         phi = self._head_features(X, embedded, rows)
         gram = phi @ phi.mT
         w = w.to(phi.dtype)
-        # Stratified folds: the r-th row of a class goes to fold r mod K.
-        rank = (onehot.cumsum(1) * onehot).sum(-1) - 1
-        n_folds = n_min.clamp(max=_HEAD_FOLDS)
-        fold = rank % n_folds[:, None]
-        folds = torch.arange(_HEAD_FOLDS, device=X.device)
-        used = (folds < n_folds[:, None])[..., None] & (w > 0)[:, None]
-        held_out = used & (fold[:, None] == folds[:, None])  # (T, F, m)
-        fit = used & ~held_out
+        fit, held_out, used = stratified_folds(onehot, n_min, w)
         # Each fold's prototypes shrink toward the prior, as the task's do.
         z = phi[..., : embedded.shape[-1]].to(embedded.dtype)
         sums, counts = class_sums(
@@ -539,55 +519,7 @@ class PrototypicalClassifier(_MetaClassifier):
         )
         theta0 = torch.cat([head, head_bias[..., None]], -1)  # (T, F, K, d)
         f0 = phi[:, None] @ theta0.mT  # (T, F, m, K)
-        # Each fold's problems hold its fitting rows only (a held-out row's
-        # coefficients would stay 0): the rows' kernel shrinks from m to the
-        # most fitting rows of a fold, and the solves with its cube.
-        n_fit = int(fit.sum(-1).max())
-        fit_rows = (~fit).to(torch.int8).sort(dim=-1, stable=True).indices[..., :n_fit]
-        fit_w = (w[:, None] * fit).gather(-1, fit_rows)  # (T, F, n_fit)
-        cross = gram[:, None].expand(-1, _HEAD_FOLDS, -1, -1)
-        cross = cross.gather(-1, fit_rows[:, :, None].expand(-1, -1, m, -1))
-        kernel = cross.gather(-2, fit_rows[..., None].expand(-1, -1, -1, n_fit))
-        fit_f0 = f0.gather(-2, fit_rows[..., None].expand(-1, -1, -1, n_classes))
-        fit_y = y[:, None].expand(-1, _HEAD_FOLDS, -1).gather(-1, fit_rows)
-        penalties = _HEAD_PENALTIES.to(X.device, phi.dtype)
-        n_pen = len(penalties)
-        shape = (n_tasks, _HEAD_FOLDS, n_pen)
-        beta = shrunk_logistic_dual(
-            kernel[:, :, None].expand(*shape, n_fit, n_fit).reshape(-1, n_fit, n_fit),
-            fit_f0[:, :, None]
-            .expand(*shape, n_fit, n_classes)
-            .reshape(-1, n_fit, n_classes),
-            fit_y[:, :, None].expand(*shape, n_fit).reshape(-1, n_fit),
-            fit_w[:, :, None].expand(*shape, n_fit).reshape(-1, n_fit),
-            penalties.repeat(n_tasks * _HEAD_FOLDS),
-        ).reshape(*shape, n_fit, n_classes)
-        logits = torch.cat(
-            [f0[:, :, None], f0[:, :, None] + cross[:, :, None] @ beta], 2
-        )  # (T, F, 1 + P, m, K): the prototypes first
-        nll = (
-            -logits.log_softmax(-1)
-            .gather(-1, y[:, None, None, :, None].expand(*logits.shape[:-1], 1))
-            .squeeze(-1)
-        )
-        # Each used row is held out once: its loss under each candidate.
-        row_loss = (nll * (w[:, None] * held_out)[:, :, None]).sum(1)  # (T, C, m)
-        # Candidates from the largest penalty down (the prototypes first).
-        candidates = torch.cat([penalties.new_zeros(1), penalties.flip(0)])
-        row_loss = torch.cat([row_loss[:, :1], row_loss[:, 1:].flip(1)], 1)
-        # The one-standard-error rule: the largest penalty whose loss exceeds
-        # the smallest by at most the standard error of their difference
-        # (the rows' differences are paired).
-        loss = row_loss.sum(-1)
-        best = loss.argmin(1)
-        diff = row_loss - row_loss[torch.arange(n_tasks), best][:, None]
-        rows_used = used.any(1)  # (T, m)
-        n_used = rows_used.sum(-1, keepdim=True).to(phi.dtype)  # (T, 1)
-        rows_used = rows_used[:, None]
-        mean = diff.sum(-1) / n_used
-        var = ((diff - mean[..., None]) ** 2 * rows_used).sum(-1) / (n_used - 1)
-        within = loss - loss.gather(1, best[:, None]) <= (var * n_used).sqrt()
-        return candidates[within.to(torch.int8).argmax(1)]
+        return choose_penalty(gram, f0, y, w, fit, held_out, used)
 
     def _state_logits(self, X, index, states, dtype):
         params = {k: v.to(dtype) for k, v in self.module_.named_parameters()}

@@ -535,8 +535,14 @@ def test_last_layer_adaptation_keeps_the_representation():
     X = rng.normal(size=(200, 3))
     groups = np.arange(200) % 4
     y = (X[:, 0] * (groups - 1.5) > 0).astype(int)
+    # head="none": the network alone (the logistic correction is tested in
+    # test_maml_head.py).
     clf = MAMLClassifier(
-        adapt_layers="last", max_epochs=2, inference_dtype="float64", random_state=0
+        adapt_layers="last",
+        head="none",
+        max_epochs=2,
+        inference_dtype="float64",
+        random_state=0,
     ).fit(X, y, sensitive_features=groups)
     assert set(clf.task_states_[0]) == {"net.2.weight", "net.2.bias"}
     with torch.no_grad():

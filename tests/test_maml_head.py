@@ -1,0 +1,222 @@
+"""The logistic correction of MAMLClassifier, against explicit references."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize
+from scipy.special import log_softmax
+
+from skmeta import MAMLClassifier
+from skmeta._heads import _HEAD_PENALTIES
+
+
+def _shifted_groups(n_groups=8, n_rows=60, n_features=4, shift=2.0, seed=0):
+    rng = np.random.RandomState(seed)
+    shared = rng.normal(size=n_features)
+    X, y, groups = [], [], []
+    for g in range(n_groups):
+        coef = shared + shift * rng.normal(size=n_features)
+        Xg = rng.normal(size=(n_rows, n_features))
+        p = 1 / (1 + np.exp(-(Xg @ coef)))
+        X.append(Xg)
+        y.append((rng.uniform(size=n_rows) < p).astype(int))
+        groups.append(np.full(n_rows, f"g{g}"))
+    return np.vstack(X), np.concatenate(y), np.concatenate(groups)
+
+
+def _model(**kwargs):
+    # class_prior="balanced": the probabilities are the logits' alone.
+    return MAMLClassifier(
+        max_epochs=3, class_prior="balanced", random_state=0, n_threads=1, **kwargs
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y, groups = _shifted_groups()
+    model = _model().fit(X, y, sensitive_features=groups)
+    # The same network without corrections (the head does not change training).
+    plain = _model(head="none").fit(X, y, sensitive_features=groups)
+    return model, plain, (X, y, groups)
+
+
+def test_auto_head_is_logistic_without_fairness_penalty(fitted):
+    model, plain, _ = fitted
+    assert model.head_ == "logistic" and plain.head_ == "none"
+    with pytest.raises(AttributeError, match="head_penalty_"):
+        _ = plain.head_penalty_
+    fair = MAMLClassifier(
+        constraints="demographic_parity", fairness_weight=1.0, max_epochs=1
+    )
+    X, y, groups = _shifted_groups(n_groups=4, n_rows=30)
+    fair.fit(X, y, sensitive_features=groups)
+    assert fair.head_ == "none"
+
+
+def test_uncorrected_tasks_predict_as_without_the_head(fitted):
+    model, plain, (X, y, groups) = fitted
+    penalty = model.head_penalty_
+    assert penalty.shape == (len(model.tasks_),)
+    assert np.isinf(penalty).any()
+    for task, alpha in zip(model.tasks_, penalty, strict=True):
+        rows = groups == task
+        ours = model.predict_proba(X[rows], sensitive_features=groups[rows])
+        theirs = plain.predict_proba(X[rows], sensitive_features=groups[rows])
+        if np.isinf(alpha):
+            np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    # Unknown groups use the pooled network, uncorrected, under both.
+    with pytest.warns(UserWarning):
+        ours = model.predict_proba(X[:20], sensitive_features=["new"] * 20)
+    with pytest.warns(UserWarning):
+        theirs = plain.predict_proba(X[:20], sensitive_features=["new"] * 20)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def _reference_correction(f0, Phi, y, alpha):
+    """argmin sum_i CE(f0_i + theta Phi_i, y_i) + alpha / 2 |theta|^2, L-BFGS."""
+    shape = (f0.shape[1], Phi.shape[1])
+
+    def loss(flat):
+        logits = f0 + Phi @ flat.reshape(shape).T
+        nll = -log_softmax(logits, axis=1)[np.arange(len(y)), y]
+        return nll.sum() + 0.5 * alpha * (flat**2).sum()
+
+    result = minimize(
+        loss,
+        np.zeros(np.prod(shape)),
+        method="L-BFGS-B",
+        options=dict(maxiter=20000, gtol=1e-11, ftol=1e-16),
+    )
+    return result.x.reshape(shape)
+
+
+def _log_proba(plain, X, task):
+    """Log-probabilities of ``plain`` (no correction, balanced prior: the
+    logits up to a constant) adapted to the task ``task``."""
+    return np.log(plain.predict_proba(X, sensitive_features=[task] * len(X)))
+
+
+def _reference_choice(plain, Xs, ys):
+    """The penalty and correction of a new group, written out: each fold's
+    network adapted by ``partial_fit`` on the fold's rows, the corrections
+    by scipy."""
+    order = np.argsort((np.arange(len(ys)) * 2654435761) % 2**32, kind="stable")
+    Xs, ys = Xs[order], ys[order]
+    Phi = np.hstack([Xs, np.ones((len(ys), 1))])
+    n_folds = min(5, np.bincount(ys).min())
+    rank = np.zeros(len(ys), dtype=int)
+    for c in (0, 1):
+        rank[ys == c] = np.arange((ys == c).sum())
+    fold = rank % n_folds
+    penalties = [np.inf] + sorted(_HEAD_PENALTIES.tolist(), reverse=True)
+    losses = np.zeros((len(penalties), len(ys)))
+    for f in range(n_folds):
+        fit, out = fold != f, fold == f
+        net = copy.deepcopy(plain).partial_fit(
+            Xs[fit], ys[fit], sensitive_features=[f"fold{f}"] * fit.sum()
+        )
+        f0 = _log_proba(net, Xs, f"fold{f}")
+        for i, alpha in enumerate(penalties):
+            logits = f0[out]
+            if np.isfinite(alpha):
+                theta = _reference_correction(f0[fit], Phi[fit], ys[fit], alpha)
+                logits = logits + Phi[out] @ theta.T
+            losses[i, out] = -log_softmax(logits, axis=1)[np.arange(out.sum()), ys[out]]
+    total = losses.sum(1)
+    best = total.argmin()
+    diff = losses - losses[best]
+    se = diff.std(1, ddof=1) * np.sqrt(len(ys))
+    return penalties[int(np.flatnonzero(total - total[best] <= se)[0])]
+
+
+@pytest.mark.parametrize("k", [1, 4, 12])
+def test_new_group_penalty_and_correction_match_the_reference(fitted, k):
+    model, plain, _ = fitted
+    rng = np.random.RandomState(k)
+    # A group far from the training groups: its own linear rule.
+    coef = np.array([3.0, -3.0, 0.0, 2.0])
+    X_new = rng.normal(size=(400, 4))
+    y_new = (X_new @ coef + 0.3 * rng.normal(size=400) > 0).astype(int)
+    support = np.r_[np.flatnonzero(y_new == 0)[:k], np.flatnonzero(y_new == 1)[:k]]
+    support = rng.permutation(support)
+    Xs, ys = X_new[support], y_new[support]
+    adapted = copy.deepcopy(model).partial_fit(
+        Xs, ys, sensitive_features=["far"] * len(ys)
+    )
+    chosen = adapted.head_penalty_[list(adapted.tasks_).index("far")]
+    if k == 1:  # one row per class: no cross-validation, no correction
+        assert np.isinf(chosen)
+        return
+    expected = _reference_choice(plain, Xs, ys)
+    assert chosen == pytest.approx(expected, rel=1e-6)
+    # The corrected probabilities on other rows of the group.
+    net = copy.deepcopy(plain).partial_fit(Xs, ys, sensitive_features=["far"] * len(ys))
+    query = np.setdiff1d(np.arange(400), support)[:50]
+    f0_q = _log_proba(net, X_new[query], "far")
+    expected_proba = np.exp(f0_q - f0_q.max(1, keepdims=True))
+    if np.isfinite(expected):
+        theta = _reference_correction(
+            _log_proba(net, Xs, "far"),
+            np.hstack([Xs, np.ones((len(ys), 1))]),
+            ys,
+            expected,
+        )
+        logits = f0_q + np.hstack([X_new[query], np.ones((50, 1))]) @ theta.T
+        expected_proba = np.exp(log_softmax(logits, axis=1))
+    expected_proba /= expected_proba.sum(1, keepdims=True)
+    proba = adapted.predict_proba(X_new[query], sensitive_features=["far"] * 50)
+    np.testing.assert_allclose(proba, expected_proba, atol=2e-3)
+
+
+def test_far_group_gets_a_correction_and_keeps_its_accuracy(fitted):
+    """Many rows of a rule far from the training groups' get a correction
+    (a finite penalty), and the corrected model serves the group about as
+    well as the adapted network alone, which fits these rows already."""
+    model, plain, _ = fitted
+    rng = np.random.RandomState(1)
+    coef = np.array([3.0, -3.0, 0.0, 2.0])
+    X_new = rng.normal(size=(600, 4))
+    y_new = (X_new @ coef > 0).astype(int)
+    new = ["far"] * 200
+    scores = {}
+    for name, base in (("logistic", model), ("none", plain)):
+        adapted = copy.deepcopy(base)
+        adapted.partial_fit(X_new[:200], y_new[:200], sensitive_features=new)
+        scores[name] = adapted.score(
+            X_new[200:400], y_new[200:400], sensitive_features=new
+        )
+        if name == "logistic":
+            assert np.isfinite(adapted.head_penalty_[-1])
+    assert scores["logistic"] > 0.95
+    assert scores["logistic"] >= scores["none"] - 0.02
+
+
+def test_task_correction_does_not_depend_on_the_other_tasks_of_a_call(fitted):
+    model, _, _ = fitted
+    rng = np.random.RandomState(3)
+    X_new = rng.normal(size=(300, 4))
+    y_new = (X_new[:, 0] - X_new[:, 1] > 0).astype(int)
+    groups = np.where(np.arange(300) < 100, "a", "b")
+    one = copy.deepcopy(model).partial_fit(
+        X_new[:100], y_new[:100], sensitive_features=groups[:100]
+    )
+    both = copy.deepcopy(model).partial_fit(X_new, y_new, sensitive_features=groups)
+    i, j = list(one.tasks_).index("a"), list(both.tasks_).index("a")
+    assert one.head_penalty_[i] == both.head_penalty_[j]
+    torch.testing.assert_close(
+        one.states_["head_coef"][i + 1], both.states_["head_coef"][j + 1]
+    )
+
+
+def test_multiclass_correction():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(240, 3))
+    groups = np.repeat(["a", "b", "c"], 80)
+    y = np.argmax(X @ rng.normal(size=(3, 3)), axis=1)
+    model = _model().fit(X, y, sensitive_features=groups)
+    assert model.states_["head_coef"].shape[1:] == (3, 3)
+    proba = model.predict_proba(X, sensitive_features=groups)
+    np.testing.assert_allclose(proba.sum(1), 1, atol=1e-5)
+    assert np.isfinite(proba).all()
