@@ -11,7 +11,8 @@ adapted parameters of the network (4 bytes each), ProtoNet one prototype per
 class (4 bytes per embedding dimension) and a presence flag, and with its
 logistic head (the default) the head's coefficients (4 bytes per class and
 embedding dimension or feature), its intercepts (4 bytes per class) and the
-group's penalty (4 bytes), and both keep
+group's penalty (4 bytes); MAML's logistic correction (the default) adds 4
+bytes per class and feature, 4 per class and 4 for the penalty; both keep
 the group's rows (up to ``support_size`` per class) with their labels,
 weights, group codes and task codes.
 
@@ -57,6 +58,8 @@ def documented_bytes_per_group(clf, n_rows, n_features):
     """The per-group figure of the documentation (see the module docstring)."""
     if isinstance(clf, MAMLClassifier):
         state = sum(p.numel() for p in clf.module_.parameters()) * 4
+        if clf.head_ == "logistic":
+            state += len(clf.classes_) * (clf.n_features_model_ * 4 + 4) + 4
     else:
         dim = clf.states_["prototypes"].shape[-1]
         state = len(clf.classes_) * (dim * 4 + 1)
