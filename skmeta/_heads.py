@@ -57,6 +57,24 @@ def head_order(w):
     return torch.where(w > 0, scrambled, 2**40).argsort(-1)
 
 
+def cv_rows(y, w, n_classes):
+    """The rows each task's penalty is chosen on: its head order's first
+    ``_HEAD_CV_ROWS`` (``order``, ``rows``), their classes and weights, the
+    one-hot of their classes (0 for rows of weight 0) and the rows of each
+    task's rarest class (``n_min``)."""
+    order = head_order(w)
+    rows = order[:, : min(w.shape[-1], _HEAD_CV_ROWS)]
+    cv_y, cv_w = y.gather(1, rows), w.gather(1, rows)
+    onehot = nn.functional.one_hot(cv_y, n_classes) * (cv_w > 0)[..., None]
+    return order, rows, cv_y, cv_w, onehot, onehot.sum(1).min(-1).values
+
+
+def cv_chunk(m):
+    """Tasks per batch of the penalty's cross-validation on ``m`` rows."""
+    n_problems = _HEAD_FOLDS * len(_HEAD_PENALTIES)
+    return max(1, _HEAD_BUDGET // (n_problems * max(m * m, 14 * m)))
+
+
 def stratified_folds(onehot, n_min, w):
     """Masks ``(fit, held_out, used)`` of shape (T, _HEAD_FOLDS, m) of each
     task's stratified folds: ``K = min(_HEAD_FOLDS, n_min)`` folds, the r-th

@@ -26,13 +26,12 @@ from ._functional import (
 )
 from ._heads import (
     _HEAD_BUDGET,
-    _HEAD_CV_ROWS,
     _HEAD_FOLDS,
-    _HEAD_PENALTIES,
     _HEAD_ROWS,
     _head_dtype,
     choose_penalty,
-    head_order,
+    cv_chunk,
+    cv_rows,
     shrunk_logistic_dual,
     stratified_folds,
 )
@@ -530,9 +529,7 @@ class MAMLClassifier(_MetaClassifier):
         """Parameters adapted to each padded support set (first order), and
         the share ``n / (n + prior strength)`` of each support's own rows."""
         params = {k: v.detach() for k, v in self.module_.named_parameters()}
-        adapted, factors = self._adapt_batch(params, X, y, w, first_order=True)
-        names = set(self._adapted_names())
-        states = {k: v for k, v in materialize(adapted, factors).items() if k in names}
+        states = self._adapted_states(params, X, y, w)
         n = w.sum(-1)
         weight = n / (n + self._prior_strength_value()).clamp_min(1e-12)
         if self.head_ == "logistic":
@@ -544,6 +541,13 @@ class MAMLClassifier(_MetaClassifier):
                 coef, bias, penalty = self._logistic_heads(X, y, w, params, states)
             states.update(head_coef=coef, head_bias=bias, head_penalty=penalty)
         return states, weight
+
+    def _adapted_states(self, params, X, y, w):
+        """The adapted parameters (those adaptation changes) of each padded
+        support set, first order."""
+        adapted, factors = self._adapt_batch(params, X, y, w, first_order=True)
+        names = set(self._adapted_names())
+        return {k: v for k, v in materialize(adapted, factors).items() if k in names}
 
     def _set_support(self, support):
         # The head is settled when the first states are computed.
@@ -581,19 +585,13 @@ class MAMLClassifier(_MetaClassifier):
         coef = X.new_zeros((n_tasks, n_classes, n_features))
         bias = X.new_zeros((n_tasks, n_classes))
         penalty = X.new_zeros(n_tasks)
-        order = head_order(w)
-        m = min(n_rows, _HEAD_CV_ROWS)
-        cv_rows = order[:, :m]
-        cv_y, cv_w = y.gather(1, cv_rows), w.gather(1, cv_rows)
-        onehot = nn.functional.one_hot(cv_y, n_classes) * (cv_w > 0)[..., None]
-        n_min = onehot.sum(1).min(-1).values
+        order, selected, cv_y, cv_w, onehot, n_min = cv_rows(y, w, n_classes)
+        m = selected.shape[1]
         tasks = (n_min >= 2).nonzero().flatten()
-        n_problems = _HEAD_FOLDS * len(_HEAD_PENALTIES)
-        per_chunk = max(1, _HEAD_BUDGET // (n_problems * max(m * m, 14 * m)))
-        per_chunk = min(per_chunk, max(1, self._max_tasks_per_batch() // _HEAD_FOLDS))
+        per_chunk = min(cv_chunk(m), max(1, self._max_tasks_per_batch() // _HEAD_FOLDS))
         for start in range(0, len(tasks), per_chunk):
             chunk = tasks[start : start + per_chunk]
-            x = X[chunk].gather(1, cv_rows[chunk, :, None].expand(-1, -1, n_features))
+            x = X[chunk].gather(1, selected[chunk, :, None].expand(-1, -1, n_features))
             yc, wc = cv_y[chunk], cv_w[chunk]
             fit, held_out, used = stratified_folds(onehot[chunk], n_min[chunk], wc)
             # Each fold's network: adapted to the fold's rows alone.
@@ -601,11 +599,7 @@ class MAMLClassifier(_MetaClassifier):
             xf = x[:, None].expand(-1, _HEAD_FOLDS, -1, -1).reshape(-1, m, n_features)
             yf = yc[:, None].expand(-1, _HEAD_FOLDS, -1).reshape(-1, m)
             wf = (wc[:, None] * fit).reshape(-1, m)
-            adapted, factors = self._adapt_batch(params, xf, yf, wf, first_order=True)
-            names = set(self._adapted_names())
-            fold_states = {
-                k: v for k, v in materialize(adapted, factors).items() if k in names
-            }
+            fold_states = self._adapted_states(params, xf, yf, wf)
             f0 = self._task_logits(fold_states, xf).reshape(T, _HEAD_FOLDS, m, -1)
             phi = torch.cat([x, x.new_ones(x.shape[:-1] + (1,))], -1).to(dtype)
             penalty[chunk] = choose_penalty(

@@ -20,13 +20,11 @@ from ._functional import (
 )
 from ._heads import (
     _HEAD_BUDGET,
-    _HEAD_CV_ROWS,
-    _HEAD_FOLDS,
-    _HEAD_PENALTIES,
     _HEAD_ROWS,
     _head_dtype,
     choose_penalty,
-    head_order,
+    cv_chunk,
+    cv_rows,
     shrunk_logistic_dual,
     stratified_folds,
 )
@@ -444,17 +442,9 @@ class PrototypicalClassifier(_MetaClassifier):
         n_classes = len(self.classes_)
         coef, bias = self._prototype_head(prototypes, n_features)
         penalty = torch.zeros(n_tasks, device=X.device)
-        order = head_order(w)
-        eligible = present.all(-1)
-        m = min(n_rows, _HEAD_CV_ROWS)
-        cv_rows = order[:, :m]
-        cv_y, cv_w = y.gather(1, cv_rows), w.gather(1, cv_rows)
-        onehot = nn.functional.one_hot(cv_y, n_classes) * (cv_w > 0)[..., None]
-        n_min = onehot.sum(1).min(-1).values
-        eligible &= n_min >= 2
-        tasks = eligible.nonzero().flatten()
-        n_problems = _HEAD_FOLDS * len(_HEAD_PENALTIES)
-        per_chunk = max(1, _HEAD_BUDGET // (n_problems * max(m * m, 14 * m)))
+        order, selected, cv_y, cv_w, onehot, n_min = cv_rows(y, w, n_classes)
+        tasks = (present.all(-1) & (n_min >= 2)).nonzero().flatten()
+        per_chunk = cv_chunk(selected.shape[1])
         for start in range(0, len(tasks), per_chunk):
             chunk = tasks[start : start + per_chunk]
             penalty[chunk] = self._choose_penalty(
@@ -462,7 +452,7 @@ class PrototypicalClassifier(_MetaClassifier):
                 embedded[chunk],
                 cv_y[chunk],
                 cv_w[chunk],
-                cv_rows[chunk],
+                selected[chunk],
                 onehot[chunk],
                 n_min[chunk],
                 prior,

@@ -10,7 +10,7 @@ from scipy.special import log_softmax
 
 from skmeta import PrototypicalClassifier
 from skmeta import _prototypical as proto_module
-from skmeta._heads import shrunk_logistic_dual
+from skmeta._heads import _HEAD_PENALTIES, shrunk_logistic_dual
 
 
 def _objective(theta, theta0, Phi, y, w, alpha):
@@ -170,7 +170,7 @@ def _reference_choice(model, Xs, ys):
     for c in (0, 1):
         rank[ys == c] = np.arange((ys == c).sum())
     fold = rank % n_folds
-    penalties = [np.inf] + sorted(proto_module._HEAD_PENALTIES.tolist(), reverse=True)
+    penalties = [np.inf] + sorted(_HEAD_PENALTIES.tolist(), reverse=True)
     losses = np.zeros((len(penalties), len(ys)))
     for f in range(n_folds):
         fit, out = fold != f, fold == f

@@ -7,23 +7,10 @@ import pytest
 import torch
 from scipy.optimize import minimize
 from scipy.special import log_softmax
+from test_heads import _shifted_groups
 
 from skmeta import MAMLClassifier
 from skmeta._heads import _HEAD_PENALTIES
-
-
-def _shifted_groups(n_groups=8, n_rows=60, n_features=4, shift=2.0, seed=0):
-    rng = np.random.RandomState(seed)
-    shared = rng.normal(size=n_features)
-    X, y, groups = [], [], []
-    for g in range(n_groups):
-        coef = shared + shift * rng.normal(size=n_features)
-        Xg = rng.normal(size=(n_rows, n_features))
-        p = 1 / (1 + np.exp(-(Xg @ coef)))
-        X.append(Xg)
-        y.append((rng.uniform(size=n_rows) < p).astype(int))
-        groups.append(np.full(n_rows, f"g{g}"))
-    return np.vstack(X), np.concatenate(y), np.concatenate(groups)
 
 
 def _model(**kwargs):
@@ -35,7 +22,7 @@ def _model(**kwargs):
 
 @pytest.fixture(scope="module")
 def fitted():
-    X, y, groups = _shifted_groups()
+    X, y, groups = _shifted_groups(n_groups=8, n_rows=60)
     model = _model().fit(X, y, sensitive_features=groups)
     # The same network without corrections (the head does not change training).
     plain = _model(head="none").fit(X, y, sensitive_features=groups)
