@@ -7,6 +7,7 @@ tested range of scikit-learn is declared in ``pyproject.toml``.
 """
 
 from sklearn.model_selection._search import BaseSearchCV
+from sklearn.utils import _safe_indexing
 from sklearn.utils._metadata_requests import RequestMethod
 from sklearn.utils._optional_dependencies import check_matplotlib_support
 from sklearn.utils._param_validation import (
@@ -29,6 +30,7 @@ __all__ = [
     "_check_partial_fit_first_call",
     "_check_sample_weight",
     "_routing_enabled",
+    "_safe_indexing",
     "check_matplotlib_support",
     "validate_parameter_constraints",
 ]

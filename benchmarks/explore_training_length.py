@@ -1,0 +1,202 @@
+"""Exploration: how long should the shared network train?
+
+``MAMLClassifier`` and ``PrototypicalClassifier`` first train their network
+on the pooled rows (``pretrain_epochs``, 10 by default), then meta-train it
+(``max_epochs``, 10). On small data sets this is a short budget: an epoch is
+at least 10 meta-batches, and a pretraining epoch a pass over the rows in
+batches of 256. This script asks whether a longer budget serves held-out
+groups better, and whether one budget suits every data set. For each fold
+of a ``bench_fewshot.py`` data set it fits both estimators with the defaults
+of ``bench_fewshot.py`` and each variant below on the training groups, then
+for each held-out group, k and support draw (the draws of
+``bench_fewshot.py``) scores balanced accuracy on the group's other rows
+after ``partial_fit`` on the support rows.
+
+With ``--select``, each fold also chooses among the variants on its
+training groups alone, as a user can: ``GridSearchCV`` over the variants
+with ``GroupKFold`` (3 splits) on the training groups, scored by
+``skmeta.metrics.make_few_shot_scorer(n_shots=5, n_draws=2)``; the output
+gives the chosen variant of each fold and the held-out scores of the chosen
+ones (``selected``) against the defaults. Data sets whose small training
+groups are merged for meta-training (COMPAS, Adult) are not selected on.
+
+Run (about 2 minutes per data set, Adult 10; ``--select`` adds 1 to 5)::
+
+    OMP_NUM_THREADS=1 python benchmarks/explore_training_length.py \\
+        --datasets synthetic-types,heart --seeds 3
+"""
+
+import argparse
+import copy
+import datetime
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.model_selection import GridSearchCV, GroupKFold
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_fewshot as B  # noqa: E402
+
+from skmeta import MAMLClassifier, PrototypicalClassifier  # noqa: E402
+from skmeta.metrics import make_few_shot_scorer  # noqa: E402
+
+ESTIMATORS = {"MAML": MAMLClassifier, "ProtoNet": PrototypicalClassifier}
+# The package's defaults first: every other variant is compared with it.
+VARIANTS = {
+    "default (10 + 10)": {},
+    "pretrain 50": {"pretrain_epochs": 50},
+    "pretrain 200": {"pretrain_epochs": 200},
+    "meta-train 40": {"max_epochs": 40},
+}
+
+
+def select(cls, X, y, tasks, budget):
+    """The variant a search on the training groups chooses (GroupKFold, the
+    few-shot scorer), and the seconds it took."""
+    start = time.perf_counter()
+    grid = [{k: [v] for k, v in params.items()} for params in VARIANTS.values()]
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = GridSearchCV(
+            cls(**B._meta_kwargs(budget, B.RANDOM_STATE)),
+            grid,
+            scoring=make_few_shot_scorer(n_shots=5, n_draws=2),
+            cv=GroupKFold(n_splits=3),
+            refit=False,
+        ).fit(X, y, tasks=tasks, groups=tasks)
+    return list(VARIANTS)[search.best_index_], time.perf_counter() - start
+
+
+def run_fold(data, f_index, seeds, ks, budget, selecting=False):
+    tasks = B.merge_small_tasks(data.tasks[data.train])
+    records, fitted, chosen = [], [], {}
+    selecting = selecting and (tasks == data.tasks[data.train]).all()
+    for estimator, cls in ESTIMATORS.items():
+        if selecting:
+            chosen[estimator] = select(
+                cls, data.X[data.train], data.y[data.train], tasks, budget
+            )
+        for variant, params in VARIANTS.items():
+            kwargs = {**B._meta_kwargs(budget, B.RANDOM_STATE), **params}
+            start = time.perf_counter()
+            model = cls(**kwargs).fit(
+                data.X[data.train], data.y[data.train], tasks=tasks
+            )
+            fitted.append((estimator, variant, time.perf_counter() - start))
+            for t_index, task in enumerate(data.heldout):
+                rows = np.flatnonzero(data.tasks == task)
+                counts = [int((data.y[rows] == c).sum()) for c in (0, 1)]
+                for k in ks:
+                    if min(counts) < k + data.min_query:
+                        continue
+                    for seed in seeds:
+                        support = B.support_draw(
+                            data, rows, k, 0, t_index + 100 * f_index, seed
+                        )
+                        query = np.setdiff1d(rows, support)
+                        adapted = copy.deepcopy(model)
+                        adapted.partial_fit(
+                            data.X[support],
+                            data.y[support],
+                            tasks=np.full(len(support), task),
+                        )
+                        proba = adapted.predict_proba(
+                            data.X[query], tasks=np.full(len(query), task)
+                        )[:, 1]
+                        records.append(
+                            dict(
+                                estimator=estimator,
+                                variant=variant,
+                                fold=f_index,
+                                task=task,
+                                k=k,
+                                seed=seed,
+                                bacc=B.balanced_accuracy(
+                                    data.y[query], (proba >= 0.5).astype(np.int64)
+                                ),
+                            )
+                        )
+    return records, fitted, chosen
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", default="synthetic-types")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--quick", action="store_true", help="first fold, k = 5, one draw"
+    )
+    parser.add_argument(
+        "--select",
+        action="store_true",
+        help="also choose a variant per fold on the training groups",
+    )
+    args = parser.parse_args(argv)
+    budget = "quick" if args.quick else "full"
+    if args.quick:
+        args.seeds = 1
+    print(
+        f"# explore_training_length {datetime.datetime.now():%Y-%m-%d %H:%M}\n"
+        f"Command: `python benchmarks/explore_training_length.py "
+        f"{' '.join(sys.argv[1:] if argv is None else argv)}`; skmeta "
+        f"({B.provenance()}); OMP_NUM_THREADS="
+        f"{os.environ.get('OMP_NUM_THREADS', 'unset')}"
+    )
+    default = next(iter(VARIANTS))
+    for name in args.datasets.split(","):
+        start = time.perf_counter()
+        dataset = B.LOADERS[name]()
+        folds = dataset.folds[:1] if args.quick else dataset.folds
+        ks = (5,) if args.quick else dataset.ks
+        records, fitted, chosen = [], [], []
+        for f_index, data in enumerate(folds):
+            fold_records, fold_fitted, fold_chosen = run_fold(
+                data, f_index, range(args.seeds), ks, budget, args.select
+            )
+            records += fold_records
+            fitted += fold_fitted
+            chosen += [(f_index, e, v, t) for e, (v, t) in fold_chosen.items()]
+        df = pd.DataFrame(records)
+        if chosen:
+            # The held-out records of each fold's chosen variant.
+            picks = pd.DataFrame(
+                chosen, columns=["fold", "estimator", "variant", "seconds"]
+            )
+            selected = df.merge(picks[["fold", "estimator", "variant"]])
+            df = pd.concat([df, selected.assign(variant="selected")])
+        print(f"\n## {name} ({len(folds)} fold(s), {args.seeds} draws)\n")
+        print("Mean balanced accuracy over held-out groups, draws and folds:\n")
+        table = df.groupby(["estimator", "variant", "k"]).bacc.mean().unstack()
+        print(table.round(4).to_string())
+        per = df.groupby(["estimator", "variant", "k", "fold", "seed"]).bacc.mean()
+        print(f"\nMinus {default}, points (mean ± SE over folds x draws):\n")
+        for estimator in ESTIMATORS:
+            base = per[estimator, default]
+            for variant in list(VARIANTS)[1:] + (["selected"] if chosen else []):
+                diff = (100 * (per[estimator, variant] - base)).groupby("k")
+                line = ", ".join(
+                    f"k={k}: {m:+.1f} ± {s:.1f}"
+                    for k, m, s in zip(
+                        diff.mean().index,
+                        diff.mean(),
+                        diff.sem().fillna(0),
+                        strict=True,
+                    )
+                )
+                print(f"- {estimator}, {variant}: {line}")
+        if chosen:
+            print("\nChosen on the training groups (per fold), and search seconds:\n")
+            print(picks.to_string(index=False))
+        fit = pd.DataFrame(fitted, columns=["estimator", "variant", "seconds"])
+        print("\nFit time, seconds (mean over folds):\n")
+        print(fit.groupby(["estimator", "variant"]).seconds.mean().round(1).to_string())
+        print(f"\n{name}: {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
