@@ -197,3 +197,22 @@ def test_repr():
         "make_few_shot_scorer(n_shots=2, metric=accuracy_score, n_draws=3, "
         "aggregate='min')"
     )
+
+
+def test_groups_read_from_columns_of_X(data):
+    X, y, groups = data
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+    frame["group"] = groups
+    seen = groups < 4
+    clf = PrototypicalClassifier(
+        max_epochs=1, sensitive_columns="group", random_state=0
+    ).fit(frame[seen], y[seen])
+    plain = PrototypicalClassifier(max_epochs=1, random_state=0).fit(
+        X[seen], y[seen], sensitive_features=groups[seen]
+    )
+    scorer = make_few_shot_scorer(n_shots=3)
+    # The same model and support draws whether the groups come as an
+    # argument or as a column of X.
+    assert scorer(clf, frame, y) == pytest.approx(
+        scorer(plain, X, y, sensitive_features=groups), abs=1e-12
+    )
