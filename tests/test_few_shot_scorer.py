@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
+from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.model_selection import GridSearchCV, GroupKFold, cross_validate
@@ -166,6 +167,10 @@ def test_missing_groups_and_wrong_estimators(data, fitted):
     pooled = PrototypicalClassifier(max_epochs=1, random_state=0).fit(X, y)
     with pytest.raises(ValueError, match="pooled task"):
         make_few_shot_scorer()(pooled, X, y, sensitive_features=groups)
+    with pytest.raises(NotFittedError):
+        make_few_shot_scorer()(
+            PrototypicalClassifier(), X, y, sensitive_features=groups
+        )
     lr = LogisticRegression().fit(X, y)
     with pytest.raises(TypeError, match="LogisticRegression"):
         make_few_shot_scorer()(lr, X, y, sensitive_features=groups)

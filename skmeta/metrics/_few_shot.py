@@ -14,6 +14,7 @@ import numbers
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.utils.metadata_routing import UNUSED
+from sklearn.utils.validation import check_is_fitted
 
 from .._compat import (
     BaseSearchCV,
@@ -132,6 +133,8 @@ class _FewShotScorer(_MetadataRequester):
             estimator, "best_estimator_"
         ):
             estimator = estimator.best_estimator_
+        if hasattr(estimator, "unknown_groups") and hasattr(estimator, "partial_fit"):
+            check_is_fitted(estimator, "tasks_")  # an unfitted skmeta classifier
         if not (hasattr(estimator, "partial_fit") and hasattr(estimator, "tasks_")):
             raise TypeError(
                 f"{self!r} needs a fitted skmeta classifier (MAMLClassifier or "
