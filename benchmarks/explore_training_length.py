@@ -12,8 +12,9 @@ for each held-out group, k and support draw (the draws of
 ``bench_fewshot.py``) scores balanced accuracy on the group's other rows
 after ``partial_fit`` on the support rows.
 
-With ``--select``, each fold also chooses among the variants on its
-training groups alone, as a user can: ``GridSearchCV`` over the variants
+With ``--select``, each fold also chooses among the fixed variants (all but
+the last, whose budget depends on the data) on its training groups alone,
+as a user can: ``GridSearchCV`` over them
 with ``GroupKFold`` (3 splits) on the training groups, scored by
 ``skmeta.metrics.make_few_shot_scorer(n_shots=5, n_draws=2)``; the output
 gives the chosen variant of each fold and the held-out scores of the chosen
@@ -51,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_fewshot as B  # noqa: E402
 
 from skmeta import MAMLClassifier, PrototypicalClassifier  # noqa: E402
+from skmeta._episodes import default_steps_per_epoch  # noqa: E402
 from skmeta.metrics import make_few_shot_scorer  # noqa: E402
 
 ESTIMATORS = {"MAML": MAMLClassifier, "ProtoNet": PrototypicalClassifier}
@@ -60,14 +62,32 @@ VARIANTS = {
     "pretrain 50": {"pretrain_epochs": 50},
     "pretrain 200": {"pretrain_epochs": 200},
     "meta-train 40": {"max_epochs": 40},
+    # A budget that grows with the number of training tasks: at least 20
+    # meta-batches per task over the 10 epochs (the default epoch is at least
+    # 10 meta-batches, or enough to draw about as many rows as there are).
+    "20 steps per task": lambda n_rows, n_tasks: {
+        "steps_per_epoch": max(
+            default_steps_per_epoch(n_rows, 2, 5, 15, 8), 2 * n_tasks
+        )
+    },
 }
+# The variants a search (--select) chooses among: the fixed ones.
+FIXED = [name for name, params in VARIANTS.items() if isinstance(params, dict)]
+
+
+def variant_params(variant, tasks):
+    """The parameters of a variant for training rows of tasks ``tasks``."""
+    params = VARIANTS[variant]
+    if callable(params):
+        return params(len(tasks), len(np.unique(tasks)))
+    return params
 
 
 def select(cls, X, y, tasks, budget):
     """The variant a search on the training groups chooses (GroupKFold, the
     few-shot scorer), and the seconds it took."""
     start = time.perf_counter()
-    grid = [{k: [v] for k, v in params.items()} for params in VARIANTS.values()]
+    grid = [{k: [v] for k, v in VARIANTS[name].items()} for name in FIXED]
     with sklearn.config_context(enable_metadata_routing=True):
         search = GridSearchCV(
             cls(**B._meta_kwargs(budget, B.RANDOM_STATE)),
@@ -76,7 +96,7 @@ def select(cls, X, y, tasks, budget):
             cv=GroupKFold(n_splits=3),
             refit=False,
         ).fit(X, y, tasks=tasks, groups=tasks)
-    return list(VARIANTS)[search.best_index_], time.perf_counter() - start
+    return FIXED[search.best_index_], time.perf_counter() - start
 
 
 def by_groups(data, budget):
@@ -108,7 +128,8 @@ def run_fold(data, f_index, seeds, ks, budget, selecting=False):
             chosen[estimator] = select(
                 cls, data.X[data.train], data.y[data.train], tasks, budget
             )
-        for variant, params in VARIANTS.items():
+        for variant in VARIANTS:
+            params = variant_params(variant, tasks)
             kwargs = {**B._meta_kwargs(budget, B.RANDOM_STATE), **params}
             start = time.perf_counter()
             model = cls(**kwargs).fit(
