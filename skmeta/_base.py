@@ -147,7 +147,15 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
       state for task states, None for the pooled state itself;
     - ``_state_logits(X, index, states, dtype)``: logits of rows ``X``, each
       evaluated with the state ``index`` (0: pooled, ``t + 1``: task ``t``).
+
+    and name, for their ``head`` parameter, the head ``"auto"`` stands for
+    under a fairness penalty (``_FAIR_HEAD``; ``"logistic"`` otherwise) and
+    the key of the logistic heads' penalties in ``states_``
+    (``_HEAD_PENALTY``).
     """
+
+    _FAIR_HEAD = None
+    _HEAD_PENALTY = None
 
     _parameter_constraints = {
         "lr": [Interval(Real, 0, None, closed="neither")],
@@ -1036,6 +1044,12 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
 
     def _set_support(self, support):
         """Store the support set and compute every task's state from it."""
+        # The head is settled when the first states are computed.
+        if self.head == "auto":
+            fair = self.constraints is not None and self.fairness_weight > 0
+            self.head_ = self._FAIR_HEAD if fair else "logistic"
+        else:
+            self.head_ = self.head
         # Tensors skorch maps to an available device when unpickling.
         extra = [
             name
@@ -1146,6 +1160,20 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         check_is_fitted(self)
         weights = self.states_[_WEIGHT][1 : len(self.tasks_) + 1]
         return weights.detach().cpu().numpy().astype(np.float64)
+
+    @property
+    def head_penalty_(self):
+        """Penalty of each task's logistic head (``head="logistic"``), for
+        each task of ``tasks_``; ``inf`` where the task has none."""
+        check_is_fitted(self)
+        if self._HEAD_PENALTY not in self.states_:
+            raise AttributeError(
+                "head_penalty_ is only available with the logistic head; this "
+                f"model uses head_={self.head_!r} (head={self.head!r})."
+            )
+        penalty = self.states_[self._HEAD_PENALTY][1 : len(self.tasks_) + 1]
+        penalty = penalty.detach().cpu().numpy().astype(np.float64)
+        return np.where(penalty > 0, penalty, np.inf)
 
     def _max_tasks_per_batch(self):
         """Most tasks adapted in one batch (subclasses bound their memory)."""

@@ -3,7 +3,6 @@
 from functools import partial
 from numbers import Integral, Real
 
-import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch.dataset import Dataset
@@ -255,6 +254,9 @@ class MAMLClassifier(_MetaClassifier):
     """
 
     _module_outputs_classes = True
+    _FAIR_HEAD = "none"
+    _HEAD_PENALTY = "head_penalty"
+
     _parameter_constraints = {
         **_MetaClassifier._parameter_constraints,
         "inner_lr": [Interval(Real, 0, None, closed="neither")],
@@ -549,15 +551,6 @@ class MAMLClassifier(_MetaClassifier):
         names = set(self._adapted_names())
         return {k: v for k, v in materialize(adapted, factors).items() if k in names}
 
-    def _set_support(self, support):
-        # The head is settled when the first states are computed.
-        if self.head == "auto":
-            fair = self.constraints is not None and self.fairness_weight > 0
-            self.head_ = "none" if fair else "logistic"
-        else:
-            self.head_ = self.head
-        super()._set_support(support)
-
     def _task_logits(self, states, X):
         """Logits of the rows ``X`` (T, m, d) under the networks ``states``
         (T tasks, no correction), in the heads' dtype."""
@@ -625,20 +618,6 @@ class MAMLClassifier(_MetaClassifier):
             theta = (beta.mT @ phi).to(coef.dtype)  # (T, K, d + 1)
             coef[chunk], bias[chunk] = theta[..., :-1], theta[..., -1]
         return coef, bias, penalty
-
-    @property
-    def head_penalty_(self):
-        """Penalty of each task's logistic correction (``head="logistic"``),
-        for each task of ``tasks_``; ``inf`` where there is none."""
-        check_is_fitted(self)
-        if "head_penalty" not in self.states_:
-            raise AttributeError(
-                "head_penalty_ is only available with the logistic head; this "
-                f"model uses head_={self.head_!r} (head={self.head!r})."
-            )
-        penalty = self.states_["head_penalty"][1 : len(self.tasks_) + 1]
-        penalty = penalty.detach().cpu().numpy().astype(np.float64)
-        return np.where(penalty > 0, penalty, np.inf)
 
     def _state_logits(self, X, index, states, dtype):
         buffers = {

@@ -2,7 +2,6 @@
 
 from numbers import Real
 
-import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch.dataset import Dataset
@@ -208,6 +207,9 @@ class PrototypicalClassifier(_MetaClassifier):
 
     _module_outputs_classes = False
     _task_states_use_global = True  # task prototypes shrink toward the global
+    _FAIR_HEAD = "prototypes"
+    _HEAD_PENALTY = "penalty"
+
     _parameter_constraints = {
         **_MetaClassifier._parameter_constraints,
         "shrinkage": [StrOptions({"learn"}), Interval(Real, 0, None, closed="left")],
@@ -406,15 +408,6 @@ class PrototypicalClassifier(_MetaClassifier):
             states.update(coef=coef, bias=bias, penalty=penalty)
         return states, weight
 
-    def _set_support(self, support):
-        # The head is settled when the first states are computed.
-        if self.head == "auto":
-            fair = self.constraints is not None and self.fairness_weight > 0
-            self.head_ = "prototypes" if fair else "logistic"
-        else:
-            self.head_ = self.head
-        super()._set_support(support)
-
     def _prototype_head(self, prototypes, n_features):
         """The linear head on ``[z, x]`` of prototypes: ``2 s c_k . z - s
         |c_k|^2`` (the prototype logits less the common ``-s |z|^2``)."""
@@ -548,20 +541,6 @@ class PrototypicalClassifier(_MetaClassifier):
                 scale,
             ).squeeze(-2)
         return out
-
-    @property
-    def head_penalty_(self):
-        """Penalty of each task's logistic head (``head="logistic"``), for
-        each task of ``tasks_``; ``inf`` where the prototypes are kept."""
-        check_is_fitted(self)
-        if "penalty" not in self.states_:
-            raise AttributeError(
-                "head_penalty_ is only available with the logistic head; this "
-                f"model uses head_={self.head_!r} (head={self.head!r})."
-            )
-        penalty = self.states_["penalty"][1 : len(self.tasks_) + 1]
-        penalty = penalty.detach().cpu().numpy().astype(np.float64)
-        return np.where(penalty > 0, penalty, np.inf)
 
     def _view(self, i):
         prototypes = self.states_["prototypes"][i]
