@@ -853,6 +853,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             self.n_shots,
             self.n_queries,
             self.meta_batch_size,
+            n_tasks=1 if pooled else len(sampler.eligible),
         )
         self._episode_steps_ = n_steps
         return EpisodeLoader(

@@ -331,10 +331,24 @@ class EpisodeLoader:
         return batch
 
 
-def default_steps_per_epoch(n_samples, n_classes, n_shots, n_queries, meta_batch_size):
-    """Meta-batches needed to draw about ``n_samples`` rows, at least 10."""
+# Meta-batches per epoch, at most, that the number of tasks alone asks for.
+MAX_STEPS_FOR_TASKS = 100
+
+
+def default_steps_per_epoch(
+    n_samples, n_classes, n_shots, n_queries, meta_batch_size, n_tasks=1
+):
+    """Meta-batches per epoch when ``steps_per_epoch=None``.
+
+    Enough to draw about ``n_samples`` rows, and at least two per task (up to
+    :data:`MAX_STEPS_FOR_TASKS`), so that a data set of many small tasks still
+    shows each task in about ``2 * meta_batch_size`` episodes per epoch; never
+    fewer than 10.
+    """
     rows_per_step = meta_batch_size * n_classes * (n_shots + n_queries)
-    return max(10, math.ceil(n_samples / rows_per_step))
+    by_rows = math.ceil(n_samples / rows_per_step)
+    by_tasks = min(2 * n_tasks, MAX_STEPS_FOR_TASKS)
+    return max(10, by_rows, by_tasks)
 
 
 class BatchLoader:

@@ -245,3 +245,37 @@ def test_loader_gathers_the_sampled_rows(sparse):
         np.testing.assert_array_equal(got["g"][real], data["group"][idx[real]])
         # Padded slots weigh nothing and hold zeros.
         assert (got["w"][~real] == 0).all() and (got["X"][~real] == 0).all()
+
+
+@pytest.mark.parametrize(
+    "n_samples, n_tasks, expected",
+    [
+        (100, 1, 10),  # the floor
+        (1_800, 18, 36),  # many small tasks: two meta-batches per task
+        (100_000, 18, 313),  # many rows: the rows decide (8 * 2 * 20 per step)
+        (20_000, 5_000, 100),  # many tasks: capped
+        (200_000, 5_000, 625),  # the cap never lowers the rows' count
+    ],
+)
+def test_default_steps_per_epoch(n_samples, n_tasks, expected):
+    steps = _episodes.default_steps_per_epoch(n_samples, 2, 5, 15, 8, n_tasks=n_tasks)
+    assert steps == expected
+
+
+@pytest.mark.parametrize("task_source", ["groups", "pooled"])
+def test_fit_counts_the_eligible_tasks_for_the_default_epoch(task_source):
+    # 30 groups of 20 rows, one of them single-class (left out of episodes).
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(30), 20)
+    X = rng.standard_normal((600, 3)).astype(np.float32)
+    y = np.tile([0, 1], 300)
+    y[groups == 0] = 1
+    clf = MAMLClassifier(max_epochs=1, pretrain_epochs=0, random_state=0)
+    if task_source == "groups":
+        with pytest.warns(UserWarning, match="1 task"):
+            clf.fit(X, y, sensitive_features=groups)
+        expected = 2 * 29
+    else:
+        clf.fit(X, y)
+        expected = 10
+    assert len(clf.history[-1, "batches"]) == expected

@@ -17,7 +17,10 @@ n_shots : int, default=5
 
     steps_per_epoch : int, default=None
         Outer steps per epoch. ``None`` draws about as many rows as the
-        training set holds, and at least 10 meta-batches."""
+        training set holds, and at least two meta-batches per training task
+        (up to 100), so that each task of a data set of many small tasks is
+        seen in about ``2 * meta_batch_size`` episodes per epoch; never fewer
+        than 10 meta-batches."""
 
 _COMMON_PARAMETERS = """\
 class_prior : {"auto", "task", "pooled", "balanced"}, default="auto"
