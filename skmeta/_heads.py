@@ -100,6 +100,17 @@ def choose_penalty(gram, f0, y, w, fit, held_out, used):
     standard error of the smallest wins (the standard error of the paired
     per-row differences).
     """
+    candidates, row_loss = cv_losses(gram, f0, y, w, fit, held_out)
+    return one_standard_error_choice(candidates, row_loss, used.any(1))
+
+
+def cv_losses(gram, f0, y, w, fit, held_out):
+    """The candidates of :func:`choose_penalty` and each row's held-out loss.
+
+    Returns ``candidates`` (C,), the penalties from the largest down with 0
+    (the prior head) first, and ``row_loss`` (T, C, m), each row's weighted
+    cross-entropy under each candidate in the fold that holds it out.
+    """
     n_tasks, m = y.shape
     n_classes = f0.shape[-1]
     # Each fold's problems hold its fitting rows only (a held-out row's
@@ -138,14 +149,25 @@ def choose_penalty(gram, f0, y, w, fit, held_out, used):
     # Candidates from the largest penalty down (the prior head first).
     candidates = torch.cat([penalties.new_zeros(1), penalties.flip(0)])
     row_loss = torch.cat([row_loss[:, :1], row_loss[:, 1:].flip(1)], 1)
-    # The one-standard-error rule: the largest penalty whose loss exceeds
-    # the smallest by at most the standard error of their difference
-    # (the rows' differences are paired).
+    return candidates, row_loss
+
+
+def one_standard_error_choice(candidates, row_loss, rows_used, extra_loss=None):
+    """The one-standard-error rule over the candidates of :func:`cv_losses`.
+
+    The largest penalty (the first candidate) whose summed loss exceeds the
+    smallest by at most the standard error of their difference (the rows'
+    differences are paired) wins. ``rows_used`` (T, m) marks each task's
+    rows; ``extra_loss`` (C,) or (T, C), if given, is added to each task's
+    summed losses before the comparison.
+    """
+    n_tasks = row_loss.shape[0]
     loss = row_loss.sum(-1)
+    if extra_loss is not None:
+        loss = loss + extra_loss.to(loss)
     best = loss.argmin(1)
     diff = row_loss - row_loss[torch.arange(n_tasks), best][:, None]
-    rows_used = used.any(1)  # (T, m)
-    n_used = rows_used.sum(-1, keepdim=True).to(gram.dtype)  # (T, 1)
+    n_used = rows_used.sum(-1, keepdim=True).to(row_loss.dtype)  # (T, 1)
     rows_used = rows_used[:, None]
     mean = diff.sum(-1) / n_used
     var = ((diff - mean[..., None]) ** 2 * rows_used).sum(-1) / (n_used - 1)
