@@ -164,6 +164,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         "n_queries": [Interval(Integral, 1, None, closed="left")],
         "meta_batch_size": [Interval(Integral, 1, None, closed="left")],
         "steps_per_epoch": [Interval(Integral, 1, None, closed="left"), None],
+        "variable_shots": ["boolean"],
         "class_prior": [StrOptions({"auto", "task", "pooled", "balanced"})],
         "constraints": [StrOptions(set(PENALTIES)), None],
         "fairness_weight": [Interval(Real, 0, None, closed="left")],
@@ -197,6 +198,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         n_queries,
         meta_batch_size,
         steps_per_epoch,
+        variable_shots,
         class_prior,
         constraints,
         fairness_weight,
@@ -218,6 +220,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self.n_queries = n_queries
         self.meta_batch_size = meta_batch_size
         self.steps_per_epoch = steps_per_epoch
+        self.variable_shots = variable_shots
         self.class_prior = class_prior
         self.constraints = constraints
         self.fairness_weight = fairness_weight
@@ -904,6 +907,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             meta_batch_size=self.meta_batch_size,
             rng=rng,
             pooled_episodes=self.pooled_episodes,
+            variable_shots=self.variable_shots,
         )
         if sampler.excluded.size:
             names = [str(t) for t in self.tasks_[sampler.excluded][:20]]
@@ -938,6 +942,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             meta_batch_size=self.meta_batch_size,
             rng=rng,
             min_classes=1,
+            variable_shots=self.variable_shots,
         )
         if sampler.eligible.size == 0:
             raise ValueError(

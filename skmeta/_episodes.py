@@ -49,6 +49,11 @@ class EpisodeSampler:
     min_classes : int, default=2
         A task takes part only with rows of at least this many classes (and a
         class of two rows).
+
+    variable_shots : bool, default=False
+        Whether each episode keeps a number of support rows per class drawn
+        uniformly from ``1 .. n_shots`` (the first ones drawn; the support
+        slots past it are padding).
     """
 
     def __init__(
@@ -63,8 +68,10 @@ class EpisodeSampler:
         rng,
         pooled_episodes=0.0,
         min_classes=2,
+        variable_shots=False,
     ):
         self.pooled_episodes = pooled_episodes
+        self.variable_shots = variable_shots
         self.pooled_rows = {c: np.flatnonzero(y == c) for c in range(n_classes)}
         self.n_classes = n_classes
         self.n_shots = n_shots
@@ -195,7 +202,12 @@ class EpisodeSampler:
         at = self._start[cells].ravel()[:, None] + offsets
         rows = self._flat[np.minimum(at, len(self._flat) - 1)]
         # Support: the first n_s drawn; query: the next n_q.
-        support = np.where(np.arange(S) < n_s[:, None], rows[:, :S], -1)
+        n_kept = n_s
+        if self.variable_shots:
+            # One support size per episode, for all its classes.
+            shots = self.rng.integers(1, S + 1, size=n_batches * n_tasks)
+            n_kept = np.minimum(n_s, np.repeat(shots, K))
+        support = np.where(np.arange(S) < n_kept[:, None], rows[:, :S], -1)
         query_at = np.minimum(n_s[:, None] + np.arange(Q), S + Q - 1)
         query = np.take_along_axis(rows, query_at, axis=1)
         query = np.where(np.arange(Q) < n_q[:, None], query, -1)

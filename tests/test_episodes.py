@@ -279,3 +279,46 @@ def test_fit_counts_the_eligible_tasks_for_the_default_epoch(task_source):
         clf.fit(X, y)
         expected = 10
     assert len(clf.history[-1, "batches"]) == expected
+
+
+def test_variable_shots_draws_each_support_size_for_all_classes_of_an_episode():
+    rng = np.random.default_rng(0)
+    tasks = np.repeat(np.arange(4), 60)
+    y = np.tile(np.arange(3), 80)
+    S, Q = 4, 5
+    kwargs = dict(n_shots=S, n_queries=Q, meta_batch_size=3)
+    fixed = EpisodeSampler(tasks, y, 3, rng=np.random.default_rng(0), **kwargs)
+    support, query, _ = fixed.sample_many(200)
+    assert (support >= 0).all()
+    sampler = EpisodeSampler(tasks, y, 3, rng=rng, variable_shots=True, **kwargs)
+    support, query, task_ids = sampler.sample_many(200)
+    per_class = (support.reshape(200, 3, 3, S) >= 0).sum(-1)  # (batch, task, class)
+    # The same size for every class of an episode, every size from 1 to S.
+    assert (per_class == per_class[..., :1]).all()
+    sizes = per_class[..., 0].ravel()
+    assert set(sizes.tolist()) == set(range(1, S + 1))
+    counts = np.bincount(sizes, minlength=S + 1)[1:]
+    assert counts.min() > 0.15 * len(sizes)  # about uniform (1/4 each)
+    # The kept support rows are the first ones drawn; the query is unchanged
+    # in size and disjoint from the support, and every row is of its task.
+    assert (query >= 0).all()
+    for b in range(200):
+        for t in range(3):
+            kept = support[b, t][support[b, t] >= 0]
+            assert not set(kept) & set(query[b, t])
+            assert (tasks[kept] == task_ids[b, t]).all()
+
+
+def test_variable_shots_in_fit(grouped_data):
+    X, y, groups = grouped_data
+    params = dict(max_epochs=2, steps_per_epoch=5, random_state=0)
+    fixed = MAMLClassifier(**params).fit(X, y, sensitive_features=groups)
+    variable = MAMLClassifier(variable_shots=True, **params)
+    variable.fit(X, y, sensitive_features=groups)
+    assert np.isfinite(variable.history[:, "train_loss"]).all()
+    assert not np.allclose(
+        fixed.predict_proba(X, sensitive_features=groups),
+        variable.predict_proba(X, sensitive_features=groups),
+    )
+    with pytest.raises(ValueError, match="variable_shots"):
+        MAMLClassifier(variable_shots="yes").fit(X, y)

@@ -20,7 +20,15 @@ n_shots : int, default=5
         training set holds, and at least two meta-batches per training task
         (up to 100), so that each task of a data set of many small tasks is
         seen in about ``2 * meta_batch_size`` episodes per epoch; never fewer
-        than 10 meta-batches."""
+        than 10 meta-batches.
+
+    variable_shots : bool, default=False
+        Whether each training episode's support holds a number of rows per
+        class drawn uniformly from 1 to ``n_shots`` (the same for every class
+        of the episode; the support rows drawn beyond it are left out), so
+        that the adaptation is trained for every support size up to
+        ``n_shots`` rather than for ``n_shots`` alone. It helps groups adapted
+        from one or two rows per class (see the user guide)."""
 
 _COMMON_PARAMETERS = """\
 class_prior : {"auto", "task", "pooled", "balanced"}, default="auto"
