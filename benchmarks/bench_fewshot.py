@@ -693,6 +693,22 @@ def support_draw(data, rows, k, base_seed, t_index, seed):
     return np.concatenate([rng.choice(r, k, replace=False) for r in by_class])
 
 
+def heldout_draws(data, f_index, ks, seeds):
+    """The support draws of the explorations: for each held-out group of
+    fold ``f_index``, each ``k`` its rows allow and each seed, yields
+    ``(task, k, seed, support, query)`` (row indices; the query is the
+    group's other rows), drawn as :func:`support_draw` draws them here."""
+    for t_index, task in enumerate(data.heldout):
+        rows = np.flatnonzero(data.tasks == task)
+        counts = [int((data.y[rows] == c).sum()) for c in (0, 1)]
+        for k in ks:
+            if min(counts) < k + data.min_query:
+                continue
+            for seed in seeds:
+                support = support_draw(data, rows, k, 0, t_index + 100 * f_index, seed)
+                yield task, k, seed, support, np.setdiff1d(rows, support)
+
+
 def balanced_accuracy(y, pred):
     """Mean recall of the two classes (``balanced_accuracy_score``, faster)."""
     return 0.5 * ((pred[y == 1] == 1).mean() + (pred[y == 0] == 0).mean())

@@ -128,44 +128,31 @@ def run_fold(data, f_index, seeds, ks, budget):
     maml = MAMLClassifier(head="none", **B._meta_kwargs(budget, B.RANDOM_STATE))
     maml.fit(data.X[train], data.y[train], tasks=tasks)
     records = []
-    for t_index, task in enumerate(data.heldout):
-        rows = np.flatnonzero(data.tasks == task)
-        counts = [int((data.y[rows] == c).sum()) for c in (0, 1)]
-        for k in ks:
-            if min(counts) < k + data.min_query:
-                continue
-            for seed in seeds:
-                support = B.support_draw(
-                    data, rows, k, 0, t_index + 100 * f_index, seed
+    for task, k, seed, support, query in B.heldout_draws(data, f_index, ks, seeds):
+        Xs, ys = data.X[support], data.y[support]
+        Xq, yq = data.X[query], data.y[query]
+        model = copy.deepcopy(maml)
+        model.partial_fit(Xs, ys, tasks=np.full(len(ys), task))
+        s_min, s_1se, a_min, a_1se = head_scores(model, task, Xs, ys, Xq)
+        f0_q = _logit(model.predict_proba(Xq, tasks=np.full(len(Xq), task))[:, 1])
+        scores = {
+            "MAML": f0_q,
+            "MAML + x head (min)": s_min,
+            "MAML + x head (1se)": s_1se,
+            "LR on k rows": B.lr_on_rows(1.0, Xs, ys).predict_proba(Xq)[:, 1] - 0.5,
+        }
+        for method, score in scores.items():
+            records.append(
+                dict(
+                    fold=f_index,
+                    task=task,
+                    k=k,
+                    seed=seed,
+                    method=method,
+                    bacc=B.balanced_accuracy(yq, (score >= 0).astype(np.int64)),
+                    alpha=a_1se if "1se" in method else a_min,
                 )
-                query = np.setdiff1d(rows, support)
-                Xs, ys = data.X[support], data.y[support]
-                Xq, yq = data.X[query], data.y[query]
-                model = copy.deepcopy(maml)
-                model.partial_fit(Xs, ys, tasks=np.full(len(ys), task))
-                s_min, s_1se, a_min, a_1se = head_scores(model, task, Xs, ys, Xq)
-                f0_q = _logit(
-                    model.predict_proba(Xq, tasks=np.full(len(Xq), task))[:, 1]
-                )
-                scores = {
-                    "MAML": f0_q,
-                    "MAML + x head (min)": s_min,
-                    "MAML + x head (1se)": s_1se,
-                    "LR on k rows": B.lr_on_rows(1.0, Xs, ys).predict_proba(Xq)[:, 1]
-                    - 0.5,
-                }
-                for method, score in scores.items():
-                    records.append(
-                        dict(
-                            fold=f_index,
-                            task=task,
-                            k=k,
-                            seed=seed,
-                            method=method,
-                            bacc=B.balanced_accuracy(yq, (score >= 0).astype(np.int64)),
-                            alpha=a_1se if "1se" in method else a_min,
-                        )
-                    )
+            )
     return records
 
 

@@ -97,40 +97,32 @@ def run_fold(data, f_index, seeds, ks, budget):
             if c0 and prior is None:
                 continue
             STATE.update(prior=prior, c0=c0)
-            for t_index, task in enumerate(data.heldout):
-                rows = np.flatnonzero(data.tasks == task)
-                counts = [int((data.y[rows] == c).sum()) for c in (0, 1)]
-                for k in ks:
-                    if min(counts) < k + data.min_query:
-                        continue
-                    for seed in seeds:
-                        support = B.support_draw(
-                            data, rows, k, 0, t_index + 100 * f_index, seed
-                        )
-                        query = np.setdiff1d(rows, support)
-                        adapted = copy.deepcopy(model)
-                        adapted.partial_fit(
-                            data.X[support],
-                            data.y[support],
-                            tasks=np.full(len(support), task),
-                        )
-                        proba = adapted.predict_proba(
-                            data.X[query], tasks=np.full(len(query), task)
-                        )[:, 1]
-                        records.append(
-                            dict(
-                                estimator=estimator,
-                                variant=variant,
-                                fold=f_index,
-                                task=task,
-                                k=k,
-                                seed=seed,
-                                bacc=B.balanced_accuracy(
-                                    data.y[query], (proba >= 0.5).astype(np.int64)
-                                ),
-                                head=bool(np.isfinite(adapted.head_penalty_[-1])),
-                            )
-                        )
+            for task, k, seed, support, query in B.heldout_draws(
+                data, f_index, ks, seeds
+            ):
+                adapted = copy.deepcopy(model)
+                adapted.partial_fit(
+                    data.X[support],
+                    data.y[support],
+                    tasks=np.full(len(support), task),
+                )
+                proba = adapted.predict_proba(
+                    data.X[query], tasks=np.full(len(query), task)
+                )[:, 1]
+                records.append(
+                    dict(
+                        estimator=estimator,
+                        variant=variant,
+                        fold=f_index,
+                        task=task,
+                        k=k,
+                        seed=seed,
+                        bacc=B.balanced_accuracy(
+                            data.y[query], (proba >= 0.5).astype(np.int64)
+                        ),
+                        head=bool(np.isfinite(adapted.head_penalty_[-1])),
+                    )
+                )
     STATE.update(prior=None, c0=0.0)
     return records, priors
 

@@ -179,91 +179,77 @@ def run_fold(data, f_index, seeds, ks):
     n_features = data.X.shape[1]
     head_x = np.r_[head, np.zeros(n_features)]
     records = []
-    for t_index, task in enumerate(data.heldout):
-        rows = np.flatnonzero(data.tasks == task)
-        counts = [int((data.y[rows] == c).sum()) for c in (0, 1)]
-        for k in ks:
-            if min(counts) < k + data.min_query:
-                continue
-            for seed in seeds:
-                support = B.support_draw(
-                    data, rows, k, 0, t_index + 100 * f_index, seed
+    for task, k, seed, support, query in B.heldout_draws(data, f_index, ks, seeds):
+        Xs, ys, Xq, yq = (
+            data.X[support],
+            data.y[support],
+            data.X[query],
+            data.y[query],
+        )
+        Zs, Zq = Z[support], Z[query]
+        ZXs, ZXq = np.hstack([Zs, Xs]), np.hstack([Zq, Xq])
+        scores = {}  # method -> score, positive = class 1
+        model = copy.deepcopy(proto)
+        model.partial_fit(Xs, ys, tasks=np.full(len(ys), task))
+        p = model.predict_proba(Xq, tasks=np.full(len(query), task))[:, 1]
+        scores["proto"] = p - 0.5
+        model = copy.deepcopy(shipped)
+        model.partial_fit(Xs, ys, tasks=np.full(len(ys), task))
+        p = model.predict_proba(Xq, tasks=np.full(len(query), task))[:, 1]
+        scores["head='auto'"] = p - 0.5
+        scores["proto global"] = Zq @ head + head_b
+        Pt = model.task_states_[list(model.tasks_).index(task)].double().numpy()
+        d = [(((Zq - Pt[c]) @ whiten) ** 2).sum(1) for c in (0, 1)]
+        scores["proto whitened"] = d[0] - d[1]
+        scores["LR on k rows"] = B.lr_on_rows(1.0, Xs, ys).predict_proba(Xq)[:, 1] - 0.5
+        scores["shrunk LR"] = (
+            B.shrunk_lr(pooled, B.CV, Xs, ys)[0].predict_proba1(Xq) - 0.5
+        )
+        scores["emb LR"] = shrunk_lr_cv(head, head_b, Zs, ys, Zq) - 0.5
+        lr_x = shrunk_lr_cv(head_x, head_b, ZXs, ys, ZXq)
+        scores["emb+x LR"] = lr_x - 0.5
+        ones = np.ones((len(ys), 1)), np.ones((len(query), 1))
+        scores["emb+x ridge"] = ridge_loo(
+            np.r_[head_x, head_b],
+            np.hstack([ZXs, ones[0]]),
+            ys,
+            np.hstack([ZXq, ones[1]]),
+        )
+        p_min, p_1se = group_lr(Zs, ys, Xs, ZXq, P, kappa, s, n_features)
+        scores["group LR"], scores["group LR 1se"] = p_min - 0.5, p_1se - 0.5
+        losses = np.zeros(2)
+        n_min = int(np.bincount(ys, minlength=2).min())
+        if n_min >= 2:
+            for fit, out in StratifiedKFold(min(5, n_min)).split(Zs, ys):
+                Pf = np.stack(
+                    [
+                        (Zs[fit][ys[fit] == c].sum(0) + kappa * P[c])
+                        / ((ys[fit] == c).sum() + kappa)
+                        for c in (0, 1)
+                    ]
                 )
-                query = np.setdiff1d(rows, support)
-                Xs, ys, Xq, yq = (
-                    data.X[support],
-                    data.y[support],
-                    data.X[query],
-                    data.y[query],
+                d = [((Zs[out] - Pf[c]) ** 2).sum(1) for c in (0, 1)]
+                p_proto = 1 / (1 + np.exp(-np.clip(s * (d[0] - d[1]), -30, 30)))
+                p_lr = shrunk_lr_cv(head_x, head_b, ZXs[fit], ys[fit], ZXs[out])
+                losses += [
+                    _proba_to_logloss(ys[out], p_proto),
+                    _proba_to_logloss(ys[out], p_lr),
+                ]
+        for name, margin in [("select", 1.0)] + [(f"select {m}", m) for m in MARGINS]:
+            use_lr = n_min >= 2 and losses[1] < margin * losses[0]
+            scores[name] = scores["emb+x LR"] if use_lr else scores["proto"]
+        for method, score in scores.items():
+            pred = (score >= 0).astype(np.int64)
+            records.append(
+                dict(
+                    fold=f_index,
+                    task=task,
+                    k=k,
+                    seed=seed,
+                    method=method,
+                    bacc=B.balanced_accuracy(yq, pred),
                 )
-                Zs, Zq = Z[support], Z[query]
-                ZXs, ZXq = np.hstack([Zs, Xs]), np.hstack([Zq, Xq])
-                scores = {}  # method -> score, positive = class 1
-                model = copy.deepcopy(proto)
-                model.partial_fit(Xs, ys, tasks=np.full(len(ys), task))
-                p = model.predict_proba(Xq, tasks=np.full(len(query), task))[:, 1]
-                scores["proto"] = p - 0.5
-                model = copy.deepcopy(shipped)
-                model.partial_fit(Xs, ys, tasks=np.full(len(ys), task))
-                p = model.predict_proba(Xq, tasks=np.full(len(query), task))[:, 1]
-                scores["head='auto'"] = p - 0.5
-                scores["proto global"] = Zq @ head + head_b
-                Pt = model.task_states_[list(model.tasks_).index(task)].double().numpy()
-                d = [(((Zq - Pt[c]) @ whiten) ** 2).sum(1) for c in (0, 1)]
-                scores["proto whitened"] = d[0] - d[1]
-                scores["LR on k rows"] = (
-                    B.lr_on_rows(1.0, Xs, ys).predict_proba(Xq)[:, 1] - 0.5
-                )
-                scores["shrunk LR"] = (
-                    B.shrunk_lr(pooled, B.CV, Xs, ys)[0].predict_proba1(Xq) - 0.5
-                )
-                scores["emb LR"] = shrunk_lr_cv(head, head_b, Zs, ys, Zq) - 0.5
-                lr_x = shrunk_lr_cv(head_x, head_b, ZXs, ys, ZXq)
-                scores["emb+x LR"] = lr_x - 0.5
-                ones = np.ones((len(ys), 1)), np.ones((len(query), 1))
-                scores["emb+x ridge"] = ridge_loo(
-                    np.r_[head_x, head_b],
-                    np.hstack([ZXs, ones[0]]),
-                    ys,
-                    np.hstack([ZXq, ones[1]]),
-                )
-                p_min, p_1se = group_lr(Zs, ys, Xs, ZXq, P, kappa, s, n_features)
-                scores["group LR"], scores["group LR 1se"] = p_min - 0.5, p_1se - 0.5
-                losses = np.zeros(2)
-                n_min = int(np.bincount(ys, minlength=2).min())
-                if n_min >= 2:
-                    for fit, out in StratifiedKFold(min(5, n_min)).split(Zs, ys):
-                        Pf = np.stack(
-                            [
-                                (Zs[fit][ys[fit] == c].sum(0) + kappa * P[c])
-                                / ((ys[fit] == c).sum() + kappa)
-                                for c in (0, 1)
-                            ]
-                        )
-                        d = [((Zs[out] - Pf[c]) ** 2).sum(1) for c in (0, 1)]
-                        p_proto = 1 / (1 + np.exp(-np.clip(s * (d[0] - d[1]), -30, 30)))
-                        p_lr = shrunk_lr_cv(head_x, head_b, ZXs[fit], ys[fit], ZXs[out])
-                        losses += [
-                            _proba_to_logloss(ys[out], p_proto),
-                            _proba_to_logloss(ys[out], p_lr),
-                        ]
-                for name, margin in [("select", 1.0)] + [
-                    (f"select {m}", m) for m in MARGINS
-                ]:
-                    use_lr = n_min >= 2 and losses[1] < margin * losses[0]
-                    scores[name] = scores["emb+x LR"] if use_lr else scores["proto"]
-                for method, score in scores.items():
-                    pred = (score >= 0).astype(np.int64)
-                    records.append(
-                        dict(
-                            fold=f_index,
-                            task=task,
-                            k=k,
-                            seed=seed,
-                            method=method,
-                            bacc=B.balanced_accuracy(yq, pred),
-                        )
-                    )
+            )
     return records
 
 

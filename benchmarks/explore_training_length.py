@@ -138,39 +138,31 @@ def run_fold(data, f_index, seeds, ks, budget, selecting=False):
                 data.X[data.train], data.y[data.train], tasks=tasks
             )
             fitted.append((estimator, variant, time.perf_counter() - start))
-            for t_index, task in enumerate(data.heldout):
-                rows = np.flatnonzero(data.tasks == task)
-                counts = [int((data.y[rows] == c).sum()) for c in (0, 1)]
-                for k in ks:
-                    if min(counts) < k + data.min_query:
-                        continue
-                    for seed in seeds:
-                        support = B.support_draw(
-                            data, rows, k, 0, t_index + 100 * f_index, seed
-                        )
-                        query = np.setdiff1d(rows, support)
-                        adapted = copy.deepcopy(model)
-                        adapted.partial_fit(
-                            data.X[support],
-                            data.y[support],
-                            tasks=np.full(len(support), task),
-                        )
-                        proba = adapted.predict_proba(
-                            data.X[query], tasks=np.full(len(query), task)
-                        )[:, 1]
-                        records.append(
-                            dict(
-                                estimator=estimator,
-                                variant=variant,
-                                fold=f_index,
-                                task=task,
-                                k=k,
-                                seed=seed,
-                                bacc=B.balanced_accuracy(
-                                    data.y[query], (proba >= 0.5).astype(np.int64)
-                                ),
-                            )
-                        )
+            for task, k, seed, support, query in B.heldout_draws(
+                data, f_index, ks, seeds
+            ):
+                adapted = copy.deepcopy(model)
+                adapted.partial_fit(
+                    data.X[support],
+                    data.y[support],
+                    tasks=np.full(len(support), task),
+                )
+                proba = adapted.predict_proba(
+                    data.X[query], tasks=np.full(len(query), task)
+                )[:, 1]
+                records.append(
+                    dict(
+                        estimator=estimator,
+                        variant=variant,
+                        fold=f_index,
+                        task=task,
+                        k=k,
+                        seed=seed,
+                        bacc=B.balanced_accuracy(
+                            data.y[query], (proba >= 0.5).astype(np.int64)
+                        ),
+                    )
+                )
     return records, fitted, chosen
 
 
