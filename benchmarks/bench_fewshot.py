@@ -709,6 +709,19 @@ def heldout_draws(data, f_index, ks, seeds):
                 yield task, k, seed, support, np.setdiff1d(rows, support)
 
 
+def adapted_score(model, data, task, support, query):
+    """A copy of ``model`` adapted with ``partial_fit`` to the ``support``
+    rows of ``task``, and its balanced accuracy on the ``query`` rows
+    (threshold 1/2)."""
+    adapted = copy.deepcopy(model)
+    adapted.partial_fit(
+        data.X[support], data.y[support], tasks=np.full(len(support), task)
+    )
+    proba = adapted.predict_proba(data.X[query], tasks=np.full(len(query), task))
+    pred = (proba[:, 1] >= 0.5).astype(np.int64)
+    return adapted, balanced_accuracy(data.y[query], pred)
+
+
 def balanced_accuracy(y, pred):
     """Mean recall of the two classes (``balanced_accuracy_score``, faster)."""
     return 0.5 * ((pred[y == 1] == 1).mean() + (pred[y == 0] == 0).mean())

@@ -25,7 +25,6 @@ Run (about 1 minute per data set; Adult is left out)::
 """
 
 import argparse
-import copy
 import datetime
 import os
 import sys
@@ -100,15 +99,7 @@ def run_fold(data, f_index, seeds, ks, budget):
             for task, k, seed, support, query in B.heldout_draws(
                 data, f_index, ks, seeds
             ):
-                adapted = copy.deepcopy(model)
-                adapted.partial_fit(
-                    data.X[support],
-                    data.y[support],
-                    tasks=np.full(len(support), task),
-                )
-                proba = adapted.predict_proba(
-                    data.X[query], tasks=np.full(len(query), task)
-                )[:, 1]
+                adapted, bacc = B.adapted_score(model, data, task, support, query)
                 records.append(
                     dict(
                         estimator=estimator,
@@ -117,9 +108,7 @@ def run_fold(data, f_index, seeds, ks, budget):
                         task=task,
                         k=k,
                         seed=seed,
-                        bacc=B.balanced_accuracy(
-                            data.y[query], (proba >= 0.5).astype(np.int64)
-                        ),
+                        bacc=bacc,
                         head=bool(np.isfinite(adapted.head_penalty_[-1])),
                     )
                 )

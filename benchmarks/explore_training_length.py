@@ -35,7 +35,6 @@ Run (about 2 minutes per data set, Adult 10; ``--select`` adds 1 to 5)::
 """
 
 import argparse
-import copy
 import datetime
 import os
 import sys
@@ -141,15 +140,7 @@ def run_fold(data, f_index, seeds, ks, budget, selecting=False):
             for task, k, seed, support, query in B.heldout_draws(
                 data, f_index, ks, seeds
             ):
-                adapted = copy.deepcopy(model)
-                adapted.partial_fit(
-                    data.X[support],
-                    data.y[support],
-                    tasks=np.full(len(support), task),
-                )
-                proba = adapted.predict_proba(
-                    data.X[query], tasks=np.full(len(query), task)
-                )[:, 1]
+                _, bacc = B.adapted_score(model, data, task, support, query)
                 records.append(
                     dict(
                         estimator=estimator,
@@ -158,9 +149,7 @@ def run_fold(data, f_index, seeds, ks, budget, selecting=False):
                         task=task,
                         k=k,
                         seed=seed,
-                        bacc=B.balanced_accuracy(
-                            data.y[query], (proba >= 0.5).astype(np.int64)
-                        ),
+                        bacc=bacc,
                     )
                 )
     return records, fitted, chosen
