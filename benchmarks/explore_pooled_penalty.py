@@ -70,9 +70,11 @@ def choose_penalty(gram, f0, y, w, fit, held_out, used):
         return one_standard_error_choice(candidates, row_loss, rows_used)
     if c0 == np.inf:
         return candidates[int(prior.argmin())].expand(len(loss)).clone()
-    return one_standard_error_choice(
-        candidates, row_loss, rows_used, c0 * prior.to(loss)
-    )
+    # c0 pseudo-rows of the prior curve, spread over the task's used rows: the
+    # summed losses gain c0 * prior; the paired differences' spread is kept.
+    n_used = rows_used.sum(-1).to(loss.dtype)[:, None, None]
+    shift = c0 * prior.to(loss)[None, :, None] / n_used * rows_used[:, None]
+    return one_standard_error_choice(candidates, row_loss + shift, rows_used)
 
 
 maml_module.choose_penalty = choose_penalty

@@ -152,19 +152,16 @@ def cv_losses(gram, f0, y, w, fit, held_out):
     return candidates, row_loss
 
 
-def one_standard_error_choice(candidates, row_loss, rows_used, extra_loss=None):
+def one_standard_error_choice(candidates, row_loss, rows_used):
     """The one-standard-error rule over the candidates of :func:`cv_losses`.
 
     The largest penalty (the first candidate) whose summed loss exceeds the
     smallest by at most the standard error of their difference (the rows'
     differences are paired) wins. ``rows_used`` (T, m) marks each task's
-    rows; ``extra_loss`` (C,) or (T, C), if given, is added to each task's
-    summed losses before the comparison.
+    rows.
     """
     n_tasks = row_loss.shape[0]
     loss = row_loss.sum(-1)
-    if extra_loss is not None:
-        loss = loss + extra_loss.to(loss)
     best = loss.argmin(1)
     diff = row_loss - row_loss[torch.arange(n_tasks), best][:, None]
     n_used = rows_used.sum(-1, keepdim=True).to(row_loss.dtype)  # (T, 1)

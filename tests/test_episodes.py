@@ -288,8 +288,8 @@ def test_variable_shots_draws_each_support_size_for_all_classes_of_an_episode():
     S, Q = 4, 5
     kwargs = dict(n_shots=S, n_queries=Q, meta_batch_size=3)
     fixed = EpisodeSampler(tasks, y, 3, rng=np.random.default_rng(0), **kwargs)
-    support, query, _ = fixed.sample_many(200)
-    assert (support >= 0).all()
+    fixed_support, _, fixed_tasks = fixed.sample_many(200)
+    assert (fixed_support >= 0).all()
     sampler = EpisodeSampler(tasks, y, 3, rng=rng, variable_shots=True, **kwargs)
     support, query, task_ids = sampler.sample_many(200)
     per_class = (support.reshape(200, 3, 3, S) >= 0).sum(-1)  # (batch, task, class)
@@ -299,8 +299,12 @@ def test_variable_shots_draws_each_support_size_for_all_classes_of_an_episode():
     assert set(sizes.tolist()) == set(range(1, S + 1))
     counts = np.bincount(sizes, minlength=S + 1)[1:]
     assert counts.min() > 0.15 * len(sizes)  # about uniform (1/4 each)
-    # The kept support rows are the first ones drawn; the query is unchanged
-    # in size and disjoint from the support, and every row is of its task.
+    # The kept support rows are the first ones drawn (the same stream draws
+    # the same rows as without variable_shots); the query is unchanged in
+    # size and disjoint from the support, and every row is of its task.
+    np.testing.assert_array_equal(task_ids, fixed_tasks)
+    kept = support >= 0
+    np.testing.assert_array_equal(support[kept], fixed_support[kept])
     assert (query >= 0).all()
     for b in range(200):
         for t in range(3):
