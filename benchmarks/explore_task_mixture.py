@@ -21,7 +21,12 @@ on the mixture, chosen per support set in one of three ways:
   each predicted by the model adapted to the blocks before it (the first by
   the pooled state), an approximation of its marginal likelihood;
 - ``cross-validated``: ``a = sigmoid(CV log-lik of the mixture - CV log-lik
-  of the own model)``, stratified ``min(5, k)``-fold (k >= 2 only).
+  of the own model)``, stratified ``min(5, k)``-fold (k >= 2 only);
+- ``learned weight``: one weight for every new group of a fitted model, from
+  a grid of five, the one that served the training tasks best, each left out
+  in turn (5 rows per class as its support, its own model adapted as a new
+  group's against the mixture over the other training tasks). The training
+  tasks shaped the meta-learned state, so the own model is favoured there.
 
 For each fold of a ``bench_fewshot.py`` data set both estimators are fitted
 once with the defaults of ``bench_fewshot.py``; each held-out group, k and
@@ -60,7 +65,16 @@ from skmeta import MAMLClassifier, PrototypicalClassifier  # noqa: E402
 from skmeta.exceptions import UnknownGroupWarning  # noqa: E402
 
 ESTIMATORS = {"MAML": MAMLClassifier, "ProtoNet": PrototypicalClassifier}
-VARIANTS = ["own (today)", "mixture", "evidence", "prequential", "cross-validated"]
+VARIANTS = [
+    "own (today)",
+    "mixture",
+    "evidence",
+    "prequential",
+    "cross-validated",
+    "learned weight",
+]
+GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+LOO_SHOTS, LOO_DRAWS, LOO_QUERY = 5, 2, 200
 UNKNOWN = "__a group never seen__"
 EPS = 1e-6
 
@@ -105,6 +119,44 @@ def class_rank(y):
     return rank
 
 
+def learned_weight(model, data, tasks):
+    """The weight on the mixture that serves the training tasks best, each
+    left out in turn: ``LOO_DRAWS`` supports of ``LOO_SHOTS`` rows per class
+    from its rows, its own model adapted to them as a new group's, the
+    mixture over the other training tasks; the grid value of highest mean
+    balanced accuracy on its other rows (at most ``LOO_QUERY``)."""
+    X, y = data.X[data.train], data.y[data.train]
+    names = np.unique(tasks)
+    P = np.stack([proba(model, X, t) for t in names])
+    rng = np.random.default_rng(0)
+    scores = []
+    for i, name in enumerate(names):
+        rows = np.flatnonzero(tasks == name)
+        by_class = [rows[y[rows] == c] for c in (0, 1)]
+        if min(len(r) for r in by_class) < LOO_SHOTS + 5:
+            continue
+        others = np.delete(np.arange(len(names)), i)
+        for _ in range(LOO_DRAWS):
+            support = np.concatenate(
+                [rng.choice(r, LOO_SHOTS, replace=False) for r in by_class]
+            )
+            query = np.setdiff1d(rows, support)
+            query = rng.choice(query, min(len(query), LOO_QUERY), replace=False)
+            own = proba(
+                adapted(model, X[support], y[support], UNKNOWN), X[query], UNKNOWN
+            )
+            p_mix, _ = mixture(P[others], (support, y[support]), query)
+            scores.append(
+                [
+                    B.balanced_accuracy(y[query], (a * p_mix + (1 - a) * own >= 0.5))
+                    for a in GRID
+                ]
+            )
+    if not scores:
+        return 0.0
+    return GRID[int(np.argmax(np.mean(scores, 0)))]
+
+
 def run_fold(data, f_index, seeds, ks, budget):
     tasks = B.merge_small_tasks(data.tasks[data.train])
     held = np.flatnonzero(np.isin(data.tasks, data.heldout))
@@ -117,13 +169,14 @@ def run_fold(data, f_index, seeds, ks, budget):
         # Every training task's model and the pooled state on every held-out row.
         P = np.stack([proba(model, data.X[held], t) for t in np.unique(tasks)])
         pooled = proba(model, data.X[held], UNKNOWN)
+        chosen = learned_weight(model, data, tasks)
         for task, k, seed, support, query in B.heldout_draws(data, f_index, ks, seeds):
             s_col = np.array([column[r] for r in support])
             q_col = np.array([column[r] for r in query])
             ys, yq = data.y[support], data.y[query]
             own = proba(adapted(model, data.X[support], ys, task), data.X[query], task)
             p_mix, evidence_mix = mixture(P, (s_col, ys), q_col)
-            weights = {"own (today)": 0.0, "mixture": 1.0}
+            weights = {"own (today)": 0.0, "mixture": 1.0, "learned weight": chosen}
             weights["evidence"] = expit(evidence_mix - log_lik(pooled[s_col], ys).sum())
             # Prequential: class-balanced blocks, each predicted by the own
             # model adapted to the blocks before it.
