@@ -26,7 +26,9 @@ on the mixture, chosen per support set in one of three ways:
   a grid of five, the one that served the training tasks best, each left out
   in turn (5 rows per class as its support, its own model adapted as a new
   group's against the mixture over the other training tasks). The training
-  tasks shaped the meta-learned state, so the own model is favoured there.
+  tasks shaped the meta-learned state, so the own model is favoured there;
+- ``learned weight per k``: the same with ``k`` rows per class as the left-out
+  tasks' supports, one weight per ``k``.
 
 For each fold of a ``bench_fewshot.py`` data set both estimators are fitted
 once with the defaults of ``bench_fewshot.py``; each held-out group, k and
@@ -72,6 +74,7 @@ VARIANTS = [
     "prequential",
     "cross-validated",
     "learned weight",
+    "learned weight per k",
 ]
 GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 LOO_SHOTS, LOO_DRAWS, LOO_QUERY = 5, 2, 200
@@ -119,26 +122,25 @@ def class_rank(y):
     return rank
 
 
-def learned_weight(model, data, tasks):
+def learned_weight(model, data, tasks, P, shots=LOO_SHOTS):
     """The weight on the mixture that serves the training tasks best, each
-    left out in turn: ``LOO_DRAWS`` supports of ``LOO_SHOTS`` rows per class
+    left out in turn: ``LOO_DRAWS`` supports of ``shots`` rows per class
     from its rows, its own model adapted to them as a new group's, the
     mixture over the other training tasks; the grid value of highest mean
     balanced accuracy on its other rows (at most ``LOO_QUERY``)."""
     X, y = data.X[data.train], data.y[data.train]
     names = np.unique(tasks)
-    P = np.stack([proba(model, X, t) for t in names])
     rng = np.random.default_rng(0)
     scores = []
     for i, name in enumerate(names):
         rows = np.flatnonzero(tasks == name)
         by_class = [rows[y[rows] == c] for c in (0, 1)]
-        if min(len(r) for r in by_class) < LOO_SHOTS + 5:
+        if min(len(r) for r in by_class) < shots + 5:
             continue
         others = np.delete(np.arange(len(names)), i)
         for _ in range(LOO_DRAWS):
             support = np.concatenate(
-                [rng.choice(r, LOO_SHOTS, replace=False) for r in by_class]
+                [rng.choice(r, shots, replace=False) for r in by_class]
             )
             query = np.setdiff1d(rows, support)
             query = rng.choice(query, min(len(query), LOO_QUERY), replace=False)
@@ -169,14 +171,26 @@ def run_fold(data, f_index, seeds, ks, budget):
         # Every training task's model and the pooled state on every held-out row.
         P = np.stack([proba(model, data.X[held], t) for t in np.unique(tasks)])
         pooled = proba(model, data.X[held], UNKNOWN)
-        chosen = learned_weight(model, data, tasks)
+        # Every training task's model on every training row.
+        X_train = data.X[data.train]
+        P_train = np.stack([proba(model, X_train, t) for t in np.unique(tasks)])
+        chosen_at = {
+            shots: learned_weight(model, data, tasks, P_train, shots)
+            for shots in sorted({*ks, LOO_SHOTS})
+        }
+        chosen = chosen_at[LOO_SHOTS]
         for task, k, seed, support, query in B.heldout_draws(data, f_index, ks, seeds):
             s_col = np.array([column[r] for r in support])
             q_col = np.array([column[r] for r in query])
             ys, yq = data.y[support], data.y[query]
             own = proba(adapted(model, data.X[support], ys, task), data.X[query], task)
             p_mix, evidence_mix = mixture(P, (s_col, ys), q_col)
-            weights = {"own (today)": 0.0, "mixture": 1.0, "learned weight": chosen}
+            weights = {
+                "own (today)": 0.0,
+                "mixture": 1.0,
+                "learned weight": chosen,
+                "learned weight per k": chosen_at[k],
+            }
             weights["evidence"] = expit(evidence_mix - log_lik(pooled[s_col], ys).sum())
             # Prequential: class-balanced blocks, each predicted by the own
             # model adapted to the blocks before it.
