@@ -53,6 +53,7 @@ from skorch.exceptions import SkorchTrainingImpossibleError
 from skorch.utils import data_from_dataset, to_tensor
 from torch.utils.data import DataLoader, Dataset
 
+from . import _mixture
 from ._compat import (
     Interval,
     Options,
@@ -101,12 +102,18 @@ _FITTED_ATTRIBUTES = (
     "states_",
     "log_priors_",
     "head_",
+    "task_mixture_",
+    "_mixture_components_",
+    "_n_training_tasks_",
+    "_mixture_scores_",
     "_tasks_index_",
     "_groups_index_",
 )
 
 # Rows evaluated per chunk at prediction (bounds the memory of one call).
 _PREDICT_CHUNK = 65536
+# Row evaluations per batch when new groups' mixture weights are computed.
+_MIXTURE_BUDGET = 2**20
 
 
 @functools.lru_cache(maxsize=256)
@@ -173,6 +180,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         "pooled_episodes": [Interval(Real, 0, 1, closed="both")],
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
         "online_meta_update": ["boolean"],
+        "task_mixture": [
+            StrOptions({"auto"}),
+            Interval(Real, 0, 1, closed="both"),
+        ],
         "support_size": [Interval(Integral, 1, None, closed="left")],
         "unknown_groups": [StrOptions({"warn", "pooled", "error"})],
         "inference_dtype": [StrOptions({"float32", "float64"})],
@@ -207,6 +218,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         pooled_episodes,
         pretrain_epochs,
         online_meta_update,
+        task_mixture,
         support_size,
         unknown_groups,
         inference_dtype,
@@ -229,6 +241,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self.pooled_episodes = pooled_episodes
         self.pretrain_epochs = pretrain_epochs
         self.online_meta_update = online_meta_update
+        self.task_mixture = task_mixture
         self.support_size = support_size
         self.unknown_groups = unknown_groups
         self.inference_dtype = inference_dtype
@@ -504,6 +517,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self._meta_train(data, epochs=self.max_epochs, initialize=not warm)
         start = time.perf_counter()
         self._set_support(self._new_support(data))
+        self._fit_task_mixture()
         if self.verbose:
             print(
                 f"Adapted {len(self.tasks_)} task(s) and the pooled state in "
@@ -636,6 +650,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         if first_call:
             self._meta_train(data, epochs=1, initialize=True)
             self._set_support(self._new_support(data))
+            self._fit_task_mixture()
             return self
         self._add_support(data)
         if self.online_meta_update:
@@ -1100,7 +1115,18 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 )
                 pooled = {**pooled, _WEIGHT: weight}
                 self._check_finite(pooled, "the state adapted to the pooled data")
+                old = self.__dict__.get("states_")
                 self.states_ = self._grow_states(pooled, n_states, reset=True)
+                if old is not None:
+                    # Tasks not refreshed keep their states (and mixtures).
+                    for name, v in old.items():
+                        n_old = min(len(v), n_states)
+                        if name in self.states_:
+                            self.states_[name][1:n_old] = v[1:n_old]
+                        else:
+                            self.states_[name] = self._grow_states({name: v}, n_states)[
+                                name
+                            ]
             else:
                 self.states_ = self._grow_states(self.states_, n_states)
             prior = {
@@ -1108,6 +1134,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 for name, v in self.states_.items()
                 if name != _WEIGHT
             }
+            # A refreshed task's mixture is recomputed (reset: none).
             # Tasks default to the pooled state, then those with rows adapt.
             for name, v in self.states_.items():
                 v[tasks + 1] = prior[name] if name != _WEIGHT else 0.0
@@ -1134,9 +1161,245 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 for name, v in states.items():
                     self.states_[name][keys[chosen] + 1] = v
                 i = j
+            if _mixture.SHARE in self.states_:
+                self._set_mixtures(tasks)
         counts = support.class_counts(len(self.tasks_))
         self.class_counts_ = counts
         self.log_priors_ = self._log_priors(counts, tasks, recompute_global)
+
+    # ---------------------------------------------------- the tasks' mixture
+    def _fit_task_mixture(self):
+        """Set the share of the training tasks' mixture in new groups'
+        predictions (``task_mixture``) and its components, at the end of
+        ``fit`` (see :mod:`skmeta._mixture`)."""
+        for key in _mixture.KEYS:
+            self.states_.pop(key, None)
+        self._n_training_tasks_ = len(self.tasks_)
+        self._mixture_components_ = np.empty(0, dtype=np.int64)
+        self.task_mixture_ = 0.0
+        if self.task_source_ == "pooled":
+            return  # no training tasks: nothing to mix
+        order, keys, starts, ends = self.support_.tasks.by_key()
+        if len(keys) < 2:
+            return
+        # The largest training tasks (the most rows kept), in task order.
+        largest = np.argsort(-(ends - starts), kind="stable")
+        components = np.sort(keys[largest[: _mixture._MAX_COMPONENTS]])
+        self._mixture_components_ = components + 1  # rows of states_
+        if self.task_mixture != "auto":
+            share = float(self.task_mixture)
+        elif self.constraints is not None and self.fairness_weight > 0:
+            share = 0.0  # the mixture is not trained for fairness
+        else:
+            share = self._left_out_share(order, keys, starts, ends)
+        self.task_mixture_ = share
+        if share > 0:
+            n_states = len(self.states_[_WEIGHT])
+            top = min(_mixture._TOP, len(components))
+            device = self.states_[_WEIGHT].device
+            self.states_[_mixture.SHARE] = torch.zeros(n_states, device=device)
+            self.states_[_mixture.INDEX] = torch.zeros(
+                (n_states, top), dtype=torch.int64, device=device
+            )
+            self.states_[_mixture.WEIGHT] = torch.zeros((n_states, top), device=device)
+            new = np.arange(self._n_training_tasks_, len(self.tasks_))
+            if len(new):
+                self._set_mixtures(new)
+
+    def _component_log_proba(self, X):
+        """Log-probabilities (before the class prior) of the rows ``X`` (n, d)
+        under every component of the mixture: shape (n, n_components,
+        n_classes), in the inference dtype."""
+        dtype = self._inference_dtype()
+        X = X.to(device=self.device, dtype=dtype)
+        components = torch.as_tensor(self._mixture_components_, device=X.device)
+        n_components, n_classes = len(components), len(self.classes_)
+        out = X.new_empty((len(X), n_components, n_classes))
+        per_chunk = max(1, _PREDICT_CHUNK // n_components)
+        for start in range(0, len(X), per_chunk):
+            x = X[start : start + per_chunk]
+            logits = self._state_logits(
+                x.repeat_interleave(n_components, 0),
+                components.repeat(len(x)),
+                self.states_,
+                dtype,
+            )
+            out[start : start + len(x)] = logits.view(
+                len(x), n_components, n_classes
+            ).log_softmax(-1)
+        return out
+
+    def _set_mixtures(self, tasks):
+        """Each new task's mixture: its ``_TOP`` most likely components given
+        its rows kept, their weights and the share ``task_mixture_``."""
+        tasks = np.asarray(tasks, dtype=np.int64)
+        tasks = tasks[tasks >= self._n_training_tasks_]
+        if not len(tasks) or self.task_mixture_ == 0:
+            return
+        store = self.support_.tasks
+        order, keys, starts, ends = store.by_key(tasks)
+        n_components = len(self._mixture_components_)
+        components = torch.as_tensor(self._mixture_components_, device=self.device)
+        sizes = np.maximum(ends - starts, 1)
+        i = 0
+        while i < len(keys):
+            # As many tasks as keep padded rows times components in budget.
+            j = i + 1
+            while (
+                j < len(keys)
+                and (j + 1 - i) * sizes[i : j + 1].max() * n_components
+                <= _MIXTURE_BUDGET
+            ):
+                j += 1
+            X, y, w = self._padded(store, order, starts[i:j], ends[i:j])
+            n_tasks, n_rows, _ = X.shape
+            log_proba = self._component_log_proba(X.reshape(n_tasks * n_rows, -1))
+            log_likelihood = _mixture.support_log_likelihood(
+                log_proba.view(n_tasks, n_rows, n_components, -1), y, w
+            )
+            index, weight = _mixture.top_posterior(log_likelihood)
+            rows = torch.as_tensor(keys[i:j] + 1, device=components.device)
+            share = torch.where(w.sum(1) > 0, self.task_mixture_, 0.0)
+            self.states_[_mixture.INDEX][rows] = components[index]
+            self.states_[_mixture.WEIGHT][rows] = weight.to(torch.float32)
+            self.states_[_mixture.SHARE][rows] = share.to(torch.float32)
+            i = j
+
+    def _left_out_share(self, order, keys, starts, ends):
+        """``task_mixture="auto"``: the share of the grid that serves the
+        training tasks best, each left out in turn as a new group (see
+        :mod:`skmeta._mixture`); 0 with fewer than ``_MIN_TASKS`` of them
+        large enough."""
+        store = self.support_.tasks
+        n_classes = len(self.classes_)
+        shots, need = _mixture._LOO_SHOTS, _mixture._LOO_SHOTS + 5
+        rng = np.random.default_rng(self._seed())
+        eligible = []
+        for key, start, end in zip(keys, starts, ends, strict=True):
+            rows = order[start:end]
+            rows = rows[store.weight[rows] > 0]
+            if np.bincount(store.y[rows], minlength=n_classes).min() >= need:
+                eligible.append((key, rows))
+        if len(eligible) < _mixture._MIN_TASKS:
+            return 0.0
+        if len(eligible) > _mixture._LOO_TASKS:
+            keep = rng.choice(len(eligible), _mixture._LOO_TASKS, replace=False)
+            eligible = [eligible[i] for i in np.sort(keep)]
+        left_out, supports, queries = [], [], []
+        for key, rows in eligible:
+            by_class = [rows[store.y[rows] == c] for c in range(n_classes)]
+            for _ in range(_mixture._LOO_DRAWS):
+                support = np.concatenate(
+                    [rng.choice(r, shots, replace=False) for r in by_class]
+                )
+                query = np.setdiff1d(rows, support)
+                n_query = min(len(query), _mixture._LOO_QUERY)
+                left_out.append(key + 1)
+                supports.append(support)
+                queries.append(rng.choice(query, n_query, replace=False))
+        n_draws, n_query = len(supports), max(len(q) for q in queries)
+        support = np.stack(supports)
+        query = np.zeros((n_draws, n_query), dtype=np.int64)
+        y_query = np.full((n_draws, n_query), -1, dtype=np.int64)
+        for d, q in enumerate(queries):
+            query[d, : len(q)], y_query[d, : len(q)] = q, store.y[q]
+        device, dtype = self.device, self._inference_dtype()
+        Xs = torch.as_tensor(store.X[support], device=device)
+        ys = torch.as_tensor(store.y[support], device=device)
+        ws = torch.ones(ys.shape, device=device)
+        Xq = torch.as_tensor(store.X[query], device=device)
+        self._set_training(False)
+        own = []
+        prior = {
+            name: v[0].clone()
+            for name, v in self.states_.items()
+            if name != _WEIGHT and name not in _mixture.KEYS
+        }
+        with self._fork_rng(), torch.no_grad():
+            self._manual_seed(self._seed())
+            step = self._max_tasks_per_batch()
+            for start in range(0, n_draws, step):
+                chunk = slice(start, start + step)
+                states, _ = self._adapt_states(Xs[chunk], ys[chunk], ws[chunk], prior)
+                n = len(Xs[chunk])
+                index = torch.arange(n, device=device).repeat_interleave(n_query)
+                logits = self._state_logits(
+                    Xq[chunk].reshape(n * n_query, -1).to(dtype), index, states, dtype
+                )
+                own.append(logits.view(n, n_query, -1).softmax(-1))
+            n_components = len(self._mixture_components_)
+            support_lp = self._component_log_proba(Xs.reshape(-1, Xs.shape[-1]))
+            support_ll = _mixture.support_log_likelihood(
+                support_lp.view(n_draws, -1, n_components, n_classes), ys, ws
+            )
+            query_lp = self._component_log_proba(Xq.reshape(-1, Xq.shape[-1]))
+        excluded = torch.as_tensor(
+            np.asarray(left_out)[:, None] == self._mixture_components_[None, :],
+            device=device,
+        )
+        share, self._mixture_scores_ = _mixture.choose_share(
+            torch.cat(own),
+            query_lp.view(n_draws, n_query, n_components, n_classes),
+            support_ll,
+            excluded,
+            torch.as_tensor(y_query, device=device),
+        )
+        return share
+
+    def _mixed_logits(self, X, index, logits, dtype):
+        """The logits of the rows of new groups with a mixture: the log of
+        ``share * mixture + (1 - share) * own``, each in class probabilities
+        before the class prior."""
+        share = self.states_[_mixture.SHARE].index_select(0, index)
+        rows = (share > 0).nonzero().flatten()
+        if not len(rows):
+            return logits
+        top = self.states_[_mixture.INDEX].shape[1]
+        for start in range(0, len(rows), max(1, _PREDICT_CHUNK // top)):
+            r = rows[start : start + max(1, _PREDICT_CHUNK // top)]
+            states = index.index_select(0, r)
+            component = self.states_[_mixture.INDEX].index_select(0, states)
+            component_logits = self._state_logits(
+                X.index_select(0, r).repeat_interleave(top, 0),
+                component.reshape(-1),
+                self.states_,
+                dtype,
+            )
+            logits[r] = _mixture.mix_log_proba(
+                logits.index_select(0, r).log_softmax(-1),
+                component_logits.view(len(r), top, -1).log_softmax(-1),
+                self.states_[_mixture.WEIGHT].index_select(0, states),
+                share.index_select(0, r),
+            )
+        return logits
+
+    @property
+    def task_mixture_weights_(self):
+        """Weight of each training task's model (columns, the tasks of
+        ``task_mixture_tasks_``) in the prediction of each task of
+        ``tasks_`` (rows): its share of the mixture times its posterior
+        weight; rows of the training tasks, and of every task when
+        ``task_mixture_`` is 0, are 0. Each row sums to the task's share."""
+        check_is_fitted(self)
+        n_components = len(self._mixture_components_)
+        out = np.zeros((len(self.tasks_), n_components))
+        if _mixture.SHARE not in self.states_:
+            return out
+        n = len(self.tasks_) + 1
+        share = self.states_[_mixture.SHARE][1:n].cpu().double().numpy()
+        index = self.states_[_mixture.INDEX][1:n].cpu().numpy()
+        weight = self.states_[_mixture.WEIGHT][1:n].cpu().double().numpy()
+        column = np.searchsorted(self._mixture_components_, index)
+        rows = np.repeat(np.arange(n - 1), index.shape[1])
+        np.add.at(out, (rows, column.ravel()), (share[:, None] * weight).ravel())
+        return out
+
+    @property
+    def task_mixture_tasks_(self):
+        """The training tasks whose models make the mixture (the columns of
+        ``task_mixture_weights_``)."""
+        check_is_fitted(self)
+        return self.tasks_[self._mixture_components_ - 1]
 
     def _log_priors(self, counts, tasks, recompute_global):
         """Class log priors of the pooled rows and of every task.
@@ -1255,6 +1518,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         X = X.to(device=self.device, dtype=dtype)
         task = task.to(self.device)
         logits = self._state_logits(X, task + 1, self.states_, dtype)
+        if _mixture.SHARE in self.states_:
+            logits = self._mixed_logits(X, task + 1, logits, dtype)
         class_prior = self._class_prior()
         if class_prior != "balanced":
             rows = task + 1 if class_prior == "task" else torch.zeros_like(task)

@@ -102,6 +102,25 @@ class_prior : {"auto", "task", "pooled", "balanced"}, default="auto"
         meta-leader) and adapts every task again. Off, adaptation leaves the
         meta-learned parameters as they are.
 
+    task_mixture : "auto" or float in [0, 1], default="auto"
+        Share of the training tasks' own models in the predictions of a
+        group first seen after ``fit`` (by ``partial_fit``). Its rows weigh
+        each training task's adapted model by how well it predicts them
+        (the posterior under a uniform prior over the training tasks, its 16
+        most likely kept), and the group's prediction is ``share * mixture
+        + (1 - share) * own`` in class probabilities (before the class
+        prior), ``own`` being its adapted state. Groups that come in kinds
+        borrow the model of their kind from a row or two. ``"auto"``
+        chooses the share in {0, 0.25, 0.5, 0.75, 1} at the end of ``fit``
+        by leaving training tasks out in turn, each adapted from 5 rows per
+        class as a new group against the mixture of the others; it is 0
+        with fewer than 5 training tasks of at least 10 rows per class, and
+        under a fairness penalty (the mixture is not trained for it). The
+        mixture holds the 256 largest training tasks. ``0`` turns it off.
+        The fitted share is ``task_mixture_``, each group's weights
+        ``task_mixture_weights_``; the training tasks themselves, the pooled
+        state and unknown groups are never mixed.
+
     sensitive_columns : str, int or list of str or int, default=None
         Columns of ``X`` (names for a DataFrame, or positions) that hold the
         sensitive features. They are taken out of the model input and used
