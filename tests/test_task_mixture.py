@@ -1,0 +1,258 @@
+"""The training tasks' mixture that a new group borrows (``task_mixture``)."""
+
+import copy
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import logsumexp, softmax
+from sklearn.metrics import balanced_accuracy_score
+
+from skmeta import MAMLClassifier, PrototypicalClassifier, _mixture
+from skmeta.datasets import make_group_classification
+
+ESTIMATORS = [MAMLClassifier, PrototypicalClassifier]
+FAST = dict(max_epochs=2, pretrain_epochs=1, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def types_data():
+    """Groups of three kinds: 9 training groups, 3 new ones."""
+    X, y, g = make_group_classification(
+        n_groups=12, n_samples_per_group=60, shift="types", random_state=0
+    )[:3]
+    return X, y, g
+
+
+def _support(X, y, g, group, per_class):
+    rows = np.flatnonzero(g == group)
+    chosen = np.r_[rows[y[rows] == 0][:per_class], rows[y[rows] == 1][:per_class]]
+    return X[chosen], y[chosen], g[chosen]
+
+
+# ---------------------------------------------------------------- the maths
+def test_support_log_likelihood_matches_formula():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 4, 3, 2)) * 5
+    log_proba = torch.log_softmax(torch.as_tensor(logits), -1)
+    y = rng.integers(0, 2, size=(2, 4))
+    w = rng.uniform(size=(2, 4))
+    w[1, 3] = 0  # padding
+    got = _mixture.support_log_likelihood(
+        log_proba, torch.as_tensor(y), torch.as_tensor(w)
+    ).numpy()
+    lp = log_proba.numpy()
+    expected = np.zeros((2, 3))
+    for t in range(2):
+        for c in range(3):
+            for i in range(4):
+                expected[t, c] += w[t, i] * max(lp[t, i, c, y[t, i]], np.log(1e-6))
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_top_posterior_is_the_renormalised_posterior():
+    ll = torch.tensor([[0.0, -1.0, -3.0, -0.5]], dtype=torch.float64)
+    index, weight = _mixture.top_posterior(ll, top=2)
+    assert index.tolist() == [[0, 3]]
+    np.testing.assert_allclose(weight.numpy(), [softmax([0.0, -0.5])])
+    index, weight = _mixture.top_posterior(ll, top=10)  # all four
+    np.testing.assert_allclose(
+        weight.numpy()[0], softmax(ll.numpy()[0])[index.numpy()[0]]
+    )
+
+
+def test_mix_log_proba_matches_formula():
+    rng = np.random.default_rng(1)
+    own = torch.log_softmax(torch.as_tensor(rng.normal(size=(5, 3))), -1)
+    comp = torch.log_softmax(torch.as_tensor(rng.normal(size=(5, 4, 3))), -1)
+    weight = torch.as_tensor(softmax(rng.normal(size=(5, 4)), -1))
+    share = torch.tensor([0.0, 0.25, 0.5, 1.0, 0.75], dtype=torch.float64)
+    got = _mixture.mix_log_proba(own, comp, weight, share).exp().numpy()
+    mixture = (weight.numpy()[..., None] * comp.exp().numpy()).sum(1)
+    a = share.numpy()[:, None]
+    expected = a * mixture + (1 - a) * own.exp().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_balanced_accuracy_matches_sklearn():
+    rng = np.random.default_rng(2)
+    proba = rng.uniform(size=(3, 20, 3))
+    y = rng.integers(0, 3, size=(3, 20))
+    y[2, 15:] = -1  # padding
+    got = _mixture.balanced_accuracy(
+        torch.as_tensor(proba), torch.as_tensor(y), 3
+    ).numpy()
+    for d in range(3):
+        valid = y[d] >= 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = balanced_accuracy_score(y[d][valid], proba[d].argmax(-1)[valid])
+        assert got[d] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("own_right", [True, False])
+def test_choose_share_follows_the_better_predictor(own_right):
+    # Two draws, 6 query rows; the components' log-probabilities: component 0
+    # predicts the truth, component 1 its opposite; the own model predicts the
+    # truth or its opposite.
+    y = torch.tensor([[0, 1, 0, 1, 0, 1], [1, 1, 0, 0, 1, -1]])
+    right = torch.nn.functional.one_hot(y.clamp_min(0), 2).double() * 0.8 + 0.1
+    wrong = right.flip(-1)
+    own = right if own_right else wrong
+    comp = torch.stack([right, wrong], 2).log()
+    support_ll = torch.tensor([[0.0, -5.0], [0.0, -5.0]], dtype=torch.float64)
+    excluded = torch.zeros((2, 2), dtype=torch.bool)
+    share, scores = _mixture.choose_share(own, comp, support_ll, excluded, y)
+    # Ties go to the smallest share: from 0.75 on the mixture decides.
+    assert share == (0.0 if own_right else 0.75)
+    assert scores.shape == (len(_mixture.GRID),)
+    assert scores.max() == 1.0
+    # Leaving out the right component leaves the wrong one: share 0 is best
+    # or tied (ties go to the smallest share).
+    excluded[:, 0] = True
+    share, _ = _mixture.choose_share(own, comp, support_ll, excluded, y)
+    assert share == 0.0
+
+
+# ------------------------------------------------------------ the estimators
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_new_group_prediction_is_the_documented_mixture(Estimator, types_data):
+    X, y, g = types_data
+    train = g < 9
+    kwargs = dict(FAST, class_prior="balanced")
+    mixed = Estimator(task_mixture=0.5, **kwargs).fit(
+        X[train], y[train], tasks=g[train]
+    )
+    plain = Estimator(task_mixture=0, **kwargs).fit(X[train], y[train], tasks=g[train])
+    Xs, ys, gs = _support(X, y, g, 10, 3)
+    mixed.partial_fit(Xs, ys, tasks=gs)
+    plain.partial_fit(Xs, ys, tasks=gs)
+    assert mixed.task_mixture_ == 0.5 and plain.task_mixture_ == 0.0
+    new = g == 10
+    # The training tasks' models (balanced: no class prior) on the support
+    # rows and on the group's rows.
+    names = np.unique(g[train])
+    p_support = np.stack(
+        [plain.predict_proba(Xs, tasks=np.full(len(Xs), t)) for t in names]
+    )
+    p_new = np.stack(
+        [plain.predict_proba(X[new], tasks=np.full(new.sum(), t)) for t in names]
+    )
+    ll = np.log(np.clip(p_support[:, np.arange(len(ys)), ys], 1e-6, None)).sum(1)
+    weight = np.exp(ll - logsumexp(ll))  # 9 components, all kept (top 16)
+    mixture = np.einsum("c,cnk->nk", weight, p_new)
+    own = plain.predict_proba(X[new], tasks=g[new])
+    expected = 0.5 * mixture + 0.5 * own
+    np.testing.assert_allclose(
+        mixed.predict_proba(X[new], tasks=g[new]), expected, atol=2e-5
+    )
+    # Training tasks and unknown groups are not mixed.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for rows in (train, g == 11):
+            np.testing.assert_allclose(
+                mixed.predict_proba(X[rows], tasks=g[rows]),
+                plain.predict_proba(X[rows], tasks=g[rows]),
+                atol=1e-6,
+            )
+    weights = mixed.task_mixture_weights_
+    np.testing.assert_array_equal(mixed.task_mixture_tasks_, names)
+    assert weights.shape == (10, 9)
+    np.testing.assert_allclose(weights[:9], 0)
+    np.testing.assert_allclose(weights[9], 0.5 * weight, atol=1e-5)
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_auto_share_is_chosen_on_the_left_out_training_tasks(Estimator, types_data):
+    X, y, g = types_data
+    train = g < 9
+    model = Estimator(**FAST).fit(X[train], y[train], tasks=g[train])
+    scores = model._mixture_scores_
+    assert model.task_mixture_ == _mixture.GRID[int(np.argmax(scores))]
+    # The kinds of group are few: borrowing the training tasks' models pays.
+    assert model.task_mixture_ > 0
+    assert scores.max() > scores[0]
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_auto_share_is_zero_where_the_mixture_has_no_footing(Estimator, types_data):
+    X, y, g = types_data
+    # Fewer than 5 training tasks with 10 rows of every class.
+    few = g < 4
+    model = Estimator(**FAST).fit(X[few], y[few], tasks=g[few])
+    assert model.task_mixture_ == 0.0
+    assert not hasattr(model, "_mixture_scores_")
+    # A fairness penalty: the mixture is not trained for it.
+    s = (X[:, 0] > 0).astype(int)
+    train = g < 9
+    model = Estimator(
+        constraints="demographic_parity", fairness_weight=1.0, **FAST
+    ).fit(X[train], y[train], tasks=g[train], sensitive_features=s[train])
+    assert model.task_mixture_ == 0.0
+    # No tasks at all: nothing to mix.
+    model = Estimator(task_mixture=1.0, **FAST).fit(X[train], y[train])
+    assert model.task_mixture_ == 0.0
+    assert model.task_mixture_weights_.shape == (0, 0)
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_mixture_survives_copies_and_leaves_the_model_unchanged(Estimator, types_data):
+    X, y, g = types_data
+    train = g < 9
+    model = Estimator(task_mixture=1.0, **FAST).fit(X[train], y[train], tasks=g[train])
+    model.partial_fit(*_support(X, y, g, 9, 2)[:2], tasks=np.full(4, 9))
+    rows = g == 9
+    before = {k: v.clone() for k, v in model.states_.items()}
+    p = model.predict_proba(X[rows], tasks=g[rows])
+    np.testing.assert_array_equal(p, model.predict_proba(X[rows], tasks=g[rows]))
+    for k, v in model.states_.items():
+        assert torch.equal(v, before[k])
+    for other in (
+        pickle.loads(pickle.dumps(model)),
+        copy.deepcopy(model).trim_for_prediction(),
+    ):
+        np.testing.assert_array_equal(other.predict_proba(X[rows], tasks=g[rows]), p)
+    # More rows for the group recompute its weights; other groups keep theirs.
+    model.partial_fit(*_support(X, y, g, 10, 2)[:2], tasks=np.full(4, 10))
+    np.testing.assert_array_equal(model.predict_proba(X[rows], tasks=g[rows]), p)
+    weights = model.task_mixture_weights_
+    np.testing.assert_allclose(weights[-2:].sum(1), 1.0, rtol=1e-6)
+
+
+def test_multiclass_mixture_runs():
+    rng = np.random.default_rng(0)
+    n = 900
+    X = rng.normal(size=(n, 4))
+    g = np.repeat(np.arange(9), n // 9)
+    y = (X[:, 0] + (g % 3 - 1) * X[:, 1] > 0).astype(int) + (X[:, 2] > 0.7)
+    model = PrototypicalClassifier(**FAST).fit(X[g < 8], y[g < 8], tasks=g[g < 8])
+    assert model.task_mixture_ in _mixture.GRID
+    model.set_params()  # unchanged
+    model.partial_fit(X[g == 8][:9], y[g == 8][:9], tasks=g[g == 8][:9])
+    p = model.predict_proba(X[g == 8], tasks=g[g == 8])
+    np.testing.assert_allclose(p.sum(1), 1.0)
+    assert np.isfinite(p).all()
+
+
+@pytest.mark.parametrize("value", [1.5, -0.1, "always", None])
+def test_invalid_task_mixture_is_rejected_before_training(value, types_data):
+    X, y, g = types_data
+    model = MAMLClassifier(task_mixture=value, **FAST)
+    with pytest.raises(ValueError, match="task_mixture"):
+        model.fit(X, y, tasks=g)
+    assert not hasattr(model, "module_")
+
+
+def test_maml_keeps_task_states_when_pooled_rows_arrive(types_data):
+    # Rows without a group update the pooled state only: the states of the
+    # known tasks (adapted from the meta-learned parameters, not from the
+    # pooled state) are kept.
+    X, y, g = types_data
+    model = MAMLClassifier(task_mixture=0, **FAST).fit(X, y, tasks=g)
+    before = model.task_states_
+    model.partial_fit(X[:10], y[:10])
+    for old, new in zip(before, model.task_states_, strict=True):
+        for name in old:
+            assert torch.equal(old[name], new[name])
