@@ -67,6 +67,7 @@ from ._episodes import (
     EpisodeSampler,
     default_steps_per_epoch,
 )
+from ._heads import cv_rows, stratified_folds
 from ._input import (
     ConstantPredictorWarning,
     MetaInput,
@@ -1162,7 +1163,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                     self.states_[name][keys[chosen] + 1] = v
                 i = j
             if _mixture.SHARE in self.states_:
-                self._set_mixtures(tasks)
+                self._set_mixtures(tasks, self._prior_state())
         counts = support.class_counts(len(self.tasks_))
         self.class_counts_ = counts
         self.log_priors_ = self._log_priors(counts, tasks, recompute_global)
@@ -1204,7 +1205,61 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             self.states_[_mixture.WEIGHT] = torch.zeros((n_states, top), device=device)
             new = np.arange(self._n_training_tasks_, len(self.tasks_))
             if len(new):
-                self._set_mixtures(new)
+                with self._fork_rng(), torch.no_grad():
+                    self._set_mixtures(new, self._prior_state())
+
+    def _prior_state(self):
+        """The pooled state, which task states start from (no mixture)."""
+        return {
+            name: v[0].clone()
+            for name, v in self.states_.items()
+            if name != _WEIGHT and name not in _mixture.KEYS
+        }
+
+    def _mixture_evidence(self, X, y, w, row_ll, prior, excluded=None):
+        """Each padded task's cross-validated evidence for the mixture against
+        its own model (:func:`skmeta._mixture.cv_evidence`), on the rows and
+        folds its logistic head would use; 0 for tasks with fewer than two
+        rows of some class. The own model of a fold is adapted to the fold's
+        other rows, without a head (``_fold_logits``)."""
+        evidence = torch.zeros(len(X), dtype=torch.float64, device=X.device)
+        order, rows, cv_y, cv_w, onehot, n_min = cv_rows(y, w, len(self.classes_))
+        tasks = (n_min >= 2).nonzero().flatten()
+        if not len(tasks):
+            return evidence
+        m, d = rows.shape[1], X.shape[-1]
+        fit, held_out, _ = stratified_folds(onehot[tasks], n_min[tasks], cv_w[tasks])
+        n_folds = fit.shape[1]
+        x = X[tasks].gather(1, rows[tasks, :, None].expand(-1, -1, d))
+        yc, wc = cv_y[tasks], cv_w[tasks]
+        own = torch.empty(fit.shape, dtype=torch.float64, device=X.device)
+        step = max(1, self._max_tasks_per_batch() // n_folds)
+        for start in range(0, len(tasks), step):
+            chunk = slice(start, start + step)
+            n = len(x[chunk])
+            xf = x[chunk, None].expand(-1, n_folds, -1, -1).reshape(-1, m, d)
+            yf = yc[chunk, None].expand(-1, n_folds, -1).reshape(-1, m)
+            wf = (wc[chunk, None] * fit[chunk]).reshape(-1, m)
+            log_proba = self._fold_logits(xf, yf, wf, prior).log_softmax(-1)
+            own[chunk] = (
+                log_proba.gather(-1, yf[..., None])
+                .squeeze(-1)
+                .to(torch.float64)
+                .clamp_min(np.log(_mixture._MIN_PROBA))
+                .view(n, n_folds, m)
+            )
+        row_ll = row_ll[tasks].gather(
+            1, rows[tasks, :, None].expand(-1, -1, row_ll.shape[-1])
+        )
+        evidence[tasks] = _mixture.cv_evidence(
+            row_ll,
+            wc,
+            fit,
+            held_out,
+            own,
+            None if excluded is None else excluded[tasks],
+        )
+        return evidence
 
     def _component_log_proba(self, X):
         """Log-probabilities (before the class prior) of the rows ``X`` (n, d)
@@ -1229,9 +1284,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             ).log_softmax(-1)
         return out
 
-    def _set_mixtures(self, tasks):
+    def _set_mixtures(self, tasks, prior):
         """Each new task's mixture: its ``_TOP`` most likely components given
-        its rows kept, their weights and the share ``task_mixture_``."""
+        its rows kept, their weights, and its share: ``task_mixture_`` as
+        prior odds updated by its cross-validated evidence."""
         tasks = np.asarray(tasks, dtype=np.int64)
         tasks = tasks[tasks >= self._n_training_tasks_]
         if not len(tasks) or self.task_mixture_ == 0:
@@ -1254,12 +1310,15 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             X, y, w = self._padded(store, order, starts[i:j], ends[i:j])
             n_tasks, n_rows, _ = X.shape
             log_proba = self._component_log_proba(X.reshape(n_tasks * n_rows, -1))
-            log_likelihood = _mixture.support_log_likelihood(
-                log_proba.view(n_tasks, n_rows, n_components, -1), y, w
+            row_ll = _mixture.row_log_likelihood(
+                log_proba.view(n_tasks, n_rows, n_components, -1), y
             )
+            log_likelihood = (row_ll * w[..., None].to(row_ll.dtype)).sum(1)
             index, weight = _mixture.top_posterior(log_likelihood)
             rows = torch.as_tensor(keys[i:j] + 1, device=components.device)
-            share = torch.where(w.sum(1) > 0, self.task_mixture_, 0.0)
+            evidence = self._mixture_evidence(X, y, w, row_ll, prior)
+            share = _mixture.group_share(self.task_mixture_, evidence)
+            share = torch.where(w.sum(1) > 0, share, 0.0)
             self.states_[_mixture.INDEX][rows] = components[index]
             self.states_[_mixture.WEIGHT][rows] = weight.to(torch.float32)
             self.states_[_mixture.SHARE][rows] = share.to(torch.float32)
@@ -1310,11 +1369,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         Xq = torch.as_tensor(store.X[query], device=device)
         self._set_training(False)
         own = []
-        prior = {
-            name: v[0].clone()
-            for name, v in self.states_.items()
-            if name != _WEIGHT and name not in _mixture.KEYS
-        }
+        prior = self._prior_state()
         with self._fork_rng(), torch.no_grad():
             self._manual_seed(self._seed())
             step = self._max_tasks_per_batch()
@@ -1329,20 +1384,23 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 own.append(logits.view(n, n_query, -1).softmax(-1))
             n_components = len(self._mixture_components_)
             support_lp = self._component_log_proba(Xs.reshape(-1, Xs.shape[-1]))
-            support_ll = _mixture.support_log_likelihood(
-                support_lp.view(n_draws, -1, n_components, n_classes), ys, ws
+            row_ll = _mixture.row_log_likelihood(
+                support_lp.view(n_draws, -1, n_components, n_classes), ys
             )
+            support_ll = row_ll.sum(1)  # weights 1
             query_lp = self._component_log_proba(Xq.reshape(-1, Xq.shape[-1]))
-        excluded = torch.as_tensor(
-            np.asarray(left_out)[:, None] == self._mixture_components_[None, :],
-            device=device,
-        )
+            excluded = torch.as_tensor(
+                np.asarray(left_out)[:, None] == self._mixture_components_[None, :],
+                device=device,
+            )
+            evidence = self._mixture_evidence(Xs, ys, ws, row_ll, prior, excluded)
         share, self._mixture_scores_ = _mixture.choose_share(
             torch.cat(own),
             query_lp.view(n_draws, n_query, n_components, n_classes),
             support_ll,
             excluded,
             torch.as_tensor(y_query, device=device),
+            evidence,
         )
         return share
 

@@ -209,6 +209,21 @@ class MAMLClassifier(_MetaClassifier):
     prior_strength_ : float
         The prior strength :math:`\lambda` in force (learned or given).
 
+    task_mixture_ : float
+        Share of the training tasks' mixture in the predictions of groups
+        first seen after ``fit`` (``task_mixture``; chosen by leaving
+        training tasks out when ``"auto"``).
+
+    task_mixture_weights_ : ndarray of shape (n_tasks, n_mixture_tasks)
+        Weight of each training task's model (columns:
+        ``task_mixture_tasks_``) in the prediction of each task of
+        ``tasks_``; a new group's row sums to ``task_mixture_``, a training
+        task's row is 0.
+
+    task_mixture_tasks_ : ndarray of shape (n_mixture_tasks,)
+        The training tasks whose adapted models make the mixture (at most
+        256, the largest).
+
     adaptation_weight_ : ndarray of shape (n_tasks,)
         :math:`n / (n + \lambda)` of each task of ``tasks_``: how much its
         state owes to its own rows (0: the meta-learned parameters; near 1:
@@ -554,6 +569,12 @@ class MAMLClassifier(_MetaClassifier):
         adapted, factors = self._adapt_batch(params, X, y, w, first_order=True)
         names = set(self._adapted_names())
         return {k: v for k, v in materialize(adapted, factors).items() if k in names}
+
+    def _fold_logits(self, X, y, w, prior):
+        """Logits of the padded rows ``X`` under the network adapted to the
+        rows of weight ``w`` (no correction), in the heads' dtype."""
+        params = {k: v.detach() for k, v in self.module_.named_parameters()}
+        return self._task_logits(self._adapted_states(params, X, y, w), X)
 
     def _task_logits(self, states, X):
         """Logits of the rows ``X`` (T, m, d) under the networks ``states``

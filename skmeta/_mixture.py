@@ -10,16 +10,20 @@ the training tasks, each row's likelihood clipped at ``_MIN_PROBA``), the
 Bayes predictive under that prior, kept to its ``_TOP`` largest weights. A
 new group's prediction averages it with the group's own adapted model:
 ``a * mixture + (1 - a) * own``, in class probabilities before the class
-prior; ``a`` is one share for every new group of a fitted model.
+prior. The group's share ``a`` is the fitted share as prior odds updated by
+the cross-validated evidence of its rows (:func:`cv_evidence`,
+:func:`group_share`).
 
-``task_mixture="auto"`` chooses ``a`` at the end of ``fit`` from ``GRID`` by
-leaving training tasks out: for each of up to ``_LOO_TASKS`` training tasks
-with at least ``_LOO_SHOTS + 5`` rows of every class, ``_LOO_DRAWS`` supports
-of ``_LOO_SHOTS`` rows per class, its own model adapted to them as a new
-group's would be, the mixture over the other training tasks; the share of
-highest mean balanced accuracy on up to ``_LOO_QUERY`` of its other rows wins
-(the smallest on ties). The functions here are the tensor algebra; the
-estimator supplies the models' log-probabilities.
+``task_mixture="auto"`` chooses the fitted share at the end of ``fit`` from
+``GRID`` by leaving training tasks out: for each of up to ``_LOO_TASKS``
+training tasks with at least ``_LOO_SHOTS + 5`` rows of every class,
+``_LOO_DRAWS`` supports of ``_LOO_SHOTS`` rows per class, its own model
+adapted to them as a new group's would be, the mixture over the other
+training tasks, the group's share by the rule above; the smallest share
+within one standard error of the best mean balanced accuracy on up to
+``_LOO_QUERY`` of its other rows wins (:func:`choose_share`). The functions
+here are the tensor algebra; the estimator supplies the models'
+log-probabilities.
 """
 
 import math
@@ -36,10 +40,72 @@ _LOO_SHOTS = 5
 _LOO_DRAWS = 2
 _LOO_QUERY = 200
 _MIN_PROBA = 1e-6
+_MAX_SHARE = 0.9  # a fitted share of 1 as prior odds
 
 # The keys of the mixture in an estimator's ``states_``.
 SHARE, INDEX, WEIGHT = "mixture_share", "mixture_index", "mixture_weight"
 KEYS = (SHARE, INDEX, WEIGHT)
+
+
+def row_log_likelihood(log_proba, y):
+    """Each row's log-likelihood of its class under each component, at least
+    ``log _MIN_PROBA``: shape (n_tasks, n_rows, n_components), float64.
+
+    ``log_proba`` of shape (n_tasks, n_rows, n_components, n_classes), ``y``
+    of shape (n_tasks, n_rows).
+    """
+    index = y[:, :, None, None].expand(-1, -1, log_proba.shape[2], 1)
+    row = log_proba.gather(-1, index).squeeze(-1).to(torch.float64)
+    return row.clamp_min(math.log(_MIN_PROBA))
+
+
+def cv_evidence(row_ll, w, fit, held_out, own_held_out, excluded=None):
+    """The cross-validated evidence for the mixture against the own model.
+
+    For each fold the mixture's weights come from the fold's fitting rows
+    (its ``_TOP`` most likely components); each held-out row scores the log
+    of the mixture's probability of its class minus the own model's (adapted
+    to the fold's fitting rows); the evidence is their weighted sum.
+
+    Parameters
+    ----------
+    row_ll : tensor of shape (n_tasks, n_rows, n_components)
+        :func:`row_log_likelihood` of the rows.
+    w : tensor of shape (n_tasks, n_rows)
+        Row weights.
+    fit, held_out : tensor of shape (n_tasks, n_folds, n_rows), bool
+        The folds' fitting and held-out rows.
+    own_held_out : tensor of shape (n_tasks, n_folds, n_rows)
+        Each row's log-probability of its class under the own model of each
+        fold (only its held-out rows are read).
+    excluded : tensor of shape (n_tasks, n_components), bool, default=None
+        Components left out of the mixture.
+
+    Returns
+    -------
+    tensor of shape (n_tasks,), float64
+    """
+    w = w.to(torch.float64)
+    fold_ll = torch.einsum("tfm,tmc->tfc", fit * w[:, None], row_ll)
+    if excluded is not None:
+        fold_ll = fold_ll.masked_fill(excluded[:, None], -math.inf)
+    index, weight = top_posterior(fold_ll)  # (T, F, top)
+    chosen = row_ll[:, None].expand(-1, fit.shape[1], -1, -1)
+    chosen = chosen.gather(3, index[:, :, None].expand(-1, -1, row_ll.shape[1], -1))
+    mixture = torch.logsumexp(chosen + weight.log()[:, :, None], -1)  # (T, F, m)
+    difference = (mixture - own_held_out.to(torch.float64)) * w[:, None]
+    return torch.where(held_out, difference, 0.0).sum((1, 2))
+
+
+def group_share(share, evidence):
+    """A group's share of the mixture: the fitted share as prior odds (1
+    counts as ``_MAX_SHARE``) updated by the group's evidence, ``sigmoid(
+    logit(share) + evidence)``; 0 where the fitted share is 0."""
+    share = torch.as_tensor(share, dtype=torch.float64)
+    prior = share.clamp(max=_MAX_SHARE)
+    logit = prior.log() - torch.log1p(-prior)
+    out = torch.sigmoid(logit + evidence.to(torch.float64))
+    return torch.where(share > 0, out, 0.0)
 
 
 def support_log_likelihood(log_proba, y, w):
@@ -59,9 +125,7 @@ def support_log_likelihood(log_proba, y, w):
     tensor of shape (n_tasks, n_components), float64
         ``sum_i w_i * max(log p_c(y_i | x_i), log _MIN_PROBA)``.
     """
-    index = y[:, :, None, None].expand(-1, -1, log_proba.shape[2], 1)
-    row = log_proba.gather(-1, index).squeeze(-1).to(torch.float64)
-    row = row.clamp_min(math.log(_MIN_PROBA))
+    row = row_log_likelihood(log_proba, y)
     return (row * w[..., None].to(torch.float64)).sum(1)
 
 
@@ -117,9 +181,10 @@ def balanced_accuracy(proba, y, n_classes):
     return (recalls * present).sum(-1) / present.sum(-1).clamp_min(1)
 
 
-def choose_share(own_proba, component_log_proba, support_ll, excluded, y_query):
-    """The grid share of highest mean balanced accuracy over the left-out
-    supports (the smallest on ties).
+def choose_share(
+    own_proba, component_log_proba, support_ll, excluded, y_query, evidence
+):
+    """The grid share that serves the left-out supports best.
 
     Parameters
     ----------
@@ -135,10 +200,17 @@ def choose_share(own_proba, component_log_proba, support_ll, excluded, y_query):
         own model).
     y_query : tensor of shape (n_draws, n_query)
         Query classes; -1 for padding.
+    evidence : tensor of shape (n_draws,)
+        Each draw's :func:`cv_evidence`: a share ``a`` of the grid serves
+        the draw with the share ``group_share(a, evidence)``, as a new group
+        would be.
 
     Returns
     -------
     share : float
+        The smallest share whose mean balanced accuracy is within one
+        standard error of the best's (the standard error of the paired
+        per-draw differences): the mixture must clearly pay to be used.
     scores : ndarray of shape (len(GRID),)
         Each share's mean balanced accuracy.
     """
@@ -150,12 +222,18 @@ def choose_share(own_proba, component_log_proba, support_ll, excluded, y_query):
     )
     mixture = (chosen.to(torch.float64).exp() * weight[:, None, :, None]).sum(2)
     own = own_proba.to(torch.float64)
-    scores = np.array(
-        [
-            balanced_accuracy(a * mixture + (1 - a) * own, y_query, n_classes)
-            .mean()
-            .item()
-            for a in GRID
-        ]
-    )
-    return GRID[int(np.argmax(scores))], scores
+    per_draw = []
+    for a in GRID:
+        a = group_share(a, evidence)[:, None, None]
+        proba = a * mixture + (1 - a) * own
+        per_draw.append(balanced_accuracy(proba, y_query, n_classes).cpu().numpy())
+    per_draw = np.array(per_draw)  # (len(GRID), n_draws)
+    scores = per_draw.mean(1)
+    # One-standard-error rule: the smallest share whose score is within one
+    # standard error (of its paired differences with the best) of the best.
+    best = int(np.argmax(scores))
+    difference = per_draw[best] - per_draw
+    n = per_draw.shape[1]
+    se = difference.std(1, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(len(GRID))
+    within = np.flatnonzero(scores >= scores[best] - se)
+    return GRID[int(within[0])], scores

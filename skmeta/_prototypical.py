@@ -168,6 +168,21 @@ class PrototypicalClassifier(_MetaClassifier):
     distance_scale_ : float
         The distance scale ``s`` in force (learned or given).
 
+    task_mixture_ : float
+        Share of the training tasks' mixture in the predictions of groups
+        first seen after ``fit`` (``task_mixture``; chosen by leaving
+        training tasks out when ``"auto"``).
+
+    task_mixture_weights_ : ndarray of shape (n_tasks, n_mixture_tasks)
+        Weight of each training task's model (columns:
+        ``task_mixture_tasks_``) in the prediction of each task of
+        ``tasks_``; a new group's row sums to ``task_mixture_``, a training
+        task's row is 0.
+
+    task_mixture_tasks_ : ndarray of shape (n_mixture_tasks,)
+        The training tasks whose adapted models make the mixture (at most
+        256, the largest).
+
     adaptation_weight_ : ndarray of shape (n_tasks,)
         ``n_tk / (n_tk + kappa)`` of each task of ``tasks_``, averaged over its
         classes: how much its prototypes owe to its own rows (with the
@@ -411,6 +426,16 @@ class PrototypicalClassifier(_MetaClassifier):
             )
             states.update(coef=coef, bias=bias, penalty=penalty)
         return states, weight
+
+    def _fold_logits(self, X, y, w, prior):
+        """Logits of the padded rows ``X`` under the prototypes of the rows
+        of weight ``w``, shrunk toward the prior (no head)."""
+        embedded = self._embed(X)
+        sums, counts = class_sums(embedded, y, w, len(self.classes_))
+        prototypes, present = shrunk_prototypes(
+            sums, counts, prior["prototypes"], prior["present"], self._kappa()
+        )
+        return prototype_logits(embedded, prototypes, present, self._scale())
 
     def _prototype_head(self, prototypes, n_features):
         """The linear head on ``[z, x]`` of prototypes: ``2 s c_k . z - s

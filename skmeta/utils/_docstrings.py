@@ -103,17 +103,24 @@ class_prior : {"auto", "task", "pooled", "balanced"}, default="auto"
         meta-learned parameters as they are.
 
     task_mixture : "auto" or float in [0, 1], default="auto"
-        Share of the training tasks' own models in the predictions of a
-        group first seen after ``fit`` (by ``partial_fit``). Its rows weigh
-        each training task's adapted model by how well it predicts them
-        (the posterior under a uniform prior over the training tasks, its 16
-        most likely kept), and the group's prediction is ``share * mixture
-        + (1 - share) * own`` in class probabilities (before the class
-        prior), ``own`` being its adapted state. Groups that come in kinds
-        borrow the model of their kind from a row or two. ``"auto"``
-        chooses the share in {0, 0.25, 0.5, 0.75, 1} at the end of ``fit``
-        by leaving training tasks out in turn, each adapted from 5 rows per
-        class as a new group against the mixture of the others; it is 0
+        How much a group first seen after ``fit`` (by ``partial_fit``)
+        borrows the training tasks' own models. Its rows weigh each training
+        task's adapted model by how well it predicts them (the posterior
+        under a uniform prior over the training tasks, its 16 most likely
+        kept), and the group is predicted by ``a * mixture + (1 - a) * own``
+        in class probabilities (before the class prior), ``own`` being its
+        adapted state. The group's share ``a`` starts from the fitted share
+        as prior odds (1 counting as 0.9) and follows the evidence of its
+        rows: with two or more rows of every class, stratified
+        cross-validation on them compares the mixture's held-out
+        log-likelihood with its own model's, ``a = sigmoid(logit(share) +
+        cv_mix - cv_own)``; so a group that comes in a training kind
+        borrows its kind's model from a row or two, and one whose rows
+        clearly disagree with every training task ends near its own model.
+        ``"auto"`` chooses the share in {0, 0.25, 0.5, 0.75, 1} at the end of
+        ``fit`` by leaving training tasks out in turn, each adapted from 5
+        rows per class as a new group, against the mixture of the others:
+        the smallest share within one standard error of the best. It is 0
         with fewer than 5 training tasks of at least 10 rows per class, and
         under a fairness penalty (the mixture is not trained for it). The
         mixture holds the 256 largest training tasks. ``0`` turns it off.
