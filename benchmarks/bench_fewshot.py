@@ -659,6 +659,10 @@ def adapt_and_predict(method, models, settings, Xs, ys, Xq, task, seed):
         if model.head_ == "logistic"
         else np.nan
     )
+    chosen["task_mixture"] = model.task_mixture_
+    chosen["mixture_share"] = float(
+        model.task_mixture_weights_[model.tasks_ == task][0].sum()
+    )
     return proba, chosen
 
 
@@ -1127,11 +1131,14 @@ def report(dataset, records, skipped, methods):
             "ProtoNet's distance_scale_; the shrunk LR's alpha; the logistic "
             "head: the share of groups given a finite head_penalty_ (the "
             "others keep their prototypes, or MAML's adapted network "
-            "uncorrected) and its median there; [min, "
-            "max] over folds for the fitted values):\n"
+            "uncorrected) and its median there; task_mixture_, the fitted "
+            "share of the training tasks' mixture, and the new group's own "
+            "share after its rows' evidence (its row of task_mixture_weights_ "
+            "summed); [min, max] over folds for the fitted values):\n"
         )
         header = ["k", "method", "adaptation_weight_", "prior_strength_"]
         header += ["distance_scale_", "alpha (mean; median)", "logistic head"]
+        header += ["task_mixture_", "group's share"]
         rows = []
         for (k, method), cell in records.groupby(["k", "method"]):
             if method not in META and method != "LR shrunk to pooled":
@@ -1152,11 +1159,14 @@ def report(dataset, records, skipped, methods):
                     if len(penalty)
                     else "–"
                 )
+                by_fold = cell.groupby("fold")["task_mixture"].mean()
+                row.append(_range(by_fold))
+                row.append(f"{cell['mixture_share'].mean():.2f}")
             else:
                 row += ["–", "–", "–"]
                 alpha = cell["alpha"]
                 row.append(f"{alpha.mean():.1f}; {alpha.median():g}")
-                row.append("–")
+                row += ["–", "–", "–"]
             rows.append(row)
         rows.sort(key=lambda r: (r[0], order[r[1]]))
         print(markdown_table(header, rows))

@@ -14,7 +14,9 @@ from skmeta._heads import _HEAD_PENALTIES
 
 
 def _model(**kwargs):
-    # class_prior="balanced": the probabilities are the logits' alone.
+    # class_prior="balanced": the probabilities are the logits' alone; the
+    # head alone, without the training tasks' mixture (tests/test_task_mixture).
+    kwargs = {"task_mixture": 0, **kwargs}
     return MAMLClassifier(
         max_epochs=3, class_prior="balanced", random_state=0, n_threads=1, **kwargs
     )
