@@ -1,0 +1,73 @@
+"""What ``task_mixture`` adds to a new group's ``partial_fit``.
+
+The data and models of ``bench_speed.py``'s latency section (10 groups,
+75,045 rows, 1 epoch of 20 meta-batches, ``n_threads=1``): ``MAMLClassifier``
+and ``PrototypicalClassifier`` fitted twice, with ``task_mixture="auto"`` and
+``task_mixture=0``, then new-group ``partial_fit`` calls of 10 rows, the two
+settings interleaved call by call so that both see the same machine load.
+Prints the fitted shares, the median and minimum times and their ratio.
+
+Run (about a minute)::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_mixture_latency.py
+"""
+
+import argparse
+import statistics
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_fewshot as B  # noqa: E402
+import bench_speed as S  # noqa: E402
+
+from skmeta import MAMLClassifier, PrototypicalClassifier  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=40)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore")
+    sizes = np.random.default_rng(S.RANDOM_STATE).integers(5, 11, size=10_000)
+    X, y, groups = S.make_rows(int(sizes.sum()), 10)
+    print(f"# bench_mixture_latency: skmeta ({B.provenance()})")
+    print(f"Command: `python benchmarks/bench_mixture_latency.py --calls {args.calls}`")
+    print()
+    print("| estimator | task_mixture | fitted share | median ms | min ms |")
+    print("|---|---|---|---|---|")
+    for cls in (MAMLClassifier, PrototypicalClassifier):
+        models = {
+            setting: cls(
+                random_state=S.RANDOM_STATE,
+                max_epochs=1,
+                steps_per_epoch=20,
+                n_threads=1,
+                task_mixture=setting,
+            ).fit(X, y, sensitive_features=groups)
+            for setting in ("auto", 0)
+        }
+        times = {setting: [] for setting in models}
+        for model in models.values():
+            S.partial_fit_latency(model, 1, offset=10_000)  # warm-up
+        for i in range(args.calls):
+            for setting, model in models.items():
+                times[setting] += S.partial_fit_latency(model, 1, offset=i)
+        for setting, model in models.items():
+            print(
+                f"| {cls.__name__} | {setting!r} | {model.task_mixture_:g} | "
+                f"{1000 * statistics.median(times[setting]):.1f} | "
+                f"{1000 * min(times[setting]):.1f} |"
+            )
+        ratio = statistics.median(times["auto"]) / statistics.median(times[0])
+        print(f"| {cls.__name__} | auto / 0 | | {ratio:.2f}x | |")
+
+
+if __name__ == "__main__":
+    main()
