@@ -1135,7 +1135,6 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 for name, v in self.states_.items()
                 if name != _WEIGHT
             }
-            # A refreshed task's mixture is recomputed (reset: none).
             # Tasks default to the pooled state, then those with rows adapt.
             for name, v in self.states_.items():
                 v[tasks + 1] = prior[name] if name != _WEIGHT else 0.0
@@ -1163,7 +1162,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                     self.states_[name][keys[chosen] + 1] = v
                 i = j
             if _mixture.SHARE in self.states_:
-                self._set_mixtures(tasks, self._prior_state())
+                self._set_mixtures(tasks, prior)
         counts = support.class_counts(len(self.tasks_))
         self.class_counts_ = counts
         self.log_priors_ = self._log_priors(counts, tasks, recompute_global)
@@ -1413,8 +1412,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         if not len(rows):
             return logits
         top = self.states_[_mixture.INDEX].shape[1]
-        for start in range(0, len(rows), max(1, _PREDICT_CHUNK // top)):
-            r = rows[start : start + max(1, _PREDICT_CHUNK // top)]
+        per_chunk = max(1, _PREDICT_CHUNK // top)
+        for start in range(0, len(rows), per_chunk):
+            r = rows[start : start + per_chunk]
             states = index.index_select(0, r)
             component = self.states_[_mixture.INDEX].index_select(0, states)
             component_logits = self._state_logits(

@@ -209,20 +209,7 @@ class MAMLClassifier(_MetaClassifier):
     prior_strength_ : float
         The prior strength :math:`\lambda` in force (learned or given).
 
-    task_mixture_ : float
-        Share of the training tasks' mixture in the predictions of groups
-        first seen after ``fit`` (``task_mixture``; chosen by leaving
-        training tasks out when ``"auto"``).
-
-    task_mixture_weights_ : ndarray of shape (n_tasks, n_mixture_tasks)
-        Weight of each training task's model (columns:
-        ``task_mixture_tasks_``) in the prediction of each task of
-        ``tasks_``; a new group's row sums to ``task_mixture_``, a training
-        task's row is 0.
-
-    task_mixture_tasks_ : ndarray of shape (n_mixture_tasks,)
-        The training tasks whose adapted models make the mixture (at most
-        256, the largest).
+    {mixture_attributes}
 
     adaptation_weight_ : ndarray of shape (n_tasks,)
         :math:`n / (n + \lambda)` of each task of ``tasks_``: how much its

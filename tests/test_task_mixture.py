@@ -317,7 +317,6 @@ def test_multiclass_mixture_runs():
     y = (X[:, 0] + (g % 3 - 1) * X[:, 1] > 0).astype(int) + (X[:, 2] > 0.7)
     model = PrototypicalClassifier(**FAST).fit(X[g < 8], y[g < 8], tasks=g[g < 8])
     assert model.task_mixture_ in _mixture.GRID
-    model.set_params()  # unchanged
     model.partial_fit(X[g == 8][:9], y[g == 8][:9], tasks=g[g == 8][:9])
     p = model.predict_proba(X[g == 8], tasks=g[g == 8])
     np.testing.assert_allclose(p.sum(1), 1.0)

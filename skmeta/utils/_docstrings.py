@@ -176,6 +176,22 @@ class_prior : {"auto", "task", "pooled", "balanced"}, default="auto"
         same predictions; the caller's global torch random state is left
         untouched."""
 
+_MIXTURE_ATTRIBUTES = """\
+task_mixture_ : float
+        The fitted share of the training tasks' mixture (``task_mixture``;
+        chosen by leaving training tasks out when ``"auto"``): the prior
+        share of every group first seen after ``fit``.
+
+    task_mixture_weights_ : ndarray of shape (n_tasks, n_mixture_tasks)
+        Weight of each training task's model (columns:
+        ``task_mixture_tasks_``) in the prediction of each task of
+        ``tasks_``; a new group's row sums to its share (``task_mixture_``
+        updated by the evidence of its rows), a training task's row is 0.
+
+    task_mixture_tasks_ : ndarray of shape (n_mixture_tasks,)
+        The training tasks whose adapted models make the mixture (at most
+        256, the largest)."""
+
 _PREDICT_PARAMETERS = """\
 X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
             Input rows.
@@ -269,6 +285,7 @@ def fill_docstring(doc):
         .replace("{common_parameters}", _COMMON_PARAMETERS)
         .replace("{skorch_parameters}", _SKORCH_PARAMETERS)
         .replace("{predict_parameters}", _PREDICT_PARAMETERS)
+        .replace("{mixture_attributes}", _MIXTURE_ATTRIBUTES)
     )
 
 
