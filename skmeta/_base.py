@@ -1141,6 +1141,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             order, keys, starts, ends = support.tasks.by_key(tasks)
             sizes = ends - starts
             by_size = np.argsort(sizes, kind="stable")
+            # The new tasks' own fold log-likelihoods, if the heads computed
+            # them, for the mixture's evidence.
+            mixing = _mixture.SHARE in self.states_
+            own_by_task = {}
             i = 0
             while i < len(by_size):
                 # Tasks of similar sizes, as many as fit the row budget padded.
@@ -1156,13 +1160,18 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                     *self._padded(support.tasks, order, starts[chosen], ends[chosen]),
                     prior=prior,
                 )
+                own = states.pop(_mixture.OWN, None)
+                if own is not None and mixing:
+                    for key, value in zip(keys[chosen], own, strict=True):
+                        if key >= self._n_training_tasks_:
+                            own_by_task[key] = value
                 states = {**states, _WEIGHT: weight}
                 self._check_finite(states, "the state adapted to a task's rows")
                 for name, v in states.items():
                     self.states_[name][keys[chosen] + 1] = v
                 i = j
-            if _mixture.SHARE in self.states_:
-                self._set_mixtures(tasks, prior)
+            if mixing:
+                self._set_mixtures(tasks, prior, own_by_task)
         counts = support.class_counts(len(self.tasks_))
         self.class_counts_ = counts
         self.log_priors_ = self._log_priors(counts, tasks, recompute_global)
@@ -1205,7 +1214,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             new = np.arange(self._n_training_tasks_, len(self.tasks_))
             if len(new):
                 with self._fork_rng(), torch.no_grad():
-                    self._set_mixtures(new, self._prior_state())
+                    self._set_mixtures(new, self._prior_state(), {})
 
     def _prior_state(self):
         """The pooled state, which task states start from (no mixture)."""
@@ -1215,19 +1224,51 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             if name != _WEIGHT and name not in _mixture.KEYS
         }
 
-    def _mixture_evidence(self, X, y, w, row_ll, prior, excluded=None):
+    def _mixture_evidence(self, X, y, w, row_ll, prior, excluded=None, own=None):
         """Each padded task's cross-validated evidence for the mixture against
         its own model (:func:`skmeta._mixture.cv_evidence`), on the rows and
         folds its logistic head would use; 0 for tasks with fewer than two
         rows of some class. The own model of a fold is adapted to the fold's
-        other rows, without a head (``_fold_logits``)."""
+        other rows, without a head (``_fold_logits``), unless ``own`` (one
+        entry per task of ``X``, ``_mixture.OWN`` from the task's head, or
+        None) already holds its log-likelihoods: the rows a task's head
+        cross-validates come first in the head order whatever the padding,
+        so its entries are cut or padded to this batch's width."""
         evidence = torch.zeros(len(X), dtype=torch.float64, device=X.device)
         order, rows, cv_y, cv_w, onehot, n_min = cv_rows(y, w, len(self.classes_))
         tasks = (n_min >= 2).nonzero().flatten()
         if not len(tasks):
             return evidence
-        m, d = rows.shape[1], X.shape[-1]
+        m = rows.shape[1]
         fit, held_out, _ = stratified_folds(onehot[tasks], n_min[tasks], cv_w[tasks])
+        known = [] if own is None else [own[t] for t in tasks.tolist()]
+        if known and all(o is not None for o in known):
+            own = torch.stack(
+                [
+                    torch.nn.functional.pad(o[:, :m], (0, max(0, m - o.shape[1])))
+                    for o in known
+                ]
+            ).to(device=X.device, dtype=torch.float64)
+        else:
+            own = self._own_fold_log_likelihood(X, tasks, rows, cv_y, cv_w, fit, prior)
+        row_ll = row_ll[tasks].gather(
+            1, rows[tasks, :, None].expand(-1, -1, row_ll.shape[-1])
+        )
+        evidence[tasks] = _mixture.cv_evidence(
+            row_ll,
+            cv_w[tasks],
+            fit,
+            held_out,
+            own,
+            None if excluded is None else excluded[tasks],
+        )
+        return evidence
+
+    def _own_fold_log_likelihood(self, X, tasks, rows, cv_y, cv_w, fit, prior):
+        """:func:`skmeta._mixture.own_log_likelihood` of the cross-validated
+        rows ``rows`` of the padded tasks ``tasks`` of ``X``, each fold's own
+        model adapted to the fold's fitting rows ``fit``."""
+        m, d = rows.shape[1], X.shape[-1]
         n_folds = fit.shape[1]
         x = X[tasks].gather(1, rows[tasks, :, None].expand(-1, -1, d))
         yc, wc = cv_y[tasks], cv_w[tasks]
@@ -1239,26 +1280,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             xf = x[chunk, None].expand(-1, n_folds, -1, -1).reshape(-1, m, d)
             yf = yc[chunk, None].expand(-1, n_folds, -1).reshape(-1, m)
             wf = (wc[chunk, None] * fit[chunk]).reshape(-1, m)
-            log_proba = self._fold_logits(xf, yf, wf, prior).log_softmax(-1)
-            own[chunk] = (
-                log_proba.gather(-1, yf[..., None])
-                .squeeze(-1)
-                .to(torch.float64)
-                .clamp_min(np.log(_mixture._MIN_PROBA))
-                .view(n, n_folds, m)
-            )
-        row_ll = row_ll[tasks].gather(
-            1, rows[tasks, :, None].expand(-1, -1, row_ll.shape[-1])
-        )
-        evidence[tasks] = _mixture.cv_evidence(
-            row_ll,
-            wc,
-            fit,
-            held_out,
-            own,
-            None if excluded is None else excluded[tasks],
-        )
-        return evidence
+            logits = self._fold_logits(xf, yf, wf, prior).view(n, n_folds, m, -1)
+            own[chunk] = _mixture.own_log_likelihood(logits, yc[chunk])
+        return own
 
     def _component_log_proba(self, X):
         """Log-probabilities (before the class prior) of the rows ``X`` (n, d)
@@ -1283,10 +1307,12 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             ).log_softmax(-1)
         return out
 
-    def _set_mixtures(self, tasks, prior):
+    def _set_mixtures(self, tasks, prior, own_by_task):
         """Each new task's mixture: its ``_TOP`` most likely components given
         its rows kept, their weights, and its share: ``task_mixture_`` as
-        prior odds updated by its cross-validated evidence."""
+        prior odds updated by its cross-validated evidence (its own model's
+        fold log-likelihoods from ``own_by_task``, by task key, where its
+        head computed them)."""
         tasks = np.asarray(tasks, dtype=np.int64)
         tasks = tasks[tasks >= self._n_training_tasks_]
         if not len(tasks) or self.task_mixture_ == 0:
@@ -1315,7 +1341,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             log_likelihood = (row_ll * w[..., None].to(row_ll.dtype)).sum(1)
             index, weight = _mixture.top_posterior(log_likelihood)
             rows = torch.as_tensor(keys[i:j] + 1, device=components.device)
-            evidence = self._mixture_evidence(X, y, w, row_ll, prior)
+            own = [own_by_task.get(key) for key in keys[i:j]]
+            evidence = self._mixture_evidence(X, y, w, row_ll, prior, own=own)
             share = _mixture.group_share(self.task_mixture_, evidence)
             share = torch.where(w.sum(1) > 0, share, 0.0)
             self.states_[_mixture.INDEX][rows] = components[index]
@@ -1367,7 +1394,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         ws = torch.ones(ys.shape, device=device)
         Xq = torch.as_tensor(store.X[query], device=device)
         self._set_training(False)
-        own = []
+        own, own_folds = [], []
         prior = self._prior_state()
         with self._fork_rng(), torch.no_grad():
             self._manual_seed(self._seed())
@@ -1375,6 +1402,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             for start in range(0, n_draws, step):
                 chunk = slice(start, start + step)
                 states, _ = self._adapt_states(Xs[chunk], ys[chunk], ws[chunk], prior)
+                folds = states.pop(_mixture.OWN, None)
+                own_folds.extend([None] * len(Xs[chunk]) if folds is None else folds)
                 n = len(Xs[chunk])
                 index = torch.arange(n, device=device).repeat_interleave(n_query)
                 logits = self._state_logits(
@@ -1392,7 +1421,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 np.asarray(left_out)[:, None] == self._mixture_components_[None, :],
                 device=device,
             )
-            evidence = self._mixture_evidence(Xs, ys, ws, row_ll, prior, excluded)
+            evidence = self._mixture_evidence(
+                Xs, ys, ws, row_ll, prior, excluded, own=own_folds
+            )
         share, self._mixture_scores_ = _mixture.choose_share(
             torch.cat(own),
             query_lp.view(n_draws, n_query, n_components, n_classes),

@@ -10,6 +10,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 from torch.utils.data import DataLoader
 
+from . import _mixture
 from ._base import _MetaClassifier
 from ._compat import Interval, StrOptions
 from ._functional import (
@@ -546,7 +547,8 @@ class MAMLClassifier(_MetaClassifier):
                 coef = X.new_zeros(shape + (X.shape[-1],))
                 bias, penalty = X.new_zeros(shape), X.new_zeros(len(X))
             else:
-                coef, bias, penalty = self._logistic_heads(X, y, w, params, states)
+                coef, bias, penalty, own = self._logistic_heads(X, y, w, params, states)
+                states[_mixture.OWN] = own
             states.update(head_coef=coef, head_bias=bias, head_penalty=penalty)
         return states, weight
 
@@ -582,7 +584,10 @@ class MAMLClassifier(_MetaClassifier):
         fold's rows alone, so the held-out rows score the whole rule. The
         correction is then fitted on up to ``_HEAD_ROWS`` rows to the
         adapted network's logits. Returns the corrections' ``coef`` and
-        ``bias`` and the penalties, 0 where there is no correction.
+        ``bias`` and the penalties, 0 where there is no correction, and
+        each cross-validated row's log-probability of its class under each
+        fold's network (``_mixture.OWN``; NaN for tasks not cross-validated),
+        which the mixture's evidence reuses.
         """
         n_tasks, n_rows, n_features = X.shape
         n_classes = len(self.classes_)
@@ -592,6 +597,8 @@ class MAMLClassifier(_MetaClassifier):
         penalty = X.new_zeros(n_tasks)
         order, selected, cv_y, cv_w, onehot, n_min = cv_rows(y, w, n_classes)
         m = selected.shape[1]
+        own = torch.full((n_tasks, _HEAD_FOLDS, m), torch.nan, dtype=dtype)
+        own = own.to(X.device)
         tasks = (n_min >= 2).nonzero().flatten()
         per_chunk = min(cv_chunk(m), max(1, self._max_tasks_per_batch() // _HEAD_FOLDS))
         for start in range(0, len(tasks), per_chunk):
@@ -606,6 +613,7 @@ class MAMLClassifier(_MetaClassifier):
             wf = (wc[:, None] * fit).reshape(-1, m)
             fold_states = self._adapted_states(params, xf, yf, wf)
             f0 = self._task_logits(fold_states, xf).reshape(T, _HEAD_FOLDS, m, -1)
+            own[chunk] = _mixture.own_log_likelihood(f0, yc)
             phi = torch.cat([x, x.new_ones(x.shape[:-1] + (1,))], -1).to(dtype)
             penalty[chunk] = choose_penalty(
                 phi @ phi.mT, f0, yc, wc.to(dtype), fit, held_out, used
@@ -629,7 +637,7 @@ class MAMLClassifier(_MetaClassifier):
             )
             theta = (beta.mT @ phi).to(coef.dtype)  # (T, K, d + 1)
             coef[chunk], bias[chunk] = theta[..., :-1], theta[..., -1]
-        return coef, bias, penalty
+        return coef, bias, penalty, own
 
     def _state_logits(self, X, index, states, dtype):
         buffers = {

@@ -45,6 +45,11 @@ _MAX_SHARE = 0.9  # a fitted share of 1 as prior odds
 # The keys of the mixture in an estimator's ``states_``.
 SHARE, INDEX, WEIGHT = "mixture_share", "mixture_index", "mixture_weight"
 KEYS = (SHARE, INDEX, WEIGHT)
+# A transient key of the states ``_adapt_states`` returns (never stored):
+# each task's held-out log-likelihoods under its own model of each head fold,
+# which an estimator whose head adapts the model to the folds has computed
+# already (shape (n_tasks, n_folds, n_cv_rows), NaN for tasks without folds).
+OWN = "own_fold_log_likelihood"
 
 
 def row_log_likelihood(log_proba, y):
@@ -56,6 +61,18 @@ def row_log_likelihood(log_proba, y):
     """
     index = y[:, :, None, None].expand(-1, -1, log_proba.shape[2], 1)
     row = log_proba.gather(-1, index).squeeze(-1).to(torch.float64)
+    return row.clamp_min(math.log(_MIN_PROBA))
+
+
+def own_log_likelihood(logits, y):
+    """Each row's log-probability of its class under each fold's own model,
+    at least ``log _MIN_PROBA``: shape (n_tasks, n_folds, n_rows), float64.
+
+    ``logits`` of shape (n_tasks, n_folds, n_rows, n_classes), ``y`` of
+    shape (n_tasks, n_rows).
+    """
+    index = y[:, None, :, None].expand(*logits.shape[:-1], 1)
+    row = logits.log_softmax(-1).gather(-1, index).squeeze(-1).to(torch.float64)
     return row.clamp_min(math.log(_MIN_PROBA))
 
 

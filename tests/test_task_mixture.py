@@ -343,3 +343,61 @@ def test_maml_keeps_task_states_when_pooled_rows_arrive(types_data):
     for old, new in zip(before, model.task_states_, strict=True):
         for name in old:
             assert torch.equal(old[name], new[name])
+
+
+def test_maml_evidence_reuses_its_heads_folds(types_data):
+    # MAML's logistic correction adapts the network to the same folds as the
+    # mixture's evidence: the evidence reads the heads' fold log-likelihoods
+    # (cut or padded to its batch's width) instead of adapting again, with
+    # the same result as adapting again.
+    X, y, g = types_data
+    train = g < 9
+    model = MAMLClassifier(task_mixture=0.5, **FAST).fit(
+        X[train], y[train], tasks=g[train]
+    )
+    assert model.head_ == "logistic"
+    prior = model._prior_state()
+    # Two new groups (12 and 7 rows per class), padded to 30 rows for the
+    # heads, to fewer (26) and to more than their cross-validated 40 (52)
+    # for the evidence.
+    parts = [_support(X, y, g, group, n) for group, n in ((9, 12), (10, 7))]
+
+    def padded(width):
+        Xp = torch.zeros((2, width, X.shape[1]))
+        yp = torch.zeros((2, width), dtype=torch.int64)
+        wp = torch.zeros((2, width))
+        for i, (Xs, ys, _) in enumerate(parts):
+            Xp[i, : len(ys)] = torch.as_tensor(Xs)
+            yp[i, : len(ys)], wp[i, : len(ys)] = torch.as_tensor(ys), 1.0
+        return Xp, yp, wp
+
+    with torch.no_grad():
+        states, _ = model._adapt_states(*padded(30), prior)
+        own = states[_mixture.OWN]
+        assert own.shape == (2, 5, 30) and not own.isnan().any()
+        for width in (26, 52):
+            Xp, yp, wp = padded(width)
+            n_components = len(model._mixture_components_)
+            log_proba = model._component_log_proba(Xp.reshape(-1, X.shape[1]))
+            row_ll = _mixture.row_log_likelihood(
+                log_proba.view(2, width, n_components, -1), yp
+            )
+            reused = model._mixture_evidence(Xp, yp, wp, row_ll, prior, own=own)
+            again = model._mixture_evidence(Xp, yp, wp, row_ll, prior)
+            assert (reused != 0).all()
+            torch.testing.assert_close(reused, again, rtol=1e-6, atol=1e-8)
+    # And through partial_fit: the shares equal those of adapting again.
+    recompute = copy.deepcopy(model)
+    recompute._mixture_evidence = lambda *args, own=None, **kw: type(
+        model
+    )._mixture_evidence(recompute, *args, **kw)
+    for m in (model, recompute):
+        m.partial_fit(
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+            tasks=np.concatenate([p[2] for p in parts]),
+        )
+    np.testing.assert_allclose(
+        model.task_mixture_weights_, recompute.task_mixture_weights_, atol=1e-6
+    )
+    assert (model.task_mixture_weights_[-2:].sum(1) != 0.5).all()
