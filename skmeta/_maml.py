@@ -46,6 +46,51 @@ _PRIOR_START = 10.0
 _CORRECTION_CHUNK = 4096
 
 
+class _CorrectionFolds:
+    """The rows and stratified folds on which each padded task's logistic
+    correction chooses its penalty (:func:`~skmeta._heads.cv_rows`,
+    :func:`~skmeta._heads.stratified_folds`): ``tasks`` are those with at
+    least two rows of every class."""
+
+    def __init__(self, X, y, w, n_classes):
+        order, rows, cv_y, cv_w, onehot, n_min = cv_rows(y, w, n_classes)
+        self.order, self.rows, self.y, self.w = order, rows, cv_y, cv_w
+        self.onehot, self.n_min = onehot, n_min
+        self.tasks = (n_min >= 2).nonzero().flatten()
+
+    def chunks(self, max_tasks):
+        """The tasks in batches of the cross-validation's size."""
+        m = self.rows.shape[1]
+        per_chunk = min(cv_chunk(m), max(1, max_tasks // _HEAD_FOLDS))
+        return [
+            self.tasks[start : start + per_chunk]
+            for start in range(0, len(self.tasks), per_chunk)
+        ]
+
+    def masks(self, chunk):
+        """``(fit, held_out, used)`` of the tasks ``chunk``."""
+        return stratified_folds(self.onehot[chunk], self.n_min[chunk], self.w[chunk])
+
+    def inputs(self, X, chunk, width=None):
+        """The padded supports ``(X, y, w)`` of the folds of the tasks
+        ``chunk``, task by task (shape (len(chunk) * _HEAD_FOLDS, width,
+        ...)): a fold holds the task's cross-validated rows, those it fits
+        on weighted; ``width`` pads them with rows of weight 0."""
+        m, d = self.rows.shape[1], X.shape[-1]
+        rows = self.rows[chunk]
+        x = X[chunk].gather(1, rows[..., None].expand(-1, -1, d))
+        fit = self.masks(chunk)[0]
+        xf = x[:, None].expand(-1, _HEAD_FOLDS, -1, -1).reshape(-1, m, d)
+        yf = self.y[chunk, None].expand(-1, _HEAD_FOLDS, -1).reshape(-1, m)
+        wf = (self.w[chunk, None] * fit).reshape(-1, m)
+        if width is not None and width > m:
+            pad = width - m
+            xf = nn.functional.pad(xf, (0, 0, 0, pad))
+            yf = nn.functional.pad(yf, (0, pad))
+            wf = nn.functional.pad(wf, (0, pad))
+        return xf, yf, wf
+
+
 class MAMLClassifier(_MetaClassifier):
     r"""Classifier that learns an initialisation which adapts to any group.
 
@@ -538,18 +583,39 @@ class MAMLClassifier(_MetaClassifier):
         """Parameters adapted to each padded support set (first order), and
         the share ``n / (n + prior strength)`` of each support's own rows."""
         params = {k: v.detach() for k, v in self.module_.named_parameters()}
-        states = self._adapted_states(params, X, y, w)
         n = w.sum(-1)
         weight = n / (n + self._prior_strength_value()).clamp_min(1e-12)
-        if self.head_ == "logistic":
-            if prior is None:  # the pooled state: no correction
+        if self.head_ != "logistic" or prior is None:
+            states = self._adapted_states(params, X, y, w)
+            if self.head_ == "logistic":  # the pooled state: no correction
                 shape = (len(X), len(self.classes_))
-                coef = X.new_zeros(shape + (X.shape[-1],))
-                bias, penalty = X.new_zeros(shape), X.new_zeros(len(X))
-            else:
-                coef, bias, penalty, own = self._logistic_heads(X, y, w, params, states)
-                states[_mixture.OWN] = own
-            states.update(head_coef=coef, head_bias=bias, head_penalty=penalty)
+                states.update(
+                    head_coef=X.new_zeros(shape + (X.shape[-1],)),
+                    head_bias=X.new_zeros(shape),
+                    head_penalty=X.new_zeros(len(X)),
+                )
+            return states, weight
+        folds = _CorrectionFolds(X, y, w, len(self.classes_))
+        chunks = folds.chunks(self._max_tasks_per_batch())
+        if chunks and len(X) + _HEAD_FOLDS * len(chunks[0]) <= (
+            self._max_tasks_per_batch()
+        ):
+            # The tasks and the folds of the heads' first chunk adapted in one
+            # batch (the folds padded to the tasks' rows with weight 0).
+            xf, yf, wf = folds.inputs(X, chunks[0], width=X.shape[1])
+            both = self._adapted_states(
+                params, torch.cat([X, xf]), torch.cat([y, yf]), torch.cat([w, wf])
+            )
+            states = {k: v[: len(X)] for k, v in both.items()}
+            first_states = {k: v[len(X) :] for k, v in both.items()}
+        else:
+            states = self._adapted_states(params, X, y, w)
+            first_states = None
+        coef, bias, penalty, own = self._logistic_heads(
+            X, y, w, params, states, folds, first_states
+        )
+        states[_mixture.OWN] = own
+        states.update(head_coef=coef, head_bias=bias, head_penalty=penalty)
         return states, weight
 
     def _adapted_states(self, params, X, y, w):
@@ -573,7 +639,7 @@ class MAMLClassifier(_MetaClassifier):
         logits = self._state_logits(X.reshape(-1, d), index, states, X.dtype)
         return logits.reshape(T, m, -1).to(_head_dtype(X.device))
 
-    def _logistic_heads(self, X, y, w, params, states):
+    def _logistic_heads(self, X, y, w, params, states, folds, first_states=None):
         """Each task's logistic correction on ``[x, 1]``, shrunk toward 0,
         its penalty chosen by cross-validation (see ``head``).
 
@@ -583,11 +649,13 @@ class MAMLClassifier(_MetaClassifier):
         ``_HEAD_PENALTIES``; in each fold the network is adapted to the
         fold's rows alone, so the held-out rows score the whole rule. The
         correction is then fitted on up to ``_HEAD_ROWS`` rows to the
-        adapted network's logits. Returns the corrections' ``coef`` and
-        ``bias`` and the penalties, 0 where there is no correction, and
-        each cross-validated row's log-probability of its class under each
-        fold's network (``_mixture.OWN``; NaN for tasks not cross-validated),
-        which the mixture's evidence reuses.
+        adapted network's logits. ``folds`` (:class:`_CorrectionFolds`) are
+        the tasks' folds; ``first_states``, where given, the networks of the
+        folds of their first chunk, adapted already. Returns the
+        corrections' ``coef`` and ``bias`` and the penalties, 0 where there
+        is no correction, and each cross-validated row's log-probability of
+        its class under each fold's network (``_mixture.OWN``; NaN for tasks
+        not cross-validated), which the mixture's evidence reuses.
         """
         n_tasks, n_rows, n_features = X.shape
         n_classes = len(self.classes_)
@@ -595,29 +663,27 @@ class MAMLClassifier(_MetaClassifier):
         coef = X.new_zeros((n_tasks, n_classes, n_features))
         bias = X.new_zeros((n_tasks, n_classes))
         penalty = X.new_zeros(n_tasks)
-        order, selected, cv_y, cv_w, onehot, n_min = cv_rows(y, w, n_classes)
-        m = selected.shape[1]
+        m = folds.rows.shape[1]
         own = torch.full((n_tasks, _HEAD_FOLDS, m), torch.nan, dtype=dtype)
         own = own.to(X.device)
-        tasks = (n_min >= 2).nonzero().flatten()
-        per_chunk = min(cv_chunk(m), max(1, self._max_tasks_per_batch() // _HEAD_FOLDS))
-        for start in range(0, len(tasks), per_chunk):
-            chunk = tasks[start : start + per_chunk]
-            x = X[chunk].gather(1, selected[chunk, :, None].expand(-1, -1, n_features))
-            yc, wc = cv_y[chunk], cv_w[chunk]
-            fit, held_out, used = stratified_folds(onehot[chunk], n_min[chunk], wc)
+        for i, chunk in enumerate(folds.chunks(self._max_tasks_per_batch())):
             # Each fold's network: adapted to the fold's rows alone.
             T = len(chunk)
-            xf = x[:, None].expand(-1, _HEAD_FOLDS, -1, -1).reshape(-1, m, n_features)
-            yf = yc[:, None].expand(-1, _HEAD_FOLDS, -1).reshape(-1, m)
-            wf = (wc[:, None] * fit).reshape(-1, m)
-            fold_states = self._adapted_states(params, xf, yf, wf)
+            xf, yf, wf = folds.inputs(X, chunk)
+            if i == 0 and first_states is not None:
+                fold_states = first_states
+            else:
+                fold_states = self._adapted_states(params, xf, yf, wf)
             f0 = self._task_logits(fold_states, xf).reshape(T, _HEAD_FOLDS, m, -1)
+            yc, wc = folds.y[chunk], folds.w[chunk]
             own[chunk] = _mixture.own_log_likelihood(f0, yc)
+            x = xf.view(T, _HEAD_FOLDS, m, n_features)[:, 0]
             phi = torch.cat([x, x.new_ones(x.shape[:-1] + (1,))], -1).to(dtype)
+            fit, held_out, used = folds.masks(chunk)
             penalty[chunk] = choose_penalty(
                 phi @ phi.mT, f0, yc, wc.to(dtype), fit, held_out, used
             ).to(penalty.dtype)
+        order = folds.order
         tasks = (penalty > 0).nonzero().flatten()
         m = min(n_rows, _HEAD_ROWS)
         per_chunk = max(1, _HEAD_BUDGET // max(m * m, 14 * m))
