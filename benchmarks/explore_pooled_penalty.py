@@ -57,9 +57,9 @@ VARIANTS = {
 STATE = {"curves": None, "prior": None, "c0": 0.0}
 
 
-def choose_penalty(gram, f0, y, w, fit, held_out, used):
+def choose_penalty(phi, f0, y, w, fit, held_out, used):
     """The package's rule, with the prior curve of ``STATE`` added."""
-    candidates, row_loss = cv_losses(gram, f0, y, w, fit, held_out)
+    candidates, row_loss = cv_losses(phi, f0, y, w, fit, held_out)
     rows_used = used.any(1)
     loss = row_loss.sum(-1)
     if STATE["curves"] is not None:

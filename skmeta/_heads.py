@@ -11,10 +11,12 @@ optimum ``theta - theta_0 = beta^T Phi`` for some ``beta`` of shape
 ``(n_rows, n_classes)`` (the penalty gradient must cancel a sum of the rows'
 gradients), so it is solved in the rows' space, with the kernel
 ``G = Phi Phi^T``, by Newton's method with a line search: the problems are
-small (few rows) and batched, and no per-problem Python loop runs. For two
-classes the logits' difference carries everything: a logistic regression on
-it with the penalty halved (the two classes' changes are opposite), solved in
-one column.
+small (few rows) and batched, and no per-problem Python loop runs. Where a
+problem has fewer features than rows it is solved in the features' space
+instead (:func:`shrunk_logistic` picks the smaller, with the same optimum).
+For two classes the logits' difference carries everything: a logistic
+regression on it with the penalty halved (the two classes' changes are
+opposite), solved in one column.
 """
 
 import torch
@@ -88,10 +90,10 @@ def stratified_folds(onehot, n_min, w):
     return used & ~held_out, held_out, used
 
 
-def choose_penalty(gram, f0, y, w, fit, held_out, used):
+def choose_penalty(phi, f0, y, w, fit, held_out, used):
     """Each task's penalty by cross-validation (0: the prior head).
 
-    ``gram`` (T, m, m) is the kernel of the task's rows' features, ``f0``
+    ``phi`` (T, m, p) are the features of the task's rows, ``f0``
     (T, F, m, K) the logits of each fold's prior head on them, ``fit``,
     ``held_out`` and ``used`` the folds' masks (:func:`stratified_folds`).
     Every penalty of ``_HEAD_PENALTIES`` is fitted in every fold; the prior
@@ -100,11 +102,11 @@ def choose_penalty(gram, f0, y, w, fit, held_out, used):
     standard error of the smallest wins (the standard error of the paired
     per-row differences).
     """
-    candidates, row_loss = cv_losses(gram, f0, y, w, fit, held_out)
+    candidates, row_loss = cv_losses(phi, f0, y, w, fit, held_out)
     return one_standard_error_choice(candidates, row_loss, used.any(1))
 
 
-def cv_losses(gram, f0, y, w, fit, held_out):
+def cv_losses(phi, f0, y, w, fit, held_out):
     """The candidates of :func:`choose_penalty` and each row's held-out loss.
 
     Returns ``candidates`` (C,), the penalties from the largest down with 0
@@ -112,32 +114,42 @@ def cv_losses(gram, f0, y, w, fit, held_out):
     cross-entropy under each candidate in the fold that holds it out.
     """
     n_tasks, m = y.shape
-    n_classes = f0.shape[-1]
+    n_classes, p = f0.shape[-1], phi.shape[-1]
     # Each fold's problems hold its fitting rows only (a held-out row's
     # coefficients would stay 0): the rows' kernel shrinks from m to the
     # most fitting rows of a fold, and the solves with its cube.
     n_fit = int(fit.sum(-1).max())
     fit_rows = (~fit).to(torch.int8).sort(dim=-1, stable=True).indices[..., :n_fit]
     fit_w = (w[:, None] * fit).gather(-1, fit_rows)  # (T, F, n_fit)
-    cross = gram[:, None].expand(-1, _HEAD_FOLDS, -1, -1)
-    cross = cross.gather(-1, fit_rows[:, :, None].expand(-1, -1, m, -1))
-    kernel = cross.gather(-2, fit_rows[..., None].expand(-1, -1, -1, n_fit))
     fit_f0 = f0.gather(-2, fit_rows[..., None].expand(-1, -1, -1, n_classes))
     fit_y = y[:, None].expand(-1, _HEAD_FOLDS, -1).gather(-1, fit_rows)
-    penalties = _HEAD_PENALTIES.to(gram.device, gram.dtype)
+    penalties = _HEAD_PENALTIES.to(phi.device, phi.dtype)
     n_pen = len(penalties)
     shape = (n_tasks, _HEAD_FOLDS, n_pen)
-    beta = shrunk_logistic_dual(
-        kernel[:, :, None].expand(*shape, n_fit, n_fit).reshape(-1, n_fit, n_fit),
+    args = (
         fit_f0[:, :, None]
         .expand(*shape, n_fit, n_classes)
         .reshape(-1, n_fit, n_classes),
         fit_y[:, :, None].expand(*shape, n_fit).reshape(-1, n_fit),
         fit_w[:, :, None].expand(*shape, n_fit).reshape(-1, n_fit),
         penalties.repeat(n_tasks * _HEAD_FOLDS),
-    ).reshape(*shape, n_fit, n_classes)
+    )
+    if n_fit <= p:  # in the rows' space, one kernel per task
+        gram = phi @ phi.mT
+        cross = gram[:, None].expand(-1, _HEAD_FOLDS, -1, -1)
+        cross = cross.gather(-1, fit_rows[:, :, None].expand(-1, -1, m, -1))
+        kernel = cross.gather(-2, fit_rows[..., None].expand(-1, -1, -1, n_fit))
+        kernel = kernel[:, :, None].expand(*shape, n_fit, n_fit)
+        beta = shrunk_logistic_dual(kernel.reshape(-1, n_fit, n_fit), *args)
+        change = cross[:, :, None] @ beta.reshape(*shape, n_fit, n_classes)
+    else:  # in the features' space
+        fit_phi = phi[:, None].expand(-1, _HEAD_FOLDS, -1, -1)
+        fit_phi = fit_phi.gather(-2, fit_rows[..., None].expand(-1, -1, -1, p))
+        fit_phi = fit_phi[:, :, None].expand(*shape, n_fit, p)
+        delta = shrunk_logistic(fit_phi.reshape(-1, n_fit, p), *args)
+        change = phi[:, None, None] @ delta.reshape(*shape, n_classes, p).mT
     logits = torch.cat(
-        [f0[:, :, None], f0[:, :, None] + cross[:, :, None] @ beta], 2
+        [f0[:, :, None], f0[:, :, None] + change], 2
     )  # (T, F, 1 + P, m, K): the prior head first
     nll = (
         -logits.log_softmax(-1)
@@ -172,14 +184,19 @@ def one_standard_error_choice(candidates, row_loss, rows_used):
     return candidates[within.to(torch.int8).argmax(1)]
 
 
-def _newton(G, alpha, newton_step, loss, beta, n_iter):
-    """Newton's method in the rows' space with a line search.
+def _newton(G, alpha, newton_step, loss, beta, n_iter, Gbeta=None, dual=True):
+    """Newton's method with a line search, in the rows' space (``dual``) or
+    in the features' space.
 
+    ``G`` maps the variables ``beta`` to the change of the logits ``Gbeta``
+    (the kernel in the rows' space, the features in the features' space).
     ``newton_step(active, G_active, Gbeta, beta)`` gives, for the problems
-    ``active`` (indices into the batch, ``G_active`` their kernels), the
+    ``active`` (indices into the batch, ``G_active`` their ``G``), the
     gradient ``g`` (its size decides convergence) and the Newton step;
     ``loss(active, Gbeta)`` gives their data term (``Gbeta`` may have leading
-    dims). The logits are linear in the step, so every step size of
+    dims). The penalty is ``alpha / 2`` times the squared change of the head:
+    ``beta . Gbeta`` in the rows' space, ``|beta|^2`` in the features'. The
+    logits are linear in the step, so every step size of
     ``_STEPS`` is tried at the cost of one product by ``G``; the one of
     smallest objective wins (0 when none decreases it), per problem. A
     problem that has converged leaves the batch and stays put, so that each
@@ -189,7 +206,7 @@ def _newton(G, alpha, newton_step, loss, beta, n_iter):
     """
     steps = _STEPS.to(beta)
     t = steps.view((-1,) + (1,) * beta.dim())
-    Gbeta = torch.zeros_like(beta)
+    Gbeta = torch.zeros_like(beta) if Gbeta is None else Gbeta
     active = torch.arange(len(beta), device=beta.device)
     for _ in range(n_iter):
         beta_a, Gbeta_a = beta[active], Gbeta[active]
@@ -204,7 +221,8 @@ def _newton(G, alpha, newton_step, loss, beta, n_iter):
         Gstep = _times(G_a, step)
         trial_beta = beta_a + t * step
         trial_Gbeta = Gbeta_a + t * Gstep
-        penalty = (trial_beta * trial_Gbeta).flatten(2).sum(-1)
+        square = trial_beta * (trial_Gbeta if dual else trial_beta)
+        penalty = square.flatten(2).sum(-1)
         values = loss(active, trial_Gbeta) + 0.5 * alpha[active] * penalty
         best = torch.nan_to_num(values, nan=torch.inf).argmin(0)
         index = torch.arange(len(active), device=beta.device)
@@ -296,3 +314,86 @@ def shrunk_logistic_dual(G, f0, y, w, alpha, n_iter=_NEWTON_ITERATIONS):
         delta = _binary_dual(G, h0, y.to(G.dtype), w, alpha / 2, n_iter)
         return torch.stack([-delta / 2, delta / 2], -1)
     return _multiclass_dual(G, f0, y, w, alpha, n_iter)
+
+
+def _binary_primal(Phi, h0, y, w, alpha, n_iter):
+    """``u`` of shape (B, p): the logit difference is ``h0 + Phi u``."""
+    sign = 2.0 * y - 1.0
+
+    def newton_step(active, Phi_a, h, u):
+        # (Phi^T D Phi + alpha I) step = -g, D the rows' curvatures.
+        y_a, w_a, a = y[active], w[active], alpha[active][:, None]
+        p = torch.sigmoid(h0[active] + h)
+        g = (Phi_a.mT @ (w_a * (p - y_a))[..., None]).squeeze(-1) + a * u
+        M = Phi_a.mT @ ((w_a * p * (1 - p))[..., None] * Phi_a)
+        M.diagonal(dim1=-2, dim2=-1).add_(a)
+        return g, -torch.linalg.solve(M, g[..., None]).squeeze(-1)
+
+    def loss(active, h):
+        margin = sign[active] * (h0[active] + h)
+        return (w[active] * nn.functional.softplus(-margin)).sum(-1)
+
+    u = h0.new_zeros(Phi.shape[0], Phi.shape[-1])
+    return _newton(
+        Phi, alpha, newton_step, loss, u, n_iter, torch.zeros_like(h0), dual=False
+    )
+
+
+def _multiclass_primal(Phi, f0, y, w, alpha, n_iter):
+    """``v`` of shape (B, p, K): the logits are ``f0 + Phi v``."""
+    B, n, K = f0.shape
+    p = Phi.shape[-1]
+    Y = nn.functional.one_hot(y, K).to(f0.dtype)
+
+    def newton_step(active, Phi_a, h, v):
+        # H[(a,k),(b,l)] = sum_i Phi_ia Phi_ib W_i[k,l] + alpha 1[(a,k)=(b,l)].
+        w_a, a = w[active], alpha[active]
+        P = (f0[active] + h).softmax(-1)
+        g = Phi_a.mT @ (w_a[..., None] * (P - Y[active])) + a[:, None, None] * v
+        W = w_a[..., None, None] * (
+            torch.diag_embed(P) - P[..., :, None] * P[..., None, :]
+        )
+        M = torch.einsum("bia,bic,bikl->bakcl", Phi_a, Phi_a, W)
+        M = M.reshape(len(active), p * K, p * K)
+        M.diagonal(dim1=-2, dim2=-1).add_(a[:, None])
+        step = torch.linalg.solve(M, g.reshape(len(active), p * K, 1))
+        return g, -step.reshape(len(active), p, K)
+
+    def loss(active, h):
+        logits = (f0[active] + h).log_softmax(-1)
+        return -(w[active] * (Y[active] * logits).sum(-1)).sum(-1)
+
+    v = f0.new_zeros(B, p, K)
+    return _newton(
+        Phi, alpha, newton_step, loss, v, n_iter, torch.zeros_like(f0), dual=False
+    )
+
+
+def shrunk_logistic(phi, f0, y, w, alpha, n_iter=_NEWTON_ITERATIONS):
+    """The change ``theta - theta_0`` of the shrunk logistic heads of a batch.
+
+    Solved in the rows' space (:func:`shrunk_logistic_dual`) or, where the
+    problems have fewer features than rows, in the features' space: the
+    objective is strictly convex, so both reach the same optimum.
+
+    Parameters
+    ----------
+    phi : torch.Tensor of shape (B, n, p)
+        Features of each problem's rows.
+    f0, y, w, alpha
+        As in :func:`shrunk_logistic_dual`.
+
+    Returns
+    -------
+    delta : torch.Tensor of shape (B, K, p)
+        The logits of any row ``phi`` are ``theta_0 phi + delta phi``.
+    """
+    n, p = phi.shape[-2:]
+    if n <= p:
+        beta = shrunk_logistic_dual(phi @ phi.mT, f0, y, w, alpha, n_iter)
+        return beta.mT @ phi
+    if f0.shape[-1] == 2:
+        h0 = f0[..., 1] - f0[..., 0]
+        u = _binary_primal(phi, h0, y.to(phi.dtype), w, alpha / 2, n_iter)
+        return torch.stack([-u / 2, u / 2], -2)
+    return _multiclass_primal(phi, f0, y, w, alpha, n_iter).mT

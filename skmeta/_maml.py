@@ -32,7 +32,7 @@ from ._heads import (
     choose_penalty,
     cv_chunk,
     cv_rows,
-    shrunk_logistic_dual,
+    shrunk_logistic,
     stratified_folds,
 )
 from .modules import MLP
@@ -681,7 +681,7 @@ class MAMLClassifier(_MetaClassifier):
             phi = torch.cat([x, x.new_ones(x.shape[:-1] + (1,))], -1).to(dtype)
             fit, held_out, used = folds.masks(chunk)
             penalty[chunk] = choose_penalty(
-                phi @ phi.mT, f0, yc, wc.to(dtype), fit, held_out, used
+                phi, f0, yc, wc.to(dtype), fit, held_out, used
             ).to(penalty.dtype)
         order = folds.order
         tasks = (penalty > 0).nonzero().flatten()
@@ -694,14 +694,13 @@ class MAMLClassifier(_MetaClassifier):
             task_states = {k: v[chunk] for k, v in states.items()}
             f0 = self._task_logits(task_states, x)
             phi = torch.cat([x, x.new_ones(x.shape[:-1] + (1,))], -1).to(dtype)
-            beta = shrunk_logistic_dual(
-                phi @ phi.mT,
+            theta = shrunk_logistic(
+                phi,
                 f0,
                 y[chunk].gather(1, rows),
                 w[chunk].gather(1, rows).to(dtype),
                 penalty[chunk].to(dtype),
-            )
-            theta = (beta.mT @ phi).to(coef.dtype)  # (T, K, d + 1)
+            ).to(coef.dtype)  # (T, K, d + 1)
             coef[chunk], bias[chunk] = theta[..., :-1], theta[..., -1]
         return coef, bias, penalty, own
 

@@ -24,7 +24,7 @@ from ._heads import (
     choose_penalty,
     cv_chunk,
     cv_rows,
-    shrunk_logistic_dual,
+    shrunk_logistic,
     stratified_folds,
 )
 from .modules import EmbeddingMLP
@@ -475,14 +475,14 @@ class PrototypicalClassifier(_MetaClassifier):
             phi = self._head_features(X[chunk], embedded[chunk], rows)
             theta = torch.cat([coef[chunk], bias[chunk][..., None]], -1)
             theta = theta.to(_head_dtype(X.device))
-            beta = shrunk_logistic_dual(
-                phi @ phi.mT,
+            delta = shrunk_logistic(
+                phi,
                 phi @ theta.mT,
                 y[chunk].gather(1, rows),
                 w[chunk].gather(1, rows).to(theta.dtype),
                 penalty[chunk].to(theta.dtype),
             )
-            theta = (theta + beta.mT @ phi).to(coef.dtype)
+            theta = (theta + delta).to(coef.dtype)
             coef[chunk], bias[chunk] = theta[..., :-1], theta[..., -1]
         return coef, bias, penalty
 
@@ -499,7 +499,6 @@ class PrototypicalClassifier(_MetaClassifier):
         """The penalty of each task by cross-validation (0: the prototypes)."""
         n_classes = len(self.classes_)
         phi = self._head_features(X, embedded, rows)
-        gram = phi @ phi.mT
         w = w.to(phi.dtype)
         fit, held_out, used = stratified_folds(onehot, n_min, w)
         # Each fold's prototypes shrink toward the prior, as the task's do.
@@ -518,7 +517,7 @@ class PrototypicalClassifier(_MetaClassifier):
         )
         theta0 = torch.cat([head, head_bias[..., None]], -1)  # (T, F, K, d)
         f0 = phi[:, None] @ theta0.mT  # (T, F, m, K)
-        return choose_penalty(gram, f0, y, w, fit, held_out, used)
+        return choose_penalty(phi, f0, y, w, fit, held_out, used)
 
     def _state_logits(self, X, index, states, dtype):
         params = {k: v.to(dtype) for k, v in self.module_.named_parameters()}

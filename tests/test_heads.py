@@ -10,7 +10,14 @@ from scipy.special import log_softmax
 
 from skmeta import PrototypicalClassifier
 from skmeta import _prototypical as proto_module
-from skmeta._heads import _HEAD_PENALTIES, shrunk_logistic_dual
+from skmeta._heads import (
+    _HEAD_FOLDS,
+    _HEAD_PENALTIES,
+    cv_losses,
+    shrunk_logistic,
+    shrunk_logistic_dual,
+    stratified_folds,
+)
 
 
 def _objective(theta, theta0, Phi, y, w, alpha):
@@ -79,6 +86,55 @@ def test_dual_solver_batches_independent_problems():
     for b in range(4):
         alone = shrunk_logistic_dual(*[a[b : b + 1] for a in args])
         torch.testing.assert_close(together[b : b + 1], alone, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("alpha", [0.01, 1.0, 100.0])
+def test_primal_solver_matches_the_dual_and_the_reference(n_classes, alpha):
+    # More rows than features: shrunk_logistic solves in the features'
+    # space; the optimum is the dual's and the written-out objective's.
+    rng = np.random.RandomState(10 + n_classes)
+    n, d = 30, 6
+    Phi = rng.normal(size=(n, d))
+    y = rng.randint(n_classes, size=n)
+    y[:n_classes] = np.arange(n_classes)
+    w = rng.uniform(0.5, 2.0, size=n)
+    w[-3:] = 0.0
+    theta0 = rng.normal(size=(n_classes, d))
+    args = (
+        torch.tensor(Phi @ theta0.T)[None],
+        torch.tensor(y)[None],
+        torch.tensor(w)[None],
+        torch.tensor([alpha], dtype=torch.float64),
+    )
+    delta = shrunk_logistic(torch.tensor(Phi)[None], *args)[0].numpy()
+    beta = shrunk_logistic_dual(torch.tensor(Phi @ Phi.T)[None], *args)[0].numpy()
+    np.testing.assert_allclose(delta, beta.T @ Phi, atol=1e-6 * max(1, 1 / alpha))
+    reference = _reference_head(theta0, Phi, y, w, alpha)
+    np.testing.assert_allclose(theta0 + delta, reference, atol=1e-4 * max(1, 1 / alpha))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_cross_validation_is_the_same_in_either_space(n_classes):
+    # Zero columns leave every problem unchanged but give it more features
+    # than rows: the rows' space is used. Both spaces score the candidates
+    # alike.
+    rng = np.random.RandomState(n_classes)
+    T, m, d = 3, 25, 5
+    phi = torch.tensor(rng.normal(size=(T, m, d)))
+    y = torch.tensor(rng.randint(n_classes, size=(T, m)))
+    y[:, : 2 * n_classes] = torch.arange(n_classes).repeat(2)
+    w = torch.ones(T, m, dtype=torch.float64)
+    w[0, -4:] = 0.0
+    onehot = torch.nn.functional.one_hot(y, n_classes) * (w > 0)[..., None]
+    fit, held_out, _ = stratified_folds(onehot, onehot.sum(1).min(-1).values, w)
+    f0 = torch.tensor(rng.normal(size=(T, _HEAD_FOLDS, m, n_classes)))
+    primal = cv_losses(phi, f0, y, w, fit, held_out)
+    wide = torch.cat([phi, phi.new_zeros(T, m, m)], -1)
+    dual = cv_losses(wide, f0, y, w, fit, held_out)
+    torch.testing.assert_close(primal[0], dual[0])
+    # (the smallest penalty converges to the tolerance scaled by 1 / alpha)
+    torch.testing.assert_close(primal[1], dual[1], atol=1e-4, rtol=1e-5)
 
 
 def _shifted_groups(n_groups=10, n_rows=80, n_features=4, shift=2.0, seed=0):
