@@ -238,9 +238,31 @@ def _times(G, beta):
     return G @ beta
 
 
+def _binary_loss(h0, y, w):
+    """The data term of binary problems: ``loss(active, h)``, the weighted
+    logistic loss of the logit differences ``h0 + h``."""
+    sign = 2.0 * y - 1.0
+
+    def loss(active, h):
+        margin = sign[active] * (h0[active] + h)
+        return (w[active] * nn.functional.softplus(-margin)).sum(-1)
+
+    return loss
+
+
+def _multiclass_loss(f0, Y, w):
+    """The data term of multiclass problems: ``loss(active, h)``, the
+    weighted cross-entropy of the logits ``f0 + h`` (``Y`` one-hot)."""
+
+    def loss(active, h):
+        logits = (f0[active] + h).log_softmax(-1)
+        return -(w[active] * (Y[active] * logits).sum(-1)).sum(-1)
+
+    return loss
+
+
 def _binary_dual(G, h0, y, w, alpha, n_iter):
     """``delta`` of shape (B, n): the logit difference is ``h0 + G delta``."""
-    sign = 2.0 * y - 1.0
 
     def newton_step(active, G_a, Gdelta, delta):
         # (D G + alpha I) step = -g, D the rows' logistic curvatures.
@@ -251,12 +273,8 @@ def _binary_dual(G, h0, y, w, alpha, n_iter):
         M.diagonal(dim1=-2, dim2=-1).add_(a)
         return g, -torch.linalg.solve(M, g[..., None]).squeeze(-1)
 
-    def loss(active, Gdelta):
-        margin = sign[active] * (h0[active] + Gdelta)
-        return (w[active] * nn.functional.softplus(-margin)).sum(-1)
-
     delta = torch.zeros_like(h0)
-    return _newton(G, alpha, newton_step, loss, delta, n_iter)
+    return _newton(G, alpha, newton_step, _binary_loss(h0, y, w), delta, n_iter)
 
 
 def _multiclass_dual(G, f0, y, w, alpha, n_iter):
@@ -279,12 +297,8 @@ def _multiclass_dual(G, f0, y, w, alpha, n_iter):
         step = torch.linalg.solve(M, g.reshape(len(active), n * K, 1))
         return g, -step.reshape(len(active), n, K)
 
-    def loss(active, Gbeta):
-        logits = (f0[active] + Gbeta).log_softmax(-1)
-        return -(w[active] * (Y[active] * logits).sum(-1)).sum(-1)
-
     beta = torch.zeros_like(f0)
-    return _newton(G, alpha, newton_step, loss, beta, n_iter)
+    return _newton(G, alpha, newton_step, _multiclass_loss(f0, Y, w), beta, n_iter)
 
 
 def shrunk_logistic_dual(G, f0, y, w, alpha, n_iter=_NEWTON_ITERATIONS):
@@ -318,7 +332,6 @@ def shrunk_logistic_dual(G, f0, y, w, alpha, n_iter=_NEWTON_ITERATIONS):
 
 def _binary_primal(Phi, h0, y, w, alpha, n_iter):
     """``u`` of shape (B, p): the logit difference is ``h0 + Phi u``."""
-    sign = 2.0 * y - 1.0
 
     def newton_step(active, Phi_a, h, u):
         # (Phi^T D Phi + alpha I) step = -g, D the rows' curvatures.
@@ -329,11 +342,8 @@ def _binary_primal(Phi, h0, y, w, alpha, n_iter):
         M.diagonal(dim1=-2, dim2=-1).add_(a)
         return g, -torch.linalg.solve(M, g[..., None]).squeeze(-1)
 
-    def loss(active, h):
-        margin = sign[active] * (h0[active] + h)
-        return (w[active] * nn.functional.softplus(-margin)).sum(-1)
-
     u = h0.new_zeros(Phi.shape[0], Phi.shape[-1])
+    loss = _binary_loss(h0, y, w)
     return _newton(
         Phi, alpha, newton_step, loss, u, n_iter, torch.zeros_like(h0), dual=False
     )
@@ -359,11 +369,8 @@ def _multiclass_primal(Phi, f0, y, w, alpha, n_iter):
         step = torch.linalg.solve(M, g.reshape(len(active), p * K, 1))
         return g, -step.reshape(len(active), p, K)
 
-    def loss(active, h):
-        logits = (f0[active] + h).log_softmax(-1)
-        return -(w[active] * (Y[active] * logits).sum(-1)).sum(-1)
-
     v = f0.new_zeros(B, p, K)
+    loss = _multiclass_loss(f0, Y, w)
     return _newton(
         Phi, alpha, newton_step, loss, v, n_iter, torch.zeros_like(f0), dual=False
     )
