@@ -57,7 +57,7 @@ VARIANTS = {
 STATE = {"curves": None, "prior": None, "c0": 0.0}
 
 
-def choose_penalty(phi, f0, y, w, fit, held_out, used):
+def choose_penalty(phi, f0, y, w, fit, held_out, used, tolerance=1.0):
     """The package's rule, with the prior curve of ``STATE`` added."""
     candidates, row_loss = cv_losses(phi, f0, y, w, fit, held_out)
     rows_used = used.any(1)
@@ -67,14 +67,14 @@ def choose_penalty(phi, f0, y, w, fit, held_out, used):
         STATE["curves"].append(((loss - loss[:, :1]) / n_used).cpu())
     prior, c0 = STATE["prior"], STATE["c0"]
     if prior is None or c0 == 0:
-        return one_standard_error_choice(candidates, row_loss, rows_used)
+        return one_standard_error_choice(candidates, row_loss, rows_used, tolerance)
     if c0 == np.inf:
         return candidates[int(prior.argmin())].expand(len(loss)).clone()
     # c0 pseudo-rows of the prior curve, spread over the task's used rows: the
     # summed losses gain c0 * prior; the paired differences' spread is kept.
     n_used = rows_used.sum(-1).to(loss.dtype)[:, None, None]
     shift = c0 * prior.to(loss)[None, :, None] / n_used * rows_used[:, None]
-    return one_standard_error_choice(candidates, row_loss + shift, rows_used)
+    return one_standard_error_choice(candidates, row_loss + shift, rows_used, tolerance)
 
 
 maml_module.choose_penalty = choose_penalty

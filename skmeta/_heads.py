@@ -90,7 +90,7 @@ def stratified_folds(onehot, n_min, w):
     return used & ~held_out, held_out, used
 
 
-def choose_penalty(phi, f0, y, w, fit, held_out, used):
+def choose_penalty(phi, f0, y, w, fit, held_out, used, tolerance=1.0):
     """Each task's penalty by cross-validation (0: the prior head).
 
     ``phi`` (T, m, p) are the features of the task's rows, ``f0``
@@ -98,12 +98,12 @@ def choose_penalty(phi, f0, y, w, fit, held_out, used):
     ``held_out`` and ``used`` the folds' masks (:func:`stratified_folds`).
     Every penalty of ``_HEAD_PENALTIES`` is fitted in every fold; the prior
     head and these heads are scored by their summed held-out cross-entropy,
-    and the largest penalty (the prior head first) whose loss is within one
-    standard error of the smallest wins (the standard error of the paired
-    per-row differences).
+    and the largest penalty (the prior head first) whose loss is within
+    ``tolerance`` standard errors of the smallest wins (the standard error of
+    the paired per-row differences).
     """
     candidates, row_loss = cv_losses(phi, f0, y, w, fit, held_out)
-    return one_standard_error_choice(candidates, row_loss, used.any(1))
+    return one_standard_error_choice(candidates, row_loss, used.any(1), tolerance)
 
 
 def cv_losses(phi, f0, y, w, fit, held_out):
@@ -164,13 +164,13 @@ def cv_losses(phi, f0, y, w, fit, held_out):
     return candidates, row_loss
 
 
-def one_standard_error_choice(candidates, row_loss, rows_used):
+def one_standard_error_choice(candidates, row_loss, rows_used, tolerance=1.0):
     """The one-standard-error rule over the candidates of :func:`cv_losses`.
 
     The largest penalty (the first candidate) whose summed loss exceeds the
-    smallest by at most the standard error of their difference (the rows'
-    differences are paired) wins. ``rows_used`` (T, m) marks each task's
-    rows.
+    smallest by at most ``tolerance`` standard errors of their difference
+    (the rows' differences are paired) wins. ``rows_used`` (T, m) marks each
+    task's rows.
     """
     n_tasks = row_loss.shape[0]
     loss = row_loss.sum(-1)
@@ -180,7 +180,8 @@ def one_standard_error_choice(candidates, row_loss, rows_used):
     rows_used = rows_used[:, None]
     mean = diff.sum(-1) / n_used
     var = ((diff - mean[..., None]) ** 2 * rows_used).sum(-1) / (n_used - 1)
-    within = loss - loss.gather(1, best[:, None]) <= (var * n_used).sqrt()
+    excess = loss - loss.gather(1, best[:, None])
+    within = excess <= tolerance * (var * n_used).sqrt()
     return candidates[within.to(torch.int8).argmax(1)]
 
 

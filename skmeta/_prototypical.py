@@ -37,6 +37,12 @@ _DISTANCE_CHUNK = 4096
 _SHRINKAGE_START = 2.0
 
 
+# The tolerance of the heads' penalty choice, in standard errors: half of the
+# one-standard-error rule (benchmarks/README.md, "How cautious should the
+# penalty choice be?").
+_HEAD_TOLERANCE = 0.5
+
+
 class PrototypicalClassifier(_MetaClassifier):
     """Classifier that summarises each group's classes by prototypes.
 
@@ -102,8 +108,9 @@ class PrototypicalClassifier(_MetaClassifier):
           ``alpha`` is chosen per task by stratified K-fold cross-validation
           on the task's rows (``K = min(5, rows of its rarest class)``)
           among ``10**-2, 10**-1.5, ..., 10**4`` and infinity (the prototypes
-          themselves), by the one-standard-error rule: the largest penalty
-          whose held-out loss is within one standard error of the smallest.
+          themselves), by a half-standard-error rule: the largest penalty
+          whose held-out loss is within half a standard error of the
+          smallest.
           A task with fewer than two rows of a class keeps its prototypes.
           So a task close to the others keeps its prototypes, and one whose
           rows clearly disagree with them gets its own linear model.
@@ -442,7 +449,7 @@ class PrototypicalClassifier(_MetaClassifier):
         the heads of every penalty of ``_HEAD_PENALTIES`` by their summed
         held-out cross-entropy; in each fold the prototypes, and so the prior
         head, come from the fold's rows. The largest penalty (the prototypes
-        first) whose loss is within one standard error of the smallest wins
+        first) whose loss is within half a standard error of the smallest wins
         (the standard error of the paired per-row differences); the head is
         then fitted on up to ``_HEAD_ROWS`` rows. Returns the heads' ``coef``
         and ``bias`` and the penalties, 0 where the prototype head is kept.
@@ -517,7 +524,9 @@ class PrototypicalClassifier(_MetaClassifier):
         )
         theta0 = torch.cat([head, head_bias[..., None]], -1)  # (T, F, K, d)
         f0 = phi[:, None] @ theta0.mT  # (T, F, m, K)
-        return choose_penalty(phi, f0, y, w, fit, held_out, used)
+        return choose_penalty(
+            phi, f0, y, w, fit, held_out, used, tolerance=_HEAD_TOLERANCE
+        )
 
     def _state_logits(self, X, index, states, dtype):
         params = {k: v.to(dtype) for k, v in self.module_.named_parameters()}

@@ -14,6 +14,7 @@ from skmeta._heads import (
     _HEAD_FOLDS,
     _HEAD_PENALTIES,
     cv_losses,
+    one_standard_error_choice,
     shrunk_logistic,
     shrunk_logistic_dual,
     stratified_folds,
@@ -137,6 +138,30 @@ def test_cross_validation_is_the_same_in_either_space(n_classes):
     torch.testing.assert_close(primal[1], dual[1], atol=1e-4, rtol=1e-5)
 
 
+@pytest.mark.parametrize("tolerance", [0.0, 0.5, 1.0, 2.0])
+def test_penalty_rule_is_the_tolerance_rule_written_out(tolerance):
+    rng = np.random.RandomState(0)
+    T, C, m = 50, 6, 12
+    candidates = torch.arange(C, dtype=torch.float64)
+    row_loss = torch.tensor(rng.gamma(2.0, 0.3, size=(T, C, m)))
+    row_loss[:, 0] += 0.1  # the first candidate a little worse on average
+    used = torch.ones(T, m, dtype=torch.bool)
+    used[:10, -3:] = False
+    row_loss[:10, :, -3:] = 0.0
+    ours = one_standard_error_choice(candidates, row_loss, used, tolerance)
+    for t in range(T):
+        rows = used[t].numpy()
+        losses = row_loss[t].numpy()[:, rows]
+        total = losses.sum(1)
+        best = total.argmin()
+        se = (losses - losses[best]).std(1, ddof=1) * np.sqrt(rows.sum())
+        expected = np.flatnonzero(total - total[best] <= tolerance * se)[0]
+        assert ours[t] == candidates[expected]
+    # A larger tolerance never picks a smaller (later) candidate.
+    looser = one_standard_error_choice(candidates, row_loss, used, tolerance + 1)
+    assert (looser <= ours).all()
+
+
 def _shifted_groups(n_groups=10, n_rows=80, n_features=4, shift=2.0, seed=0):
     rng = np.random.RandomState(seed)
     shared = rng.normal(size=n_features)
@@ -250,7 +275,8 @@ def _reference_choice(model, Xs, ys):
     best = total.argmin()
     diff = losses - losses[best]
     se = diff.std(1, ddof=1) * np.sqrt(len(ys))
-    chosen = penalties[int(np.flatnonzero(total - total[best] <= se)[0])]
+    within = total - total[best] <= proto_module._HEAD_TOLERANCE * se
+    chosen = penalties[int(np.flatnonzero(within)[0])]
     theta = prototype_head(np.ones(len(ys), dtype=bool))
     if np.isfinite(chosen):
         theta = _reference_head(theta, Phi, ys, np.ones(len(ys)), chosen)
