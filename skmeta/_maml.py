@@ -71,11 +71,11 @@ class _CorrectionFolds:
         """``(fit, held_out, used)`` of the tasks ``chunk``."""
         return stratified_folds(self.onehot[chunk], self.n_min[chunk], self.w[chunk])
 
-    def inputs(self, X, chunk, width=None):
+    def inputs(self, X, chunk):
         """The padded supports ``(X, y, w)`` of the folds of the tasks
-        ``chunk``, task by task (shape (len(chunk) * _HEAD_FOLDS, width,
-        ...)): a fold holds the task's cross-validated rows, those it fits
-        on weighted; ``width`` pads them with rows of weight 0."""
+        ``chunk``, task by task (shape (len(chunk) * _HEAD_FOLDS, m, ...)):
+        a fold holds the task's ``m`` cross-validated rows, those it fits on
+        weighted."""
         m, d = self.rows.shape[1], X.shape[-1]
         rows = self.rows[chunk]
         x = X[chunk].gather(1, rows[..., None].expand(-1, -1, d))
@@ -83,11 +83,6 @@ class _CorrectionFolds:
         xf = x[:, None].expand(-1, _HEAD_FOLDS, -1, -1).reshape(-1, m, d)
         yf = self.y[chunk, None].expand(-1, _HEAD_FOLDS, -1).reshape(-1, m)
         wf = (self.w[chunk, None] * fit).reshape(-1, m)
-        if width is not None and width > m:
-            pad = width - m
-            xf = nn.functional.pad(xf, (0, 0, 0, pad))
-            yf = nn.functional.pad(yf, (0, pad))
-            wf = nn.functional.pad(wf, (0, pad))
         return xf, yf, wf
 
 
@@ -597,12 +592,16 @@ class MAMLClassifier(_MetaClassifier):
             return states, weight
         folds = _CorrectionFolds(X, y, w, len(self.classes_))
         chunks = folds.chunks(self._max_tasks_per_batch())
-        if chunks and len(X) + _HEAD_FOLDS * len(chunks[0]) <= (
-            self._max_tasks_per_batch()
+        fits = len(X) + _HEAD_FOLDS * len(chunks[0]) if chunks else None
+        if (
+            fits is not None
+            and fits <= self._max_tasks_per_batch()
+            and (X.shape[1] == folds.rows.shape[1])
         ):
             # The tasks and the folds of the heads' first chunk adapted in one
-            # batch (the folds padded to the tasks' rows with weight 0).
-            xf, yf, wf = folds.inputs(X, chunks[0], width=X.shape[1])
+            # batch: small tasks (all their rows cross-validated), so the
+            # folds have the tasks' width.
+            xf, yf, wf = folds.inputs(X, chunks[0])
             both = self._adapted_states(
                 params, torch.cat([X, xf]), torch.cat([y, yf]), torch.cat([w, wf])
             )
