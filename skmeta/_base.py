@@ -152,7 +152,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
     - ``_adapt_states(X, y, w, prior)``: the states of a batch of padded
       support sets (``X`` of shape ``(n_tasks, n_rows, n_features)``), as a
       dict of tensors with a leading task dimension; ``prior`` is the pooled
-      state for task states, None for the pooled state itself;
+      state for task states, None for the pooled state itself. The dict may
+      hold ``_mixture.OWN`` (the own model's fold log-likelihoods, for the
+      mixture's evidence), which the callers take out before storing;
     - ``_state_logits(X, index, states, dtype)``: logits of rows ``X``, each
       evaluated with the state ``index`` (0: pooled, ``t + 1``: task ``t``).
 
