@@ -48,7 +48,7 @@ import bench_fewshot as B  # noqa: E402
 import skmeta._maml as maml_module  # noqa: E402
 import skmeta._prototypical as proto_module  # noqa: E402
 from skmeta import MAMLClassifier, PrototypicalClassifier  # noqa: E402
-from skmeta._heads import cv_losses  # noqa: E402
+from skmeta._heads import cv_losses, one_standard_error_choice  # noqa: E402
 
 ESTIMATORS = {"MAML": MAMLClassifier, "ProtoNet": PrototypicalClassifier}
 # The rule of both heads when this was written first: every other variant is
@@ -63,17 +63,7 @@ def choose_penalty(phi, f0, y, w, fit, held_out, used, tolerance=None):
     """The package's rule with the tolerance ``STATE["c"]`` (in standard
     errors of the paired per-row differences) instead of the estimator's."""
     candidates, row_loss = cv_losses(phi, f0, y, w, fit, held_out)
-    rows_used = used.any(1)
-    n_tasks = row_loss.shape[0]
-    loss = row_loss.sum(-1)
-    best = loss.argmin(1)
-    diff = row_loss - row_loss[torch.arange(n_tasks), best][:, None]
-    n_used = rows_used.sum(-1, keepdim=True).to(row_loss.dtype)
-    mask = rows_used[:, None]
-    mean = diff.sum(-1) / n_used
-    var = ((diff - mean[..., None]) ** 2 * mask).sum(-1) / (n_used - 1)
-    within = loss - loss.gather(1, best[:, None]) <= STATE["c"] * (var * n_used).sqrt()
-    return candidates[within.to(torch.int8).argmax(1)]
+    return one_standard_error_choice(candidates, row_loss, used.any(1), STATE["c"])
 
 
 maml_module.choose_penalty = choose_penalty

@@ -67,7 +67,7 @@ from ._episodes import (
     EpisodeSampler,
     default_steps_per_epoch,
 )
-from ._heads import cv_rows, stratified_folds
+from ._heads import CVFolds
 from ._input import (
     ConstantPredictorWarning,
     MetaInput,
@@ -1237,12 +1237,12 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         cross-validates come first in the head order whatever the padding,
         so its entries are cut or padded to this batch's width."""
         evidence = torch.zeros(len(X), dtype=torch.float64, device=X.device)
-        order, rows, cv_y, cv_w, onehot, n_min = cv_rows(y, w, len(self.classes_))
-        tasks = (n_min >= 2).nonzero().flatten()
+        folds = CVFolds(y, w, len(self.classes_))
+        tasks, rows = folds.tasks, folds.rows
         if not len(tasks):
             return evidence
         m = rows.shape[1]
-        fit, held_out, _ = stratified_folds(onehot[tasks], n_min[tasks], cv_w[tasks])
+        fit, held_out, _ = folds.masks(tasks)
         known = [] if own is None else [own[t] for t in tasks.tolist()]
         if known and all(o is not None for o in known):
             own = torch.stack(
@@ -1252,13 +1252,13 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 ]
             ).to(device=X.device, dtype=torch.float64)
         else:
-            own = self._own_fold_log_likelihood(X, tasks, rows, cv_y, cv_w, fit, prior)
+            own = self._own_fold_log_likelihood(X, folds, prior)
         row_ll = row_ll[tasks].gather(
             1, rows[tasks, :, None].expand(-1, -1, row_ll.shape[-1])
         )
         evidence[tasks] = _mixture.cv_evidence(
             row_ll,
-            cv_w[tasks],
+            folds.w[tasks],
             fit,
             held_out,
             own,
@@ -1266,25 +1266,18 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         )
         return evidence
 
-    def _own_fold_log_likelihood(self, X, tasks, rows, cv_y, cv_w, fit, prior):
+    def _own_fold_log_likelihood(self, X, folds, prior):
         """:func:`skmeta._mixture.own_log_likelihood` of the cross-validated
-        rows ``rows`` of the padded tasks ``tasks`` of ``X``, each fold's own
-        model adapted to the fold's fitting rows ``fit``."""
-        m, d = rows.shape[1], X.shape[-1]
-        n_folds = fit.shape[1]
-        x = X[tasks].gather(1, rows[tasks, :, None].expand(-1, -1, d))
-        yc, wc = cv_y[tasks], cv_w[tasks]
-        own = torch.empty(fit.shape, dtype=torch.float64, device=X.device)
-        step = max(1, self._max_tasks_per_batch() // n_folds)
-        for start in range(0, len(tasks), step):
-            chunk = slice(start, start + step)
-            n = len(x[chunk])
-            xf = x[chunk, None].expand(-1, n_folds, -1, -1).reshape(-1, m, d)
-            yf = yc[chunk, None].expand(-1, n_folds, -1).reshape(-1, m)
-            wf = (wc[chunk, None] * fit[chunk]).reshape(-1, m)
-            logits = self._fold_logits(xf, yf, wf, prior).view(n, n_folds, m, -1)
-            own[chunk] = _mixture.own_log_likelihood(logits, yc[chunk])
-        return own
+        rows of the tasks of ``folds`` (:class:`~skmeta._heads.CVFolds` of
+        the padded tasks ``X``), each fold's own model adapted to the fold's
+        fitting rows: shape (len(folds.tasks), n_folds, n_rows)."""
+        parts = []
+        for chunk in folds.chunks(self._max_tasks_per_batch()):
+            xf, yf, wf = folds.inputs(X, chunk)
+            logits = self._fold_logits(xf, yf, wf, prior)
+            logits = logits.view(len(chunk), -1, *logits.shape[1:])
+            parts.append(_mixture.own_log_likelihood(logits, folds.y[chunk]))
+        return torch.cat(parts)
 
     def _component_log_proba(self, X):
         """Log-probabilities (before the class prior) of the rows ``X`` (n, d)

@@ -90,6 +90,46 @@ def stratified_folds(onehot, n_min, w):
     return used & ~held_out, held_out, used
 
 
+class CVFolds:
+    """The rows and stratified folds on which each padded task's head
+    chooses its penalty (:func:`cv_rows`, :func:`stratified_folds`), for
+    heads whose folds adapt a model to each fold's rows: ``tasks`` are those
+    with at least two rows of every class."""
+
+    def __init__(self, y, w, n_classes):
+        order, rows, cv_y, cv_w, onehot, n_min = cv_rows(y, w, n_classes)
+        self.order, self.rows, self.y, self.w = order, rows, cv_y, cv_w
+        self.onehot, self.n_min = onehot, n_min
+        self.tasks = (n_min >= 2).nonzero().flatten()
+
+    def chunks(self, max_tasks):
+        """The tasks in batches of the cross-validation's size."""
+        m = self.rows.shape[1]
+        per_chunk = min(cv_chunk(m), max(1, max_tasks // _HEAD_FOLDS))
+        return [
+            self.tasks[start : start + per_chunk]
+            for start in range(0, len(self.tasks), per_chunk)
+        ]
+
+    def masks(self, chunk):
+        """``(fit, held_out, used)`` of the tasks ``chunk``."""
+        return stratified_folds(self.onehot[chunk], self.n_min[chunk], self.w[chunk])
+
+    def inputs(self, X, chunk):
+        """The padded supports ``(X, y, w)`` of the folds of the tasks
+        ``chunk``, task by task (shape (len(chunk) * _HEAD_FOLDS, m, ...)):
+        a fold holds the task's ``m`` cross-validated rows, those it fits on
+        weighted."""
+        m, d = self.rows.shape[1], X.shape[-1]
+        rows = self.rows[chunk]
+        x = X[chunk].gather(1, rows[..., None].expand(-1, -1, d))
+        fit = self.masks(chunk)[0]
+        xf = x[:, None].expand(-1, _HEAD_FOLDS, -1, -1).reshape(-1, m, d)
+        yf = self.y[chunk, None].expand(-1, _HEAD_FOLDS, -1).reshape(-1, m)
+        wf = (self.w[chunk, None] * fit).reshape(-1, m)
+        return xf, yf, wf
+
+
 def choose_penalty(phi, f0, y, w, fit, held_out, used, tolerance=1.0):
     """Each task's penalty by cross-validation (0: the prior head).
 

@@ -28,12 +28,10 @@ from ._heads import (
     _HEAD_BUDGET,
     _HEAD_FOLDS,
     _HEAD_ROWS,
+    CVFolds,
     _head_dtype,
     choose_penalty,
-    cv_chunk,
-    cv_rows,
     shrunk_logistic,
-    stratified_folds,
 )
 from .modules import MLP
 from .utils._docstrings import fill_docstring
@@ -44,46 +42,6 @@ _PRIOR_START = 10.0
 
 # Rows per chunk when adding the tasks' logistic corrections at prediction.
 _CORRECTION_CHUNK = 4096
-
-
-class _CorrectionFolds:
-    """The rows and stratified folds on which each padded task's logistic
-    correction chooses its penalty (:func:`~skmeta._heads.cv_rows`,
-    :func:`~skmeta._heads.stratified_folds`): ``tasks`` are those with at
-    least two rows of every class."""
-
-    def __init__(self, X, y, w, n_classes):
-        order, rows, cv_y, cv_w, onehot, n_min = cv_rows(y, w, n_classes)
-        self.order, self.rows, self.y, self.w = order, rows, cv_y, cv_w
-        self.onehot, self.n_min = onehot, n_min
-        self.tasks = (n_min >= 2).nonzero().flatten()
-
-    def chunks(self, max_tasks):
-        """The tasks in batches of the cross-validation's size."""
-        m = self.rows.shape[1]
-        per_chunk = min(cv_chunk(m), max(1, max_tasks // _HEAD_FOLDS))
-        return [
-            self.tasks[start : start + per_chunk]
-            for start in range(0, len(self.tasks), per_chunk)
-        ]
-
-    def masks(self, chunk):
-        """``(fit, held_out, used)`` of the tasks ``chunk``."""
-        return stratified_folds(self.onehot[chunk], self.n_min[chunk], self.w[chunk])
-
-    def inputs(self, X, chunk):
-        """The padded supports ``(X, y, w)`` of the folds of the tasks
-        ``chunk``, task by task (shape (len(chunk) * _HEAD_FOLDS, m, ...)):
-        a fold holds the task's ``m`` cross-validated rows, those it fits on
-        weighted."""
-        m, d = self.rows.shape[1], X.shape[-1]
-        rows = self.rows[chunk]
-        x = X[chunk].gather(1, rows[..., None].expand(-1, -1, d))
-        fit = self.masks(chunk)[0]
-        xf = x[:, None].expand(-1, _HEAD_FOLDS, -1, -1).reshape(-1, m, d)
-        yf = self.y[chunk, None].expand(-1, _HEAD_FOLDS, -1).reshape(-1, m)
-        wf = (self.w[chunk, None] * fit).reshape(-1, m)
-        return xf, yf, wf
 
 
 class MAMLClassifier(_MetaClassifier):
@@ -590,7 +548,7 @@ class MAMLClassifier(_MetaClassifier):
                     head_penalty=X.new_zeros(len(X)),
                 )
             return states, weight
-        folds = _CorrectionFolds(X, y, w, len(self.classes_))
+        folds = CVFolds(y, w, len(self.classes_))
         chunks = folds.chunks(self._max_tasks_per_batch())
         fits = len(X) + _HEAD_FOLDS * len(chunks[0]) if chunks else None
         if (
@@ -606,12 +564,12 @@ class MAMLClassifier(_MetaClassifier):
                 params, torch.cat([X, xf]), torch.cat([y, yf]), torch.cat([w, wf])
             )
             states = {k: v[: len(X)] for k, v in both.items()}
-            first_states = {k: v[len(X) :] for k, v in both.items()}
+            first = (xf, yf, wf, {k: v[len(X) :] for k, v in both.items()})
         else:
             states = self._adapted_states(params, X, y, w)
-            first_states = None
+            first = None
         coef, bias, penalty, own = self._logistic_heads(
-            X, y, w, params, states, folds, first_states
+            X, y, w, params, states, folds, first
         )
         states[_mixture.OWN] = own
         states.update(head_coef=coef, head_bias=bias, head_penalty=penalty)
@@ -638,7 +596,7 @@ class MAMLClassifier(_MetaClassifier):
         logits = self._state_logits(X.reshape(-1, d), index, states, X.dtype)
         return logits.reshape(T, m, -1).to(_head_dtype(X.device))
 
-    def _logistic_heads(self, X, y, w, params, states, folds, first_states=None):
+    def _logistic_heads(self, X, y, w, params, states, folds, first=None):
         """Each task's logistic correction on ``[x, 1]``, shrunk toward 0,
         its penalty chosen by cross-validation (see ``head``).
 
@@ -648,9 +606,9 @@ class MAMLClassifier(_MetaClassifier):
         ``_HEAD_PENALTIES``; in each fold the network is adapted to the
         fold's rows alone, so the held-out rows score the whole rule. The
         correction is then fitted on up to ``_HEAD_ROWS`` rows to the
-        adapted network's logits. ``folds`` (:class:`_CorrectionFolds`) are
-        the tasks' folds; ``first_states``, where given, the networks of the
-        folds of their first chunk, adapted already. Returns the
+        adapted network's logits. ``folds`` (:class:`~skmeta._heads.CVFolds`)
+        are the tasks' folds; ``first``, where given, the inputs of the folds
+        of their first chunk and their networks, adapted already. Returns the
         corrections' ``coef`` and ``bias`` and the penalties, 0 where there
         is no correction, and each cross-validated row's log-probability of
         its class under each fold's network (``_mixture.OWN``; NaN for tasks
@@ -668,10 +626,10 @@ class MAMLClassifier(_MetaClassifier):
         for i, chunk in enumerate(folds.chunks(self._max_tasks_per_batch())):
             # Each fold's network: adapted to the fold's rows alone.
             T = len(chunk)
-            xf, yf, wf = folds.inputs(X, chunk)
-            if i == 0 and first_states is not None:
-                fold_states = first_states
+            if i == 0 and first is not None:
+                xf, yf, wf, fold_states = first
             else:
+                xf, yf, wf = folds.inputs(X, chunk)
                 fold_states = self._adapted_states(params, xf, yf, wf)
             f0 = self._task_logits(fold_states, xf).reshape(T, _HEAD_FOLDS, m, -1)
             yc, wc = folds.y[chunk], folds.w[chunk]
