@@ -175,6 +175,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         "meta_batch_size": [Interval(Integral, 1, None, closed="left")],
         "steps_per_epoch": [Interval(Integral, 1, None, closed="left"), None],
         "variable_shots": ["boolean"],
+        "task_sampling": [StrOptions({"proportional", "uniform"})],
         "class_prior": [StrOptions({"auto", "task", "pooled", "balanced"})],
         "constraints": [StrOptions(set(PENALTIES)), None],
         "fairness_weight": [Interval(Real, 0, None, closed="left")],
@@ -213,6 +214,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         meta_batch_size,
         steps_per_epoch,
         variable_shots,
+        task_sampling,
         class_prior,
         constraints,
         fairness_weight,
@@ -236,6 +238,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self.meta_batch_size = meta_batch_size
         self.steps_per_epoch = steps_per_epoch
         self.variable_shots = variable_shots
+        self.task_sampling = task_sampling
         self.class_prior = class_prior
         self.constraints = constraints
         self.fairness_weight = fairness_weight
@@ -926,6 +929,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             rng=rng,
             pooled_episodes=self.pooled_episodes,
             variable_shots=self.variable_shots,
+            task_sampling=self.task_sampling,
         )
         if sampler.excluded.size:
             names = [str(t) for t in self.tasks_[sampler.excluded][:20]]

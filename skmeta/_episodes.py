@@ -46,6 +46,11 @@ class EpisodeSampler:
         Share of the episodes drawn from all rows, whatever their task; their
         task id is ``-1``.
 
+    task_sampling : {"uniform", "proportional"}, default="uniform"
+        How an episode's task is drawn: uniformly among the eligible tasks
+        (without replacement within a meta-batch where there are enough), or
+        with probability proportional to its rows (with replacement).
+
     min_classes : int, default=2
         A task takes part only with rows of at least this many classes (and a
         class of two rows).
@@ -69,8 +74,10 @@ class EpisodeSampler:
         pooled_episodes=0.0,
         min_classes=2,
         variable_shots=False,
+        task_sampling="uniform",
     ):
         self.pooled_episodes = pooled_episodes
+        self.task_sampling = task_sampling
         self.variable_shots = variable_shots
         self.pooled_rows = {c: np.flatnonzero(y == c) for c in range(n_classes)}
         self.n_classes = n_classes
@@ -103,6 +110,11 @@ class EpisodeSampler:
         )
         self.eligible = self.task_ids[usable].astype(np.int64)
         self.excluded = np.setdiff1d(self.task_ids, self.eligible)
+        # The probability of drawing each eligible task (None: uniform).
+        self.task_probabilities = None
+        if task_sampling == "proportional" and self.eligible.size:
+            rows = self._count[self.eligible].sum(axis=1).astype(np.float64)
+            self.task_probabilities = rows / rows.sum()
 
     def _split_table(self, n):
         """Support and query sizes for classes of ``n`` rows (an array)."""
@@ -184,10 +196,13 @@ class EpisodeSampler:
         does.
         """
         n_tasks = self.meta_batch_size
-        replace = len(self.eligible) < n_tasks
+        probabilities = self.task_probabilities
+        replace = probabilities is not None or len(self.eligible) < n_tasks
         task_ids = np.empty((n_batches, n_tasks), dtype=np.int64)
         for b in range(n_batches):
-            task_ids[b] = self.rng.choice(self.eligible, size=n_tasks, replace=replace)
+            task_ids[b] = self.rng.choice(
+                self.eligible, size=n_tasks, replace=replace, p=probabilities
+            )
             if self.pooled_episodes > 0:
                 pooled = self.rng.random(n_tasks) < self.pooled_episodes
                 task_ids[b] = np.where(pooled, -1, task_ids[b])

@@ -28,9 +28,10 @@ def labelled_tasks(draw):
     st.integers(0, 2**16),
     st.sampled_from([0.0, 0.5, 1.0]),
     st.integers(1, 3),
+    st.sampled_from(["uniform", "proportional"]),
 )
 def test_episodes_follow_the_small_task_rule(
-    data, n_shots, n_queries, seed, pooled, n_batches
+    data, n_shots, n_queries, seed, pooled, n_batches, task_sampling
 ):
     tasks, y, n_classes = data
     sampler = EpisodeSampler(
@@ -42,6 +43,7 @@ def test_episodes_follow_the_small_task_rule(
         meta_batch_size=3,
         rng=np.random.default_rng(seed),
         pooled_episodes=pooled,
+        task_sampling=task_sampling,
     )
     for t in np.unique(tasks):
         counts = np.bincount(y[tasks == t], minlength=n_classes)
@@ -64,7 +66,8 @@ def test_episodes_follow_the_small_task_rule(
 
 def _check_meta_batch(sampler, tasks, y, n_classes, support, query, task_ids):
     n_shots, n_queries = sampler.n_shots, sampler.n_queries
-    if len(sampler.eligible) >= len(task_ids) and (task_ids >= 0).all():
+    uniform = sampler.task_sampling == "uniform"
+    if uniform and len(sampler.eligible) >= len(task_ids) and (task_ids >= 0).all():
         assert len(set(task_ids)) == len(task_ids)  # distinct tasks in a batch
     for i, t in enumerate(task_ids):
         s, q = support[i][support[i] >= 0], query[i][query[i] >= 0]
@@ -93,6 +96,56 @@ def test_one_meta_batch_drawn_alone_or_as_a_block_of_one_is_the_same():
     alone, block = sampler().sample(), sampler().sample_many(1)
     for a, b in zip(alone, block, strict=True):
         np.testing.assert_array_equal(a, b[0])
+
+
+@pytest.mark.parametrize("task_sampling", ["uniform", "proportional"])
+def test_tasks_are_drawn_uniformly_or_in_proportion_to_their_rows(task_sampling):
+    # Tasks of 10, 30 and 160 rows (the second of one class: not eligible,
+    # so the others share all the draws).
+    sizes = np.array([10, 30, 160])
+    tasks = np.repeat(np.arange(3), sizes)
+    y = np.arange(sizes.sum()) % 2
+    y[tasks == 1] = 0
+    sampler = EpisodeSampler(
+        tasks, y, 2, n_shots=2, n_queries=3, meta_batch_size=4,
+        rng=np.random.default_rng(0), task_sampling=task_sampling,
+    )  # fmt: skip
+    np.testing.assert_array_equal(sampler.eligible, [0, 2])
+    _, _, drawn = sampler.sample_many(500)
+    counts = np.bincount(drawn.ravel(), minlength=3)
+    assert counts[1] == 0
+    expected = [0.5, 0.5] if task_sampling == "uniform" else [10 / 170, 160 / 170]
+    assert stats.chisquare(counts[[0, 2]], np.multiply(expected, 2000)).pvalue > 1e-3
+
+
+def test_proportional_sampling_draws_distinct_rows_of_a_task_in_each_episode():
+    tasks = np.repeat([0, 1], [12, 400])
+    y = np.arange(412) % 2
+    sampler = EpisodeSampler(
+        tasks, y, 2, n_shots=2, n_queries=3, meta_batch_size=8,
+        rng=np.random.default_rng(3), task_sampling="proportional",
+    )  # fmt: skip
+    support, query, drawn = sampler.sample_many(20)
+    for b in range(20):
+        _check_meta_batch(sampler, tasks, y, 2, support[b], query[b], drawn[b])
+    # Task 0 holds 3 % of the rows: most meta-batches hold only task 1.
+    assert (drawn == 1).mean() > 0.9
+
+
+def test_task_sampling_in_fit(grouped_data):
+    X, y, groups = grouped_data
+    # Unequal tasks: the first group alone keeps a fifth of its rows.
+    names = np.unique(groups)
+    keep = (groups != names[0]) | (np.arange(len(y)) % 5 == 0)
+    X, y, groups = X[keep], y[keep], groups[keep]
+    params = dict(max_epochs=2, steps_per_epoch=5, random_state=0)
+    assert MAMLClassifier().get_params()["task_sampling"] == "proportional"
+    p = MAMLClassifier(**params).fit(X, y, sensitive_features=groups)
+    u = MAMLClassifier(task_sampling="uniform", **params)
+    u.fit(X, y, sensitive_features=groups)
+    assert not np.allclose(p.predict_proba(X), u.predict_proba(X))
+    with pytest.raises(ValueError, match="task_sampling"):
+        MAMLClassifier(task_sampling="rows").fit(X, y)
 
 
 def test_same_seed_same_episodes():

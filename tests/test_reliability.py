@@ -183,6 +183,7 @@ BAD = [
     ),
     ("dro_step_size", "fit", {"dro_step_size": -1.0}, {}, "dro_step_size"),
     ("pooled_episodes", "fit", {"pooled_episodes": 1.5}, {}, "pooled_episodes"),
+    ("task_sampling", "fit", {"task_sampling": "rows"}, {}, "task_sampling"),
     (
         "online_meta_update",
         "fit",

@@ -19,8 +19,20 @@ n_shots : int, default=5
         Outer steps per epoch. ``None`` draws about as many rows as the
         training set holds, and at least two meta-batches per training task
         (up to 100), so that each task of a data set of many small tasks is
-        seen in about ``2 * meta_batch_size`` episodes per epoch; never fewer
-        than 10 meta-batches.
+        seen in about ``2 * meta_batch_size`` episodes per epoch (with
+        ``task_sampling="uniform"``); never fewer than 10 meta-batches.
+
+    task_sampling : {"proportional", "uniform"}, default="proportional"
+        How each training episode's task is drawn. ``"proportional"``: with
+        probability proportional to the task's rows (with replacement), so
+        that every training row is drawn about equally often, as a pooled
+        model sees them, while each episode still comes from one task.
+        ``"uniform"``: uniformly among the tasks (without replacement within a
+        meta-batch where there are enough), as in most meta-learning papers;
+        every task then weighs the same in the meta-objective, and a small
+        task's rows are drawn again and again, which the shared network can
+        overfit. Tasks of equal size are drawn alike either way. See the user
+        guide for what it changed in the few-shot benchmark.
 
     variable_shots : bool, default=False
         Whether each training episode's support holds a number of rows per
@@ -77,11 +89,12 @@ class_prior : {"auto", "task", "pooled", "balanced"}, default="auto"
 
     pooled_episodes : float, default=0.0
         Share of the training episodes drawn from all rows, whatever their
-        task, rather than from one task. Tasks are drawn uniformly, so small
-        tasks weigh as much as large ones and a class that is rare in a task
-        is drawn again and again; when the tasks differ little, pooled
-        episodes give a better shared network. ``1`` meta-trains on pooled
-        episodes only, while tasks still get their own adapted states.
+        task, rather than from one task. A class that is rare in a task is
+        drawn again and again in that task's episodes (and, with
+        ``task_sampling="uniform"``, small tasks weigh as much as large
+        ones); when the tasks differ little, pooled episodes can give a
+        better shared network. ``1`` meta-trains on pooled episodes only,
+        while tasks still get their own adapted states.
 
     pretrain_epochs : int, default=10
         Epochs of plain supervised training on the pooled training rows (those
