@@ -163,11 +163,14 @@ def test_penalty_rule_is_the_tolerance_rule_written_out(tolerance):
 
 
 def _shifted_groups(n_groups=10, n_rows=80, n_features=4, shift=2.0, seed=0):
+    """Groups whose weights are the shared ones plus ``shift`` (one per group,
+    or one for all) times a standard normal vector."""
     rng = np.random.RandomState(seed)
     shared = rng.normal(size=n_features)
+    shift = np.broadcast_to(shift, n_groups)
     X, y, groups = [], [], []
     for g in range(n_groups):
-        coef = shared + shift * rng.normal(size=n_features)
+        coef = shared + shift[g] * rng.normal(size=n_features)
         Xg = rng.normal(size=(n_rows, n_features))
         p = 1 / (1 + np.exp(-(Xg @ coef)))
         X.append(Xg)
@@ -178,7 +181,9 @@ def _shifted_groups(n_groups=10, n_rows=80, n_features=4, shift=2.0, seed=0):
 
 @pytest.fixture(scope="module")
 def fitted():
-    X, y, groups = _shifted_groups()
+    # Six far groups and four that follow the shared weights: tasks of both
+    # kinds (a head of their own, the prototypes).
+    X, y, groups = _shifted_groups(shift=[2.0] * 6 + [0.0] * 4)
     # class_prior="balanced": the probabilities are the head's alone.
     model = PrototypicalClassifier(max_epochs=3, class_prior="balanced", random_state=0)
     return model.fit(X, y, sensitive_features=groups), (X, y, groups)
