@@ -288,13 +288,13 @@ print(mean_sd(per_seed, ["level", "k"], 2).join(alpha).to_string())
 # the same as for a far group, but the rows of a near group agree with the
 # meta-learned model, so MAML moves less. Further out, MAML moves further and
 # keeps up with the regression shrunk toward the pooled one on the far groups;
-# on the very far ones it falls one to four points behind it from ``k = 5``.
+# on the very far ones it falls two to four points behind it from ``k = 5``.
 # The prototypical network gives more of the far groups a logistic head of
-# their own as ``k`` grows (about nine in ten of the very far groups at
-# ``k = 20``, against four in ten near the shared rule, where the head and the
-# prototypes predict about alike), and on the very far groups it is level with
-# MAML up to ``k = 10``, ahead at ``k = 20``, and three to four points behind
-# the regression on the group's own rows from ``k = 10``. MAML's correction
+# their own as ``k`` grows (all of the very far groups from ``k = 10``, against
+# about half near the shared rule, where the head and the prototypes predict
+# about alike), and on the very far groups it is behind MAML with one row per
+# class, ahead of it from ``k = 5``, and about two points behind the
+# regression on the group's own rows from ``k = 10``. MAML's correction
 # follows the same pattern: most of the very far groups get one from ``k = 5``,
 # few of the near ones. For those groups the
 # regression on the group's own rows wins from ``k = 10``, and the shrunk

@@ -124,13 +124,14 @@ print(
 # the model adapted to all rows together: where a group's own state does worse
 # than it, adapting did not help that group.
 #
-# Here the learned prior strength is about a row, so even the groups of 2 and 4
-# rows get weights of about 0.67 and 0.81. Group 7's two rows (both of class 0)
-# move it about as far as groups a hundred times larger, and its own state
-# predicts 8 points better than the pooled state; group 6 moves less, and its
-# own state predicts 3 points worse. Elsewhere the picture is mixed: groups 1, 2
-# and 5 gain 4 to 6 points from their own state, group 3 loses 3 and group 4 is
-# level. Groups like group 6 are better served by the
+# Here the learned prior strength is about four rows, so the groups of 2 and 4
+# rows get weights of about 0.34 and 0.50. Group 7's two rows (both of class 0)
+# still move it about as far as groups 50 to 125 times larger, and its own
+# state predicts 5 points better than the pooled state; group 6 moves less, and
+# its own state predicts 3 points worse. Elsewhere the picture is mixed: groups
+# 1, 2 and 5 gain 3 to 8 points from their own state, group 4 loses 2, and
+# groups 0 and 3 are level within a point. Groups like group 6 are better
+# served by the
 # pooled state (predict their rows without their group), or by a model with a
 # fixed ``prior_strength`` chosen on
 # validation groups (see :ref:`maml`).
@@ -222,7 +223,7 @@ print(
 # class; the numbers are the groups. The global prototypes are the class means
 # over all rows, so they lie near those of group 0, which holds half of them. A
 # class that a group lacks takes the global prototype: group 7 has no row of
-# class 1. With a learned shrinkage of about five rows, the large groups'
+# class 1. With a learned shrinkage of about ten rows, the large groups'
 # prototypes are mostly their own class means, spread around the global ones,
 # and those of the smallest groups are pulled toward the global ones.
 pca = PCA(n_components=2).fit(embedded)

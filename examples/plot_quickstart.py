@@ -62,8 +62,8 @@ logreg = LogisticRegression(max_iter=1000).fit(X_train, y_train)
 # Each group's ``adaptation_weight_`` is ``n / (n + prior strength)``: the share
 # of its adapted parameters owed to its own rows, the rest to the meta-learned
 # ones. ``n`` counts the rows the model adapts from, at most ``support_size``
-# (500) of each class per group, so both groups report the same weight, close
-# to 1.
+# (500) of each class per group, so both groups report the same weight (about
+# 0.9 here).
 #
 # Per-group accuracy
 # ------------------
