@@ -24,9 +24,10 @@ n_shots : int, default=5
 
     task_sampling : {"proportional", "uniform"}, default="proportional"
         How each training episode's task is drawn. ``"proportional"``: with
-        probability proportional to the task's rows (with replacement), so
-        that every training row is drawn about equally often, as a pooled
-        model sees them, while each episode still comes from one task.
+        probability proportional to the task's training rows (those of
+        positive ``sample_weight``), with replacement, so that every training
+        row is drawn about equally often, as a pooled model sees them, while
+        each episode still comes from one task.
         ``"uniform"``: uniformly among the tasks (without replacement within a
         meta-batch where there are enough), as in most meta-learning papers;
         every task then weighs the same in the meta-objective, and a small
