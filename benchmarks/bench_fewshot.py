@@ -75,6 +75,7 @@ Usage::
 import argparse
 import ast
 import copy
+import datetime
 import hashlib
 import inspect
 import itertools
@@ -1362,6 +1363,39 @@ def provenance():
         return f"commit `{commit}`"
     digest = hashlib.sha1(diff.encode()).hexdigest()[:10]
     return f"commit `{commit}` plus uncommitted changes to skmeta/ (diff sha1 {digest})"
+
+
+def exploration_header(script, argv):
+    """Print an exploration script's title and command (with the skmeta it
+    ran, :func:`provenance`, and ``OMP_NUM_THREADS``)."""
+    print(f"# {script} {datetime.datetime.now():%Y-%m-%d %H:%M}")
+    print(
+        f"Command: `python benchmarks/{script}.py "
+        f"{' '.join(sys.argv[1:] if argv is None else argv)}`; "
+        f"skmeta ({provenance()}); "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}\n"
+    )
+
+
+def exploration_folds(name, quick):
+    """The folds of data set ``name`` (the first one only with ``quick``)."""
+    folds = LOADERS[name]()
+    folds = folds.folds if hasattr(folds, "folds") else folds
+    return folds[:1] if quick else folds
+
+
+def heldout_records(model, data, f_index, ks, seeds, extra=None, **labels):
+    """One record per held-out draw of :func:`heldout_draws`: ``labels``, the
+    draw and the balanced accuracy of ``model`` adapted to its support, plus
+    ``extra(adapted_model)`` (a dict) where given."""
+    records = []
+    for task, k, seed, support, query in heldout_draws(data, f_index, ks, seeds):
+        adapted, bacc = adapted_score(model, data, task, support, query)
+        record = dict(labels, fold=f_index, task=task, k=k, seed=seed, bacc=bacc)
+        if extra is not None:
+            record.update(extra(adapted))
+        records.append(record)
+    return records
 
 
 def main(argv=None):

@@ -31,8 +31,6 @@ Run (about 1-3 minutes per data set)::
 
 import argparse
 import copy
-import datetime
-import os
 import sys
 import time
 from pathlib import Path
@@ -124,21 +122,9 @@ def run_fold(data, f_index, seeds, ks, budget):
         choices.append((estimator, f_index, chosen, gain, se))
         for variant, c in TOLERANCES.items():
             STATE["c"] = c
-            for task, k, seed, support, query in B.heldout_draws(
-                data, f_index, ks, seeds
-            ):
-                _, bacc = B.adapted_score(model, data, task, support, query)
-                records.append(
-                    dict(
-                        estimator=estimator,
-                        variant=variant,
-                        fold=f_index,
-                        task=task,
-                        k=k,
-                        seed=seed,
-                        bacc=bacc,
-                    )
-                )
+            records += B.heldout_records(
+                model, data, f_index, ks, seeds, estimator=estimator, variant=variant
+            )
         # The left-out choice, applied per fold.
         for r in [r for r in records if r["estimator"] == estimator]:
             if r["fold"] == f_index and r["variant"] == (
@@ -181,19 +167,10 @@ def main(argv=None):
     seeds = range(1 if args.quick else args.seeds)
     ks = (5,) if args.quick else (1, 5, 10, 20)
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
-    print(f"# explore_head_rule {datetime.datetime.now():%Y-%m-%d %H:%M}")
-    print(
-        "Command: `python benchmarks/explore_head_rule.py "
-        f"{' '.join(sys.argv[1:] if argv is None else argv)}`; "
-        f"skmeta ({B.provenance()}); "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}\n"
-    )
+    B.exploration_header("explore_head_rule", argv)
     for name in names:
         start = time.perf_counter()
-        folds = B.LOADERS[name]()
-        folds = folds.folds if hasattr(folds, "folds") else folds
-        if args.quick:
-            folds = folds[:1]
+        folds = B.exploration_folds(name, args.quick)
         records, choices = [], []
         for f_index, data in enumerate(folds):
             r, c = run_fold(data, f_index, seeds, ks, budget)

@@ -25,8 +25,6 @@ Run (about 1 minute per data set; Adult is left out)::
 """
 
 import argparse
-import datetime
-import os
 import sys
 import time
 from pathlib import Path
@@ -98,22 +96,18 @@ def run_fold(data, f_index, seeds, ks, budget):
             if c0 and prior is None:
                 continue
             STATE.update(prior=prior, c0=c0)
-            for task, k, seed, support, query in B.heldout_draws(
-                data, f_index, ks, seeds
-            ):
-                adapted, bacc = B.adapted_score(model, data, task, support, query)
-                records.append(
-                    dict(
-                        estimator=estimator,
-                        variant=variant,
-                        fold=f_index,
-                        task=task,
-                        k=k,
-                        seed=seed,
-                        bacc=bacc,
-                        head=bool(np.isfinite(adapted.head_penalty_[-1])),
-                    )
-                )
+            records += B.heldout_records(
+                model,
+                data,
+                f_index,
+                ks,
+                seeds,
+                extra=lambda adapted: {
+                    "head": bool(np.isfinite(adapted.head_penalty_[-1]))
+                },
+                estimator=estimator,
+                variant=variant,
+            )
     STATE.update(prior=None, c0=0.0)
     return records, priors
 
@@ -152,19 +146,10 @@ def main(argv=None):
     seeds = range(1 if args.quick else args.seeds)
     ks = (5,) if args.quick else (5, 10, 20)
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
-    print(f"# explore_pooled_penalty {datetime.datetime.now():%Y-%m-%d %H:%M}")
-    print(
-        "Command: `python benchmarks/explore_pooled_penalty.py "
-        f"{' '.join(sys.argv[1:] if argv is None else argv)}`; "
-        f"skmeta ({B.provenance()}); "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}\n"
-    )
+    B.exploration_header("explore_pooled_penalty", argv)
     for name in names:
         start = time.perf_counter()
-        folds = B.LOADERS[name]()
-        folds = folds.folds if hasattr(folds, "folds") else folds
-        if args.quick:
-            folds = folds[:1]
+        folds = B.exploration_folds(name, args.quick)
         records, priors = [], []
         for f_index, data in enumerate(folds):
             r, p = run_fold(data, f_index, seeds, ks, budget)

@@ -48,8 +48,6 @@ Run (about 15 minutes for the six data sets, two processes)::
 
 import argparse
 import copy
-import datetime
-import os
 import sys
 import time
 import warnings
@@ -286,19 +284,10 @@ def main(argv=None):
     seeds = range(1 if args.quick else args.seeds)
     ks = (1, 5) if args.quick else (1, 5, 10, 20)
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
-    print(f"# explore_task_mixture {datetime.datetime.now():%Y-%m-%d %H:%M}")
-    print(
-        "Command: `python benchmarks/explore_task_mixture.py "
-        f"{' '.join(sys.argv[1:] if argv is None else argv)}`; "
-        f"skmeta ({B.provenance()}); "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}\n"
-    )
+    B.exploration_header("explore_task_mixture", argv)
     for name in names:
         start = time.perf_counter()
-        folds = B.LOADERS[name]()
-        folds = folds.folds if hasattr(folds, "folds") else folds
-        if args.quick:
-            folds = folds[:1]
+        folds = B.exploration_folds(name, args.quick)
         records = []
         for f_index, data in enumerate(folds):
             records += run_fold(data, f_index, seeds, ks, budget)

@@ -137,21 +137,9 @@ def run_fold(data, f_index, seeds, ks, budget, selecting=False):
                 data.X[data.train], data.y[data.train], tasks=tasks
             )
             fitted.append((estimator, variant, time.perf_counter() - start))
-            for task, k, seed, support, query in B.heldout_draws(
-                data, f_index, ks, seeds
-            ):
-                _, bacc = B.adapted_score(model, data, task, support, query)
-                records.append(
-                    dict(
-                        estimator=estimator,
-                        variant=variant,
-                        fold=f_index,
-                        task=task,
-                        k=k,
-                        seed=seed,
-                        bacc=bacc,
-                    )
-                )
+            records += B.heldout_records(
+                model, data, f_index, ks, seeds, estimator=estimator, variant=variant
+            )
     return records, fitted, chosen
 
 
