@@ -1384,6 +1384,16 @@ def exploration_folds(name, quick):
     return folds[:1] if quick else folds
 
 
+def points_by_k(diff):
+    """``"k=1: +0.3 ± 0.2, k=5: ..."``: the mean ± SE of the differences
+    ``diff`` (a Series indexed by ``k`` among other levels) at each k."""
+    by = diff.groupby("k")
+    return ", ".join(
+        f"k={k}: {m:+.1f} ± {s:.1f}"
+        for k, m, s in zip(by.mean().index, by.mean(), by.sem().fillna(0), strict=True)
+    )
+
+
 def heldout_records(model, data, f_index, ks, seeds, extra=None, **labels):
     """One record per held-out draw of :func:`heldout_draws`: ``labels``, the
     draw and the balanced accuracy of ``model`` adapted to its support, plus

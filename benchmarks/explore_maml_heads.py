@@ -195,14 +195,7 @@ def main(argv=None):
         per = df.groupby(["method", "k", "fold", "seed"]).bacc.mean().unstack(0)
         print("\nHead minus MAML, points (mean ± SE over folds x draws):\n")
         for method in ("MAML + x head (min)", "MAML + x head (1se)", "LR on k rows"):
-            d = 100 * (per[method] - per["MAML"])
-            g = d.groupby("k")
-            line = ", ".join(
-                f"k={k}: {m:+.1f} ± {s:.1f}"
-                for k, m, s in zip(
-                    g.mean().index, g.mean(), g.sem().fillna(0), strict=True
-                )
-            )
+            line = B.points_by_k(100 * (per[method] - per["MAML"]))
             print(f"- {method}: {line}")
         own = df[df.method == "MAML + x head (1se)"]
         share = own.groupby("k").alpha.apply(lambda a: np.isfinite(a).mean())

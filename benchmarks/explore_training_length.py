@@ -224,16 +224,7 @@ def main(argv=None):
         for estimator in ESTIMATORS:
             base = per[estimator, default]
             for variant in list(VARIANTS)[1:] + (["selected"] if chosen else []):
-                diff = (100 * (per[estimator, variant] - base)).groupby("k")
-                line = ", ".join(
-                    f"k={k}: {m:+.1f} ± {s:.1f}"
-                    for k, m, s in zip(
-                        diff.mean().index,
-                        diff.mean(),
-                        diff.sem().fillna(0),
-                        strict=True,
-                    )
-                )
+                line = B.points_by_k(100 * (per[estimator, variant] - base))
                 print(f"- {estimator}, {variant}: {line}")
         if chosen:
             print("\nChosen on the training groups (per fold), and search seconds:\n")
