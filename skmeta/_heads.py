@@ -146,14 +146,18 @@ def choose_penalty(phi, f0, y, w, fit, held_out, used, tolerance=1.0):
     return one_standard_error_choice(candidates, row_loss, used.any(1), tolerance)
 
 
-def cv_losses(phi, f0, y, w, fit, held_out):
+def cv_losses(phi, f0, y, w, fit, held_out, solutions=False):
     """The candidates of :func:`choose_penalty` and each row's held-out loss.
 
     Returns ``candidates`` (C,), the penalties from the largest down with 0
     (the prior head) first, and ``row_loss`` (T, C, m), each row's weighted
-    cross-entropy under each candidate in the fold that holds it out.
+    cross-entropy under each candidate in the fold that holds it out. With
+    ``solutions``, also each fold's heads' change ``theta - theta_0`` (T, F,
+    C, K, p) in the candidates' order (0 for the prior head): a "fold" that
+    fits every row and holds none out gives the heads of the task's rows.
     """
     n_tasks, m = y.shape
+    n_folds = fit.shape[1]
     n_classes, p = f0.shape[-1], phi.shape[-1]
     # Each fold's problems hold its fitting rows only (a held-out row's
     # coefficients would stay 0): the rows' kernel shrinks from m to the
@@ -162,32 +166,36 @@ def cv_losses(phi, f0, y, w, fit, held_out):
     fit_rows = (~fit).to(torch.int8).sort(dim=-1, stable=True).indices[..., :n_fit]
     fit_w = (w[:, None] * fit).gather(-1, fit_rows)  # (T, F, n_fit)
     fit_f0 = f0.gather(-2, fit_rows[..., None].expand(-1, -1, -1, n_classes))
-    fit_y = y[:, None].expand(-1, _HEAD_FOLDS, -1).gather(-1, fit_rows)
+    fit_y = y[:, None].expand(-1, n_folds, -1).gather(-1, fit_rows)
     penalties = _HEAD_PENALTIES.to(phi.device, phi.dtype)
     n_pen = len(penalties)
-    shape = (n_tasks, _HEAD_FOLDS, n_pen)
+    shape = (n_tasks, n_folds, n_pen)
     args = (
         fit_f0[:, :, None]
         .expand(*shape, n_fit, n_classes)
         .reshape(-1, n_fit, n_classes),
         fit_y[:, :, None].expand(*shape, n_fit).reshape(-1, n_fit),
         fit_w[:, :, None].expand(*shape, n_fit).reshape(-1, n_fit),
-        penalties.repeat(n_tasks * _HEAD_FOLDS),
+        penalties.repeat(n_tasks * n_folds),
     )
+    fit_phi = phi[:, None].expand(-1, n_folds, -1, -1)
+    if n_fit > p or solutions:  # each fold's fitting rows' features
+        fit_phi = fit_phi.gather(-2, fit_rows[..., None].expand(-1, -1, -1, p))
     if n_fit <= p:  # in the rows' space, one kernel per task
         gram = phi @ phi.mT
-        cross = gram[:, None].expand(-1, _HEAD_FOLDS, -1, -1)
+        cross = gram[:, None].expand(-1, n_folds, -1, -1)
         cross = cross.gather(-1, fit_rows[:, :, None].expand(-1, -1, m, -1))
         kernel = cross.gather(-2, fit_rows[..., None].expand(-1, -1, -1, n_fit))
         kernel = kernel[:, :, None].expand(*shape, n_fit, n_fit)
         beta = shrunk_logistic_dual(kernel.reshape(-1, n_fit, n_fit), *args)
-        change = cross[:, :, None] @ beta.reshape(*shape, n_fit, n_classes)
+        beta = beta.reshape(*shape, n_fit, n_classes)
+        change = cross[:, :, None] @ beta
+        delta = beta.mT @ fit_phi[:, :, None] if solutions else None
     else:  # in the features' space
-        fit_phi = phi[:, None].expand(-1, _HEAD_FOLDS, -1, -1)
-        fit_phi = fit_phi.gather(-2, fit_rows[..., None].expand(-1, -1, -1, p))
         fit_phi = fit_phi[:, :, None].expand(*shape, n_fit, p)
         delta = shrunk_logistic(fit_phi.reshape(-1, n_fit, p), *args)
-        change = phi[:, None, None] @ delta.reshape(*shape, n_classes, p).mT
+        delta = delta.reshape(*shape, n_classes, p)
+        change = phi[:, None, None] @ delta.mT
     logits = torch.cat(
         [f0[:, :, None], f0[:, :, None] + change], 2
     )  # (T, F, 1 + P, m, K): the prior head first
@@ -201,7 +209,10 @@ def cv_losses(phi, f0, y, w, fit, held_out):
     # Candidates from the largest penalty down (the prior head first).
     candidates = torch.cat([penalties.new_zeros(1), penalties.flip(0)])
     row_loss = torch.cat([row_loss[:, :1], row_loss[:, 1:].flip(1)], 1)
-    return candidates, row_loss
+    if not solutions:
+        return candidates, row_loss
+    delta = torch.cat([torch.zeros_like(delta[:, :, :1]), delta.flip(2)], 2)
+    return candidates, row_loss, delta
 
 
 def one_standard_error_choice(candidates, row_loss, rows_used, tolerance=1.0):

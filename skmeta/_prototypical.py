@@ -23,7 +23,9 @@ from ._heads import (
     _head_dtype,
     choose_penalty,
     cv_chunk,
+    cv_losses,
     cv_rows,
+    one_standard_error_choice,
     shrunk_logistic,
     stratified_folds,
 )
@@ -41,6 +43,12 @@ _SHRINKAGE_START = 2.0
 # one-standard-error rule (benchmarks/README.md, "How cautious should the
 # penalty choice be?").
 _HEAD_TOLERANCE = 0.5
+
+# At most this many tasks, each with all its rows among those that choose its
+# penalty, have their heads fitted with the cross-validation's problems (see
+# _logistic_heads); more tasks amortise a second solve, whose problems are
+# smaller.
+_MERGED_TASKS = 8
 
 
 class PrototypicalClassifier(_MetaClassifier):
@@ -462,10 +470,18 @@ class PrototypicalClassifier(_MetaClassifier):
         penalty = torch.zeros(n_tasks, device=X.device)
         order, selected, cv_y, cv_w, onehot, n_min = cv_rows(y, w, n_classes)
         tasks = (present.all(-1) & (n_min >= 2)).nonzero().flatten()
+        # Tasks whose rows all choose the penalty (at most _HEAD_CV_ROWS).
+        whole = (w > 0).sum(1) <= selected.shape[1]
+        done = torch.zeros(n_tasks, dtype=torch.bool, device=X.device)
         per_chunk = cv_chunk(selected.shape[1])
         for start in range(0, len(tasks), per_chunk):
             chunk = tasks[start : start + per_chunk]
-            penalty[chunk] = self._choose_penalty(
+            # A few whole tasks (a new group's partial_fit): their heads are
+            # fitted with the cross-validation's problems, in one Newton
+            # solve instead of two, whose dispatch dominates at this size.
+            merge = len(chunk) <= _MERGED_TASKS and bool(whole[chunk].all())
+            theta = torch.cat([coef[chunk], bias[chunk][..., None]], -1)
+            chosen, delta = self._choose_penalty(
                 X[chunk],
                 embedded[chunk],
                 cv_y[chunk],
@@ -474,8 +490,15 @@ class PrototypicalClassifier(_MetaClassifier):
                 onehot[chunk],
                 n_min[chunk],
                 prior,
-            ).to(penalty.dtype)
-        tasks = (penalty > 0).nonzero().flatten()
+                head=theta if merge else None,
+            )
+            penalty[chunk] = chosen.to(penalty.dtype)
+            if merge:
+                moved = chunk[chosen > 0]
+                theta = (theta.to(delta.dtype) + delta)[chosen > 0].to(coef.dtype)
+                coef[moved], bias[moved] = theta[..., :-1], theta[..., -1]
+                done[chunk] = True
+        tasks = ((penalty > 0) & ~done).nonzero().flatten()
         m = min(n_rows, _HEAD_ROWS)
         per_chunk = max(1, _HEAD_BUDGET // max(m * m, 14 * m))
         for start in range(0, len(tasks), per_chunk):
@@ -504,8 +527,11 @@ class PrototypicalClassifier(_MetaClassifier):
         ones = x.new_ones(x.shape[:-1] + (1,))
         return torch.cat([z, x, ones], -1).to(_head_dtype(X.device))
 
-    def _choose_penalty(self, X, embedded, y, w, rows, onehot, n_min, prior):
-        """The penalty of each task by cross-validation (0: the prototypes)."""
+    def _choose_penalty(self, X, embedded, y, w, rows, onehot, n_min, prior, head=None):
+        """The penalty of each task by cross-validation (0: the prototypes),
+        and, where the tasks' prototype heads ``head`` are given (every row of
+        each task among ``rows``), the change of each head at its penalty
+        (else None)."""
         n_classes = len(self.classes_)
         phi = self._head_features(X, embedded, rows)
         w = w.to(phi.dtype)
@@ -521,14 +547,29 @@ class PrototypicalClassifier(_MetaClassifier):
         fold_prototypes, _ = shrunk_prototypes(
             sums, counts, prior["prototypes"], prior["present"], self._kappa()
         )
-        head, head_bias = self._prototype_head(
+        head_coef, head_bias = self._prototype_head(
             fold_prototypes.to(phi.dtype), X.shape[-1]
         )
-        theta0 = torch.cat([head, head_bias[..., None]], -1)  # (T, F, K, d)
+        theta0 = torch.cat([head_coef, head_bias[..., None]], -1)  # (T, F, K, d)
         f0 = phi[:, None] @ theta0.mT  # (T, F, m, K)
-        return choose_penalty(
-            phi, f0, y, w, fit, held_out, used, tolerance=_HEAD_TOLERANCE
+        if head is None:
+            chosen = choose_penalty(
+                phi, f0, y, w, fit, held_out, used, tolerance=_HEAD_TOLERANCE
+            )
+            return chosen, None
+        # One more "fold": every row fitted, none held out, the task's head.
+        rows_used = used.any(1)
+        f0 = torch.cat([f0, (phi @ head.to(phi.dtype).mT)[:, None]], 1)
+        fit = torch.cat([fit, rows_used[:, None]], 1)
+        held_out = torch.cat([held_out, torch.zeros_like(rows_used)[:, None]], 1)
+        candidates, row_loss, delta = cv_losses(
+            phi, f0, y, w, fit, held_out, solutions=True
         )
+        chosen = one_standard_error_choice(
+            candidates, row_loss, rows_used, _HEAD_TOLERANCE
+        )
+        index = (candidates[None] == chosen[:, None]).to(torch.int8).argmax(1)
+        return chosen, delta[torch.arange(len(chosen)), -1, index]
 
     def _state_logits(self, X, index, states, dtype):
         params = {k: v.to(dtype) for k, v in self.module_.named_parameters()}

@@ -358,6 +358,64 @@ def test_task_head_does_not_depend_on_the_other_tasks_of_a_call(fitted):
     torch.testing.assert_close(one.states_["coef"][i + 1], both.states_["coef"][j + 1])
 
 
+@pytest.mark.parametrize("k", [8, 12, 16])
+def test_head_fitted_with_the_cross_validation_is_the_separate_fit(
+    fitted, k, monkeypatch
+):
+    """A new group's head fitted with its cross-validation's problems (one
+    solve, a few whole tasks) is the head of the separate final fit."""
+    model, _ = fitted
+    rng = np.random.RandomState(k)
+    X_new = rng.normal(size=(200, 4))
+    # A group far from the training groups (as above): it gets a head.
+    y_new = (X_new @ np.array([3.0, -3.0, 0.0, 2.0]) > 0).astype(int)
+    support = np.r_[np.flatnonzero(y_new == 0)[:k], np.flatnonzero(y_new == 1)[:k]]
+    groups = ["new"] * len(support)
+    merged = copy.deepcopy(model).partial_fit(
+        X_new[support], y_new[support], sensitive_features=groups
+    )
+    monkeypatch.setattr(proto_module, "_MERGED_TASKS", 0)
+    separate = copy.deepcopy(model).partial_fit(
+        X_new[support], y_new[support], sensitive_features=groups
+    )
+    assert np.isfinite(merged.head_penalty_[-1])
+    assert merged.head_penalty_[-1] == separate.head_penalty_[-1]
+    for name in ("coef", "bias"):
+        torch.testing.assert_close(
+            merged.states_[name][-1], separate.states_[name][-1], atol=1e-5, rtol=0
+        )
+
+
+def test_cv_losses_extra_fold_gives_the_heads_of_all_rows():
+    """With ``solutions``, a fold fitting every row and holding none out
+    gives each penalty's head on all rows, and adds nothing to the losses."""
+    rng = np.random.RandomState(0)
+    T, m, p, K = 3, 12, 5, 2
+    phi = torch.as_tensor(rng.normal(size=(T, m, p)))
+    y = torch.as_tensor(rng.randint(K, size=(T, m)))
+    y[:, :2] = torch.tensor([0, 1])
+    w = torch.ones(T, m, dtype=torch.float64)
+    onehot = torch.nn.functional.one_hot(y, K)
+    fit, held_out, used = stratified_folds(onehot, onehot.sum(1).min(-1).values, w)
+    theta0 = torch.as_tensor(rng.normal(size=(T, K, p)))
+    f0 = (phi[:, None] @ theta0[:, None].mT).expand(-1, _HEAD_FOLDS, -1, -1)
+    plain = cv_losses(phi, f0, y, w, fit, held_out)
+    f0_all = torch.cat([f0, (phi @ theta0.mT)[:, None]], 1)
+    fit_all = torch.cat([fit, used.any(1)[:, None]], 1)
+    out_all = torch.cat([held_out, torch.zeros_like(used[:, :1])], 1)
+    candidates, row_loss, delta = cv_losses(
+        phi, f0_all, y, w, fit_all, out_all, solutions=True
+    )
+    torch.testing.assert_close(candidates, plain[0])
+    torch.testing.assert_close(row_loss, plain[1])
+    assert delta.shape == (T, _HEAD_FOLDS + 1, len(candidates), K, p)
+    assert (delta[:, :, 0] == 0).all()  # the prior head
+    for c in (1, 5, len(candidates) - 1):
+        alpha = torch.full((T,), float(candidates[c]), dtype=torch.float64)
+        expected = shrunk_logistic(phi, phi @ theta0.mT, y, w, alpha)
+        torch.testing.assert_close(delta[:, -1, c], expected, atol=1e-6, rtol=0)
+
+
 def test_multiclass_logistic_head():
     rng = np.random.RandomState(0)
     X = rng.normal(size=(600, 3))
