@@ -18,6 +18,12 @@ a stopping rule that sees only the training groups finds the right length:
   again from the initial weights on all training rows. A new group is a new
   task, so this asks the question a few-shot user asks.
 
+With ``--select`` (instead of the above), each fold chooses between 10 and 200
+epochs as a user can: ``GridSearchCV`` over ``pretrain_epochs`` with
+``GroupKFold`` (3 splits) on the fold's training groups, scored by
+``skmeta.metrics.make_few_shot_scorer(n_shots=5, n_draws=2)``, for each
+training seed; the choices and the mean scores are printed.
+
 With ``--curves`` (instead of the above), a plain pooled network (the
 package's default ``MLP``, Adam at ``lr=1e-3``, class-balanced batches of 256
 rows, as the pretraining) is traced over 200 epochs on the first fold: the
@@ -46,14 +52,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import sklearn
 import torch
 from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.model_selection import GridSearchCV, GroupKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_fewshot as B  # noqa: E402
 
 from skmeta import MAMLClassifier, PrototypicalClassifier  # noqa: E402
+from skmeta.metrics import make_few_shot_scorer  # noqa: E402
 from skmeta.modules import MLP  # noqa: E402
 
 MAX_EPOCHS = 200
@@ -228,6 +237,23 @@ def curves(data, seed=0):
     return rows
 
 
+def select(cls, data, budget, seed):
+    """The ``pretrain_epochs`` a search on the fold's training groups chooses
+    (10 or 200), and the mean few-shot score of each."""
+    X, y = data.X[data.train], data.y[data.train]
+    tasks = B.merge_small_tasks(data.tasks[data.train])
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = GridSearchCV(
+            cls(**B._meta_kwargs(budget, seed)),
+            {"pretrain_epochs": [10, 200]},
+            scoring=make_few_shot_scorer(n_shots=5, n_draws=2),
+            cv=GroupKFold(n_splits=3),
+            refit=False,
+        ).fit(X, y, tasks=tasks, groups=tasks)
+    scores = search.cv_results_["mean_test_score"]
+    return search.best_params_["pretrain_epochs"], scores[0], scores[1]
+
+
 class MAML(StoppedPretraining, MAMLClassifier):
     pass
 
@@ -250,6 +276,9 @@ def main(argv=None):
     parser.add_argument(
         "--curves", action="store_true", help="only: trace a pooled MLP's losses"
     )
+    parser.add_argument(
+        "--select", action="store_true", help="only: choose 10 or 200 epochs by search"
+    )
     args = parser.parse_args(argv)
     budget = "quick" if args.quick else "full"
     if args.quick:
@@ -259,6 +288,28 @@ def main(argv=None):
     for name in args.datasets.split(","):
         start = time.perf_counter()
         folds = B.exploration_folds(name, args.quick)[: args.max_folds]
+        if args.select:
+            rows = [
+                (f_index, rs, estimator, *select(cls, data, budget, rs))
+                for f_index, data in enumerate(folds)
+                for rs in range(args.train_seeds)
+                for estimator, cls in ESTIMATORS.items()
+            ]
+            table = pd.DataFrame(
+                rows,
+                columns=[
+                    "fold",
+                    "seed",
+                    "estimator",
+                    "chosen",
+                    "score 10",
+                    "score 200",
+                ],
+            )
+            print(f"\n## {name}: chosen on the training groups\n")
+            print(table.round(4).to_string(index=False))
+            print(f"\n{name}: {time.perf_counter() - start:.0f} s")
+            continue
         if args.curves:
             table = pd.DataFrame(
                 curves(folds[0]),
