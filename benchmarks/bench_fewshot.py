@@ -1394,6 +1394,24 @@ def points_by_k(diff):
     )
 
 
+def print_variant_tables(df, estimators, variants, unit, over, se_over):
+    """Print the mean balanced accuracy of each estimator, variant and k of
+    the held-out records ``df`` (averaged ``over``: a phrase), then each
+    variant but the first minus the first, in points, mean ± SE over folds x
+    the column ``unit`` (called ``se_over``)."""
+    print(f"Mean balanced accuracy over held-out groups, {over}:\n")
+    table = df.groupby(["estimator", "variant", "k"]).bacc.mean().unstack()
+    print(table.round(4).to_string())
+    per = df.groupby(["estimator", "variant", "k", "fold", unit]).bacc.mean()
+    default = variants[0]
+    print(f"\nMinus {default}, points (mean ± SE over folds x {se_over}):\n")
+    for estimator in estimators:
+        base = per[estimator, default]
+        for variant in variants[1:]:
+            line = points_by_k(100 * (per[estimator, variant] - base))
+            print(f"- {estimator}, {variant}: {line}")
+
+
 def heldout_records(model, data, f_index, ks, seeds, extra=None, **labels):
     """One record per held-out draw of :func:`heldout_draws`: ``labels``, the
     draw and the balanced accuracy of ``model`` adapted to its support, plus

@@ -27,7 +27,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -44,14 +43,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
-    sizes = np.random.default_rng(S.RANDOM_STATE).integers(5, 11, size=10_000)
-    X, y, groups = S.make_rows(int(sizes.sum()), 10)
+    X, y, groups = S.latency_rows()[10]
     print(f"# bench_head_latency: skmeta ({B.provenance()})")
     print(f"Command: `python benchmarks/bench_head_latency.py --calls {args.calls}`")
     print()
-    kwargs = dict(
-        random_state=S.RANDOM_STATE, max_epochs=1, steps_per_epoch=20, n_threads=1
-    )
+    kwargs = dict(random_state=S.RANDOM_STATE, **S.LATENCY_FIT)
     logistic = PrototypicalClassifier(**kwargs).fit(X, y, sensitive_features=groups)
     prototypes = PrototypicalClassifier(head="prototypes", **kwargs).fit(
         X, y, sensitive_features=groups

@@ -18,7 +18,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,8 +34,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
-    sizes = np.random.default_rng(S.RANDOM_STATE).integers(5, 11, size=10_000)
-    X, y, groups = S.make_rows(int(sizes.sum()), 10)
+    X, y, groups = S.latency_rows()[10]
     print(f"# bench_mixture_latency: skmeta ({B.provenance()})")
     print(f"Command: `python benchmarks/bench_mixture_latency.py --calls {args.calls}`")
     print()
@@ -46,10 +44,8 @@ def main(argv=None):
         models = {
             setting: cls(
                 random_state=S.RANDOM_STATE,
-                max_epochs=1,
-                steps_per_epoch=20,
-                n_threads=1,
                 task_mixture=setting,
+                **S.LATENCY_FIT,
             ).fit(X, y, sensitive_features=groups)
             for setting in ("auto", 0)
         }

@@ -1155,17 +1155,26 @@ def partial_fit_latency(clf, n_calls, offset=0):
     return times
 
 
+# The models of the latency section (and of the scripts that time parts of
+# a new group's call): one epoch of 20 meta-batches, one torch thread.
+LATENCY_FIT = dict(max_epochs=1, steps_per_epoch=20, n_threads=1)
+
+
+def latency_rows():
+    """The latency section's data: 10,000 groups of 5 to 10 rows, and the
+    same number of rows in 10 groups (``{n_groups: (X, y, groups)}``)."""
+    sizes = np.random.default_rng(RANDOM_STATE).integers(5, 11, size=10_000)
+    return {
+        10: make_rows(int(sizes.sum()), 10),
+        10_000: make_rows(0, group_sizes=sizes),
+    }
+
+
 def section_partial_fit(args, budget):
     n_calls = budget["partial_fit_calls"]
     print("\n## 4. New-group partial_fit latency (10 rows)")
-    rng = np.random.default_rng(RANDOM_STATE)
-    sizes_many = rng.integers(5, 11, size=10_000)
-    total = int(sizes_many.sum())
-    datasets = {
-        10: make_rows(total, 10),
-        10_000: make_rows(0, group_sizes=sizes_many),
-    }
-    fit_kw = dict(max_epochs=1, steps_per_epoch=20, n_threads=1)
+    datasets = latency_rows()
+    fit_kw = LATENCY_FIT
     rows, medians = [], {}
     # ProtoNet with head="prototypes" too, at 10 groups: what choosing each
     # group's head (the default logistic head) adds to a new group's call.
@@ -1200,7 +1209,7 @@ def section_partial_fit(args, budget):
     print(
         f"\n{n_calls} calls per model, each with 10 rows (5 per class) of a new "
         "group; models fitted 1 epoch of 20 meta-batches, default sizes, "
-        f"n_threads=1. Both data sets have {total:,} rows.\n"
+        f"n_threads=1. Both data sets have {len(datasets[10][1]):,} rows.\n"
     )
     print(
         markdown_table(

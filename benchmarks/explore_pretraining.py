@@ -264,6 +264,14 @@ class ProtoNet(StoppedPretraining, PrototypicalClassifier):
 
 ESTIMATORS = {"MAML": MAML, "ProtoNet": ProtoNet}
 CURVE_EPOCHS = (1, 5, 10, 20, 30, 40, 50, 75, 100, 150, 200)
+CURVE_COLUMNS = [
+    "epoch",
+    "held-out rows: loss",
+    "AUC",
+    "held-out groups: loss",
+    "mean AUC",
+]
+SELECT_COLUMNS = ["fold", "seed", "estimator", "chosen", "score 10", "score 200"]
 
 
 def main(argv=None):
@@ -284,45 +292,23 @@ def main(argv=None):
     if args.quick:
         args.train_seeds, args.draws = 1, 1
     B.exploration_header("explore_pretraining", argv)
-    default = next(iter(VARIANTS))
     for name in args.datasets.split(","):
         start = time.perf_counter()
         folds = B.exploration_folds(name, args.quick)[: args.max_folds]
-        if args.select:
-            rows = [
-                (f_index, rs, estimator, *select(cls, data, budget, rs))
-                for f_index, data in enumerate(folds)
-                for rs in range(args.train_seeds)
-                for estimator, cls in ESTIMATORS.items()
-            ]
-            table = pd.DataFrame(
-                rows,
-                columns=[
-                    "fold",
-                    "seed",
-                    "estimator",
-                    "chosen",
-                    "score 10",
-                    "score 200",
-                ],
-            )
-            print(f"\n## {name}: chosen on the training groups\n")
-            print(table.round(4).to_string(index=False))
-            print(f"\n{name}: {time.perf_counter() - start:.0f} s")
-            continue
-        if args.curves:
-            table = pd.DataFrame(
-                curves(folds[0]),
-                columns=[
-                    "epoch",
-                    "held-out rows: loss",
-                    "AUC",
-                    "held-out groups: loss",
-                    "mean AUC",
-                ],
-            )
-            print(f"\n## {name}: a pooled MLP, first fold\n")
-            print(table.round(4).to_string(index=False))
+        if args.select or args.curves:
+            if args.select:
+                title, columns = "chosen on the training groups", SELECT_COLUMNS
+                rows = [
+                    (f_index, rs, estimator, *select(cls, data, budget, rs))
+                    for f_index, data in enumerate(folds)
+                    for rs in range(args.train_seeds)
+                    for estimator, cls in ESTIMATORS.items()
+                ]
+            else:
+                title, columns = "a pooled MLP, first fold", CURVE_COLUMNS
+                rows = curves(folds[0])
+            print(f"\n## {name}: {title}\n")
+            print(pd.DataFrame(rows, columns=columns).round(4).to_string(index=False))
             print(f"\n{name}: {time.perf_counter() - start:.0f} s")
             continue
         ks = (5,) if args.quick else B.LOADERS[name]().ks
@@ -362,16 +348,14 @@ def main(argv=None):
             f"\n## {name} ({len(folds)} fold(s), {args.train_seeds} training "
             f"seed(s), {args.draws} support draws)\n"
         )
-        print("Mean balanced accuracy over held-out groups, draws, seeds, folds:\n")
-        table = df.groupby(["estimator", "variant", "k"]).bacc.mean().unstack()
-        print(table.round(4).to_string())
-        per = df.groupby(["estimator", "variant", "k", "fold", "rs"]).bacc.mean()
-        print(f"\nMinus {default}, points (mean ± SE over folds x training seeds):\n")
-        for estimator in ESTIMATORS:
-            for variant in list(VARIANTS)[1:]:
-                diff = 100 * (per[estimator, variant] - per[estimator, default])
-                line = B.points_by_k(diff)
-                print(f"- {estimator}, {variant}: {line}")
+        B.print_variant_tables(
+            df,
+            ESTIMATORS,
+            list(VARIANTS),
+            "rs",
+            "draws, seeds, folds",
+            "training seeds",
+        )
         fit = pd.DataFrame(
             fitted, columns=["estimator", "variant", "seconds", "epochs"]
         )

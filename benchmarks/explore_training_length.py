@@ -171,7 +171,6 @@ def main(argv=None):
         f"({B.provenance()}); OMP_NUM_THREADS="
         f"{os.environ.get('OMP_NUM_THREADS', 'unset')}"
     )
-    default = next(iter(VARIANTS))
     for name in args.datasets.split(","):
         start = time.perf_counter()
         dataset = B.LOADERS[name]()
@@ -216,16 +215,14 @@ def main(argv=None):
             selected = df.merge(picks[["fold", "estimator", "variant"]])
             df = pd.concat([df, selected.assign(variant="selected")])
         print(f"\n## {name} ({len(folds)} fold(s), {args.seeds} draws)\n")
-        print("Mean balanced accuracy over held-out groups, draws and folds:\n")
-        table = df.groupby(["estimator", "variant", "k"]).bacc.mean().unstack()
-        print(table.round(4).to_string())
-        per = df.groupby(["estimator", "variant", "k", "fold", "seed"]).bacc.mean()
-        print(f"\nMinus {default}, points (mean ± SE over folds x draws):\n")
-        for estimator in ESTIMATORS:
-            base = per[estimator, default]
-            for variant in list(VARIANTS)[1:] + (["selected"] if chosen else []):
-                line = B.points_by_k(100 * (per[estimator, variant] - base))
-                print(f"- {estimator}, {variant}: {line}")
+        B.print_variant_tables(
+            df,
+            ESTIMATORS,
+            list(VARIANTS) + (["selected"] if chosen else []),
+            "seed",
+            "draws and folds",
+            "draws",
+        )
         if chosen:
             print("\nChosen on the training groups (per fold), and search seconds:\n")
             print(picks.to_string(index=False))

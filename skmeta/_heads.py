@@ -223,6 +223,12 @@ def one_standard_error_choice(candidates, row_loss, rows_used, tolerance=1.0):
     (the rows' differences are paired) wins. ``rows_used`` (T, m) marks each
     task's rows.
     """
+    return candidates[one_standard_error_index(row_loss, rows_used, tolerance)]
+
+
+def one_standard_error_index(row_loss, rows_used, tolerance=1.0):
+    """The index of each task's candidate under
+    :func:`one_standard_error_choice`."""
     n_tasks = row_loss.shape[0]
     loss = row_loss.sum(-1)
     best = loss.argmin(1)
@@ -233,7 +239,7 @@ def one_standard_error_choice(candidates, row_loss, rows_used, tolerance=1.0):
     var = ((diff - mean[..., None]) ** 2 * rows_used).sum(-1) / (n_used - 1)
     excess = loss - loss.gather(1, best[:, None])
     within = excess <= tolerance * (var * n_used).sqrt()
-    return candidates[within.to(torch.int8).argmax(1)]
+    return within.to(torch.int8).argmax(1)
 
 
 def _newton(G, alpha, newton_step, loss, beta, n_iter, Gbeta=None, dual=True):

@@ -25,7 +25,7 @@ from ._heads import (
     cv_chunk,
     cv_losses,
     cv_rows,
-    one_standard_error_choice,
+    one_standard_error_index,
     shrunk_logistic,
     stratified_folds,
 )
@@ -480,7 +480,9 @@ class PrototypicalClassifier(_MetaClassifier):
             # fitted with the cross-validation's problems, in one Newton
             # solve instead of two, whose dispatch dominates at this size.
             merge = len(chunk) <= _MERGED_TASKS and bool(whole[chunk].all())
-            theta = torch.cat([coef[chunk], bias[chunk][..., None]], -1)
+            theta = (
+                torch.cat([coef[chunk], bias[chunk][..., None]], -1) if merge else None
+            )
             chosen, delta = self._choose_penalty(
                 X[chunk],
                 embedded[chunk],
@@ -490,7 +492,7 @@ class PrototypicalClassifier(_MetaClassifier):
                 onehot[chunk],
                 n_min[chunk],
                 prior,
-                head=theta if merge else None,
+                head=theta,
             )
             penalty[chunk] = chosen.to(penalty.dtype)
             if merge:
@@ -565,11 +567,8 @@ class PrototypicalClassifier(_MetaClassifier):
         candidates, row_loss, delta = cv_losses(
             phi, f0, y, w, fit, held_out, solutions=True
         )
-        chosen = one_standard_error_choice(
-            candidates, row_loss, rows_used, _HEAD_TOLERANCE
-        )
-        index = (candidates[None] == chosen[:, None]).to(torch.int8).argmax(1)
-        return chosen, delta[torch.arange(len(chosen)), -1, index]
+        index = one_standard_error_index(row_loss, rows_used, _HEAD_TOLERANCE)
+        return candidates[index], delta[torch.arange(len(index)), -1, index]
 
     def _state_logits(self, X, index, states, dtype):
         params = {k: v.to(dtype) for k, v in self.module_.named_parameters()}
