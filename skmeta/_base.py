@@ -67,7 +67,7 @@ from ._episodes import (
     EpisodeSampler,
     default_steps_per_epoch,
 )
-from ._heads import CVFolds
+from ._heads import CVFolds, scatter_folds
 from ._input import (
     ConstantPredictorWarning,
     MetaInput,
@@ -1278,7 +1278,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         parts = []
         for chunk in folds.chunks(self._max_tasks_per_batch()):
             xf, yf, wf = folds.inputs(X, chunk)
-            logits = self._fold_logits(xf, yf, wf, prior)
+            live = folds.live(chunk)  # the empty folds' logits are not read
+            logits = self._fold_logits(xf[live], yf[live], wf[live], prior)
+            logits = scatter_folds(live, logits)
             logits = logits.view(len(chunk), -1, *logits.shape[1:])
             parts.append(_mixture.own_log_likelihood(logits, folds.y[chunk]))
         return torch.cat(parts)

@@ -29,6 +29,10 @@ _NEWTON_ITERATIONS = 20
 # Stop when every gradient (in the rows' space) is below this.
 _TOLERANCE = 1e-6
 _STEPS = torch.tensor([2.0**-i for i in range(13)] + [0.0], dtype=torch.float64)
+# Below this many variables in a batch the line search tries every step size
+# in one pass (the call's cost is its operations' dispatch); above, the full
+# step first (see _newton).
+_ONE_PASS_SEARCH = 2**13
 
 # The per-task heads: the penalties tried (and infinity: the prior head), the
 # folds, the rows of a task used to choose the penalty (the cost of the
@@ -42,6 +46,8 @@ _HEAD_FOLDS = 5
 _HEAD_CV_ROWS = 40
 _HEAD_ROWS = 256
 _HEAD_BUDGET = 2**20
+# Most floats of the Newton systems built and factored at once (_spd_solve).
+_SOLVE_CHUNK = 2**17
 
 
 def _head_dtype(device):
@@ -115,6 +121,14 @@ class CVFolds:
         """``(fit, held_out, used)`` of the tasks ``chunk``."""
         return stratified_folds(self.onehot[chunk], self.n_min[chunk], self.w[chunk])
 
+    def live(self, chunk):
+        """Which folds of :meth:`inputs` fit on any row, a mask of shape
+        (len(chunk) * _HEAD_FOLDS,): a task has ``min(_HEAD_FOLDS, n_min)``
+        folds, the others hold no row (their models need not be adapted)."""
+        n_folds = self.n_min[chunk].clamp(max=_HEAD_FOLDS)
+        folds = torch.arange(_HEAD_FOLDS, device=n_folds.device)
+        return (folds < n_folds[:, None]).reshape(-1)
+
     def inputs(self, X, chunk):
         """The padded supports ``(X, y, w)`` of the folds of the tasks
         ``chunk``, task by task (shape (len(chunk) * _HEAD_FOLDS, m, ...)):
@@ -128,6 +142,14 @@ class CVFolds:
         yf = self.y[chunk, None].expand(-1, _HEAD_FOLDS, -1).reshape(-1, m)
         wf = (self.w[chunk, None] * fit).reshape(-1, m)
         return xf, yf, wf
+
+
+def scatter_folds(live, values):
+    """``values`` of the live folds (:meth:`CVFolds.live`) in place, zeros in
+    the empty folds (which hold no row: their values are never read)."""
+    out = values.new_zeros((len(live),) + values.shape[1:])
+    out[live] = values
+    return out
 
 
 def choose_penalty(phi, f0, y, w, fit, held_out, used, tolerance=1.0):
@@ -164,19 +186,30 @@ def cv_losses(phi, f0, y, w, fit, held_out, solutions=False):
     # most fitting rows of a fold, and the solves with its cube.
     n_fit = int(fit.sum(-1).max())
     fit_rows = (~fit).to(torch.int8).sort(dim=-1, stable=True).indices[..., :n_fit]
-    fit_w = (w[:, None] * fit).gather(-1, fit_rows)  # (T, F, n_fit)
-    fit_f0 = f0.gather(-2, fit_rows[..., None].expand(-1, -1, -1, n_classes))
-    fit_y = y[:, None].expand(-1, n_folds, -1).gather(-1, fit_rows)
+    # Only the folds that fit on some row are solved (a task of few rows has
+    # fewer folds than _HEAD_FOLDS); the others' heads stay the prior's.
+    live = fit.any(-1).flatten().nonzero().flatten()
+    n_live = len(live)
+
+    def pairs(t):  # (T, F, ...) -> the live folds' (L, ...)
+        return t.flatten(0, 1).index_select(0, live)
+
+    def scatter(t):  # the live folds' (L, ...) -> (T, F, ...), 0 elsewhere
+        out = t.new_zeros((n_tasks * n_folds,) + t.shape[1:])
+        out[live] = t
+        return out.view(n_tasks, n_folds, *t.shape[1:])
+
+    fit_w = pairs((w[:, None] * fit).gather(-1, fit_rows))  # (L, n_fit)
+    fit_f0 = pairs(f0.gather(-2, fit_rows[..., None].expand(-1, -1, -1, n_classes)))
+    fit_y = pairs(y[:, None].expand(-1, n_folds, -1).gather(-1, fit_rows))
     penalties = _HEAD_PENALTIES.to(phi.device, phi.dtype)
     n_pen = len(penalties)
-    shape = (n_tasks, n_folds, n_pen)
+    shape = (n_live, n_pen)
     args = (
-        fit_f0[:, :, None]
-        .expand(*shape, n_fit, n_classes)
-        .reshape(-1, n_fit, n_classes),
-        fit_y[:, :, None].expand(*shape, n_fit).reshape(-1, n_fit),
-        fit_w[:, :, None].expand(*shape, n_fit).reshape(-1, n_fit),
-        penalties.repeat(n_tasks * n_folds),
+        fit_f0[:, None].expand(*shape, n_fit, n_classes).reshape(-1, n_fit, n_classes),
+        fit_y[:, None].expand(*shape, n_fit).reshape(-1, n_fit),
+        fit_w[:, None].expand(*shape, n_fit).reshape(-1, n_fit),
+        penalties.repeat(n_live),
     )
     fit_phi = phi[:, None].expand(-1, n_folds, -1, -1)
     if n_fit > p or solutions:  # each fold's fitting rows' features
@@ -185,16 +218,16 @@ def cv_losses(phi, f0, y, w, fit, held_out, solutions=False):
         gram = phi @ phi.mT
         cross = gram[:, None].expand(-1, n_folds, -1, -1)
         cross = cross.gather(-1, fit_rows[:, :, None].expand(-1, -1, m, -1))
-        kernel = cross.gather(-2, fit_rows[..., None].expand(-1, -1, -1, n_fit))
-        kernel = kernel[:, :, None].expand(*shape, n_fit, n_fit)
+        kernel = pairs(cross.gather(-2, fit_rows[..., None].expand(-1, -1, -1, n_fit)))
+        kernel = kernel[:, None].expand(*shape, n_fit, n_fit)
         beta = shrunk_logistic_dual(kernel.reshape(-1, n_fit, n_fit), *args)
-        beta = beta.reshape(*shape, n_fit, n_classes)
+        beta = scatter(beta.reshape(*shape, n_fit, n_classes))
         change = cross[:, :, None] @ beta
         delta = beta.mT @ fit_phi[:, :, None] if solutions else None
     else:  # in the features' space
-        fit_phi = fit_phi[:, :, None].expand(*shape, n_fit, p)
+        fit_phi = pairs(fit_phi)[:, None].expand(*shape, n_fit, p)
         delta = shrunk_logistic(fit_phi.reshape(-1, n_fit, p), *args)
-        delta = delta.reshape(*shape, n_classes, p)
+        delta = scatter(delta.reshape(*shape, n_classes, p))
         change = phi[:, None, None] @ delta.mT
     logits = torch.cat(
         [f0[:, :, None], f0[:, :, None] + change], 2
@@ -250,43 +283,101 @@ def _newton(G, alpha, newton_step, loss, beta, n_iter, Gbeta=None, dual=True):
     (the kernel in the rows' space, the features in the features' space).
     ``newton_step(active, G_active, Gbeta, beta)`` gives, for the problems
     ``active`` (indices into the batch, ``G_active`` their ``G``), the
-    gradient ``g`` (its size decides convergence) and the Newton step;
+    gradient ``g`` (its size decides convergence) and ``solve(keep,
+    G_kept)``, the Newton step of the problems ``keep`` (a mask, None for
+    all) still moving, so that a converged problem costs no solve;
     ``loss(active, Gbeta)`` gives their data term (``Gbeta`` may have leading
     dims). The penalty is ``alpha / 2`` times the squared change of the head:
     ``beta . Gbeta`` in the rows' space, ``|beta|^2`` in the features'. The
     logits are linear in the step, so every step size of
     ``_STEPS`` is tried at the cost of one product by ``G``; the one of
-    smallest objective wins (0 when none decreases it), per problem. A
+    smallest objective wins (0 when none decreases it), per problem (in a
+    large batch the smaller steps are tried only where the full step is
+    worse than half of it: the objective is convex along the step, so the
+    choice is the same). A
     problem that has converged leaves the batch and stays put, so that each
     problem's iterates do not depend on the others of the batch and the work
     follows the problems still moving (in a cross-validation most converge
     in under half the iterations of the slowest).
     """
     steps = _STEPS.to(beta)
-    t = steps.view((-1,) + (1,) * beta.dim())
     Gbeta = torch.zeros_like(beta) if Gbeta is None else Gbeta
     active = torch.arange(len(beta), device=beta.device)
     for _ in range(n_iter):
         beta_a, Gbeta_a = beta[active], Gbeta[active]
         G_a = G[active] if len(active) < len(G) else G
-        g, step = newton_step(active, G_a, Gbeta_a, beta_a)
+        g, solve = newton_step(active, G_a, Gbeta_a, beta_a)
         moving = g.flatten(1).abs().amax(1) >= _TOLERANCE
-        if not moving.all():
-            active, step, G_a = active[moving], step[moving], G_a[moving]
+        if moving.all():
+            step = solve(None, G_a)
+        else:
+            active, G_a = active[moving], G_a[moving]
             beta_a, Gbeta_a = beta_a[moving], Gbeta_a[moving]
             if not len(active):
                 break
+            step = solve(moving, G_a)
         Gstep = _times(G_a, step)
-        trial_beta = beta_a + t * step
-        trial_Gbeta = Gbeta_a + t * Gstep
-        square = trial_beta * (trial_Gbeta if dual else trial_beta)
-        penalty = square.flatten(2).sum(-1)
-        values = loss(active, trial_Gbeta) + 0.5 * alpha[active] * penalty
-        best = torch.nan_to_num(values, nan=torch.inf).argmin(0)
-        index = torch.arange(len(active), device=beta.device)
-        beta[active] = trial_beta[best, index]
-        Gbeta[active] = trial_Gbeta[best, index]
+        trial = (loss, alpha, dual, active, beta_a, Gbeta_a, step, Gstep)
+        if step.numel() < _ONE_PASS_SEARCH:
+            best = _line_values(*trial, steps).argmin(0)
+        else:
+            # The objective is convex along the step: where the full step
+            # is no worse than half of it, no smaller step is better, and
+            # the other step sizes are tried only for the other problems.
+            first = _line_values(*trial, steps[:2])
+            best = torch.zeros(len(active), dtype=torch.long, device=beta.device)
+            rest = ~(first[0] <= first[1]) | first[0].isinf()
+            if rest.any():
+                rows = rest.nonzero().flatten()
+                others = _line_values(
+                    *trial[:3], *[x[rows] for x in trial[3:]], steps[2:]
+                )
+                best[rows] = torch.cat([first[:, rows], others]).argmin(0)
+        t_best = steps[best].view((-1,) + (1,) * (beta.dim() - 1))
+        beta[active] = beta_a + t_best * step
+        Gbeta[active] = Gbeta_a + t_best * Gstep
     return beta
+
+
+def _line_values(loss, alpha, dual, active, beta, Gbeta, step, Gstep, t):
+    """The objective of :func:`_newton`'s problems ``active`` at the step
+    sizes ``t`` (S,) along ``step``: shape (S, problems), NaN as inf."""
+    t = t.view((-1,) + (1,) * beta.dim())
+    trial, trial_G = beta + t * step, Gbeta + t * Gstep
+    square = trial * (trial_G if dual else trial)
+    values = loss(active, trial_G) + 0.5 * alpha[active] * square.flatten(2).sum(-1)
+    return torch.nan_to_num(values, nan=torch.inf)
+
+
+def _kept(keep, *tensors):
+    """The tensors' problems ``keep`` (a mask; None keeps them all)."""
+    return tensors if keep is None else tuple(t[keep] for t in tensors)
+
+
+def _spd_solve(matrix, rhs):
+    """``M^-1 rhs`` for a batch of symmetric positive definite ``M`` (B, n,
+    n), ``rhs`` (B, n), by Cholesky.
+
+    ``matrix(rows)`` builds the matrices of the problems ``rows`` (a slice):
+    they are built and factored a chunk of about a megabyte at a time, which
+    stays in the CPU's cache (a batch at once is written to fresh memory,
+    then read again by the factorisation: twice as slow for 32 x 32
+    matrices). A chunk whose factorisation fails (not positive definite in
+    floating point) is solved by LU instead.
+    """
+    n_problems, n = rhs.shape
+    per_chunk = max(1, _SOLVE_CHUNK // (n * n))
+    out = torch.empty_like(rhs)
+    for start in range(0, n_problems, per_chunk):
+        rows = slice(start, start + per_chunk)
+        M = matrix(rows)
+        L, info = torch.linalg.cholesky_ex(M)
+        b = rhs[rows, :, None]
+        if bool((info != 0).any()):
+            out[rows] = torch.linalg.solve(M, b).squeeze(-1)
+        else:
+            out[rows] = torch.cholesky_solve(b, L).squeeze(-1)
+    return out
 
 
 def _times(G, beta):
@@ -323,13 +414,27 @@ def _binary_dual(G, h0, y, w, alpha, n_iter):
     """``delta`` of shape (B, n): the logit difference is ``h0 + G delta``."""
 
     def newton_step(active, G_a, Gdelta, delta):
-        # (D G + alpha I) step = -g, D the rows' logistic curvatures.
+        # (D G + alpha I) step = -g, D the rows' logistic curvatures. With
+        # S = D^(1/2), (D G + alpha I)^-1 = (I - S (S G S + alpha I)^-1 S G)
+        # / alpha, whose matrix is symmetric positive definite (Cholesky).
         y_a, w_a, a = y[active], w[active], alpha[active][:, None]
         p = torch.sigmoid(h0[active] + Gdelta)
         g = w_a * (p - y_a) + a * delta
-        M = (w_a * p * (1 - p))[..., None] * G_a
-        M.diagonal(dim1=-2, dim2=-1).add_(a)
-        return g, -torch.linalg.solve(M, g[..., None]).squeeze(-1)
+
+        def solve(keep, G_k):
+            g_k, p_k, w_k, a_k = _kept(keep, g, p, w_a, a)
+            s = (w_k * p_k * (1 - p_k)).sqrt()
+
+            def matrix(rows):
+                s_r = s[rows]
+                M = s_r[..., None] * G_k[rows] * s_r[..., None, :]
+                M.diagonal(dim1=-2, dim2=-1).add_(a_k[rows])
+                return M
+
+            z = _spd_solve(matrix, s * _times(G_k, g_k))
+            return -(g_k - s * z) / a_k
+
+        return g, solve
 
     delta = torch.zeros_like(h0)
     return _newton(G, alpha, newton_step, _binary_loss(h0, y, w), delta, n_iter)
@@ -346,14 +451,19 @@ def _multiclass_dual(G, f0, y, w, alpha, n_iter):
         w_a, a = w[active], alpha[active]
         P = (f0[active] + Gbeta).softmax(-1)
         g = w_a[..., None] * (P - Y[active]) + a[:, None, None] * beta
-        W = w_a[..., None, None] * (
-            torch.diag_embed(P) - P[..., :, None] * P[..., None, :]
-        )
-        M = W[:, :, :, None, :] * G_a[:, :, None, :, None]
-        M = M.reshape(len(active), n * K, n * K)
-        M.diagonal(dim1=-2, dim2=-1).add_(a[:, None])
-        step = torch.linalg.solve(M, g.reshape(len(active), n * K, 1))
-        return g, -step.reshape(len(active), n, K)
+
+        def solve(keep, G_k):
+            g_k, P_k, w_k, a_k = _kept(keep, g, P, w_a, a)
+            W = w_k[..., None, None] * (
+                torch.diag_embed(P_k) - P_k[..., :, None] * P_k[..., None, :]
+            )
+            M = W[:, :, :, None, :] * G_k[:, :, None, :, None]
+            M = M.reshape(len(g_k), n * K, n * K)
+            M.diagonal(dim1=-2, dim2=-1).add_(a_k[:, None])
+            step = torch.linalg.solve(M, g_k.reshape(len(g_k), n * K, 1))
+            return -step.reshape(len(g_k), n, K)
+
+        return g, solve
 
     beta = torch.zeros_like(f0)
     return _newton(G, alpha, newton_step, _multiclass_loss(f0, Y, w), beta, n_iter)
@@ -396,9 +506,20 @@ def _binary_primal(Phi, h0, y, w, alpha, n_iter):
         y_a, w_a, a = y[active], w[active], alpha[active][:, None]
         p = torch.sigmoid(h0[active] + h)
         g = (Phi_a.mT @ (w_a * (p - y_a))[..., None]).squeeze(-1) + a * u
-        M = Phi_a.mT @ ((w_a * p * (1 - p))[..., None] * Phi_a)
-        M.diagonal(dim1=-2, dim2=-1).add_(a)
-        return g, -torch.linalg.solve(M, g[..., None]).squeeze(-1)
+
+        def solve(keep, Phi_k):
+            g_k, p_k, w_k, a_k = _kept(keep, g, p, w_a, a)
+            d = w_k * p_k * (1 - p_k)
+
+            def matrix(rows):
+                Phi_r = Phi_k[rows]
+                M = Phi_r.mT @ (d[rows][..., None] * Phi_r)
+                M.diagonal(dim1=-2, dim2=-1).add_(a_k[rows])
+                return M
+
+            return -_spd_solve(matrix, g_k)
+
+        return g, solve
 
     u = h0.new_zeros(Phi.shape[0], Phi.shape[-1])
     loss = _binary_loss(h0, y, w)
@@ -418,14 +539,24 @@ def _multiclass_primal(Phi, f0, y, w, alpha, n_iter):
         w_a, a = w[active], alpha[active]
         P = (f0[active] + h).softmax(-1)
         g = Phi_a.mT @ (w_a[..., None] * (P - Y[active])) + a[:, None, None] * v
-        W = w_a[..., None, None] * (
-            torch.diag_embed(P) - P[..., :, None] * P[..., None, :]
-        )
-        M = torch.einsum("bia,bic,bikl->bakcl", Phi_a, Phi_a, W)
-        M = M.reshape(len(active), p * K, p * K)
-        M.diagonal(dim1=-2, dim2=-1).add_(a[:, None])
-        step = torch.linalg.solve(M, g.reshape(len(active), p * K, 1))
-        return g, -step.reshape(len(active), p, K)
+
+        def solve(keep, Phi_k):
+            g_k, P_k, w_k, a_k = _kept(keep, g, P, w_a, a)
+            W = w_k[..., None, None] * (
+                torch.diag_embed(P_k) - P_k[..., :, None] * P_k[..., None, :]
+            )
+
+            def matrix(rows):
+                Phi_r = Phi_k[rows]
+                M = torch.einsum("bia,bic,bikl->bakcl", Phi_r, Phi_r, W[rows])
+                M = M.reshape(len(Phi_r), p * K, p * K)
+                M.diagonal(dim1=-2, dim2=-1).add_(a_k[rows][:, None])
+                return M
+
+            step = _spd_solve(matrix, g_k.reshape(len(g_k), p * K))
+            return -step.reshape(len(g_k), p, K)
+
+        return g, solve
 
     v = f0.new_zeros(B, p, K)
     loss = _multiclass_loss(f0, Y, w)

@@ -31,6 +31,7 @@ from ._heads import (
     CVFolds,
     _head_dtype,
     choose_penalty,
+    scatter_folds,
     shrunk_logistic,
 )
 from .modules import MLP
@@ -552,18 +553,22 @@ class MAMLClassifier(_MetaClassifier):
             return states, weight
         folds = CVFolds(y, w, len(self.classes_))
         chunks = folds.chunks(self._max_tasks_per_batch())
-        fits = len(X) + _HEAD_FOLDS * len(chunks[0]) if chunks else None
+        live = folds.live(chunks[0]) if chunks else None
+        fits = len(X) + int(live.sum()) if chunks else None
         if (
             fits is not None
             and fits <= self._max_tasks_per_batch()
             and (X.shape[1] == folds.rows.shape[1])
         ):
-            # The tasks and the folds of the heads' first chunk adapted in one
-            # batch: small tasks (all their rows cross-validated), so the
-            # folds have the tasks' width.
+            # The tasks and the (live) folds of the heads' first chunk adapted
+            # in one batch: small tasks (all their rows cross-validated), so
+            # the folds have the tasks' width.
             xf, yf, wf = folds.inputs(X, chunks[0])
             both = self._adapted_states(
-                params, torch.cat([X, xf]), torch.cat([y, yf]), torch.cat([w, wf])
+                params,
+                torch.cat([X, xf[live]]),
+                torch.cat([y, yf[live]]),
+                torch.cat([w, wf[live]]),
             )
             states = {k: v[: len(X)] for k, v in both.items()}
             first = (xf, yf, wf, {k: v[len(X) :] for k, v in both.items()})
@@ -628,12 +633,15 @@ class MAMLClassifier(_MetaClassifier):
         for i, chunk in enumerate(folds.chunks(self._max_tasks_per_batch())):
             # Each fold's network: adapted to the fold's rows alone.
             T = len(chunk)
+            # Only the folds that fit on some row (``live``) are adapted.
+            live = folds.live(chunk)
             if i == 0 and first is not None:
                 xf, yf, wf, fold_states = first
             else:
                 xf, yf, wf = folds.inputs(X, chunk)
-                fold_states = self._adapted_states(params, xf, yf, wf)
-            f0 = self._task_logits(fold_states, xf).reshape(T, _HEAD_FOLDS, m, -1)
+                fold_states = self._adapted_states(params, xf[live], yf[live], wf[live])
+            f0 = scatter_folds(live, self._task_logits(fold_states, xf[live]))
+            f0 = f0.reshape(T, _HEAD_FOLDS, m, -1)
             yc, wc = folds.y[chunk], folds.w[chunk]
             own[chunk] = _mixture.own_log_likelihood(f0, yc)
             x = xf.view(T, _HEAD_FOLDS, m, n_features)[:, 0]

@@ -9,6 +9,7 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax
 
 from skmeta import PrototypicalClassifier
+from skmeta import _heads as heads_module
 from skmeta import _prototypical as proto_module
 from skmeta._heads import (
     _HEAD_FOLDS,
@@ -451,3 +452,101 @@ def test_float32_heads_where_a_device_has_no_float64(fitted, monkeypatch):
         float64.predict_proba(X_new[30:], sensitive_features=new),
         atol=1e-3,
     )
+
+
+def _separable_problems(n_problems=40, n=10, p=12, seed=0):
+    """Binary problems of few rows, separable at the smallest penalties
+    (full Newton steps overshoot there), at every penalty of the grid."""
+    rng = np.random.RandomState(seed)
+    phi = torch.as_tensor(rng.normal(size=(n_problems, n, p)))
+    y = torch.as_tensor(rng.randint(2, size=(n_problems, n)))
+    y[:, :2] = torch.tensor([0, 1])
+    phi = phi + 1.5 * (2 * y - 1)[..., None]
+    f0 = torch.as_tensor(rng.normal(size=(n_problems, n, 2)))
+    w = torch.as_tensor(rng.uniform(0.5, 2.0, size=(n_problems, n)))
+    w[::3, -2:] = 0.0
+    alpha = _HEAD_PENALTIES.repeat(n_problems)[:n_problems]
+    return phi, f0, y, w, alpha
+
+
+@pytest.mark.parametrize("space", ["dual", "primal"])
+def test_line_search_in_two_passes_chooses_as_in_one(space, monkeypatch):
+    """A large batch tries the smaller step sizes only where the full step
+    is worse than half of it (the objective is convex along the step): the
+    same iterates as trying every step size."""
+    phi, f0, y, w, alpha = _separable_problems()
+    if space == "primal":  # more rows than features
+        phi, f0, y, w = (
+            t.repeat(1, 3, *([1] * (t.dim() - 2))) for t in (phi, f0, y, w)
+        )
+    assert (phi.shape[1] > phi.shape[2]) == (space == "primal")
+    passes = []
+    line_values = heads_module._line_values
+
+    def counted(*args):
+        passes.append(len(args[-1]))
+        return line_values(*args)
+
+    monkeypatch.setattr(heads_module, "_line_values", counted)
+    monkeypatch.setattr(heads_module, "_ONE_PASS_SEARCH", 10**9)
+    one = shrunk_logistic(phi, f0, y, w, alpha)
+    assert set(passes) == {len(heads_module._STEPS)}
+    passes.clear()
+    monkeypatch.setattr(heads_module, "_ONE_PASS_SEARCH", 0)
+    two = shrunk_logistic(phi, f0, y, w, alpha)
+    # Both passes ran: some problems needed a step smaller than 1/2.
+    assert 2 in passes and len(heads_module._STEPS) - 2 in passes
+    torch.testing.assert_close(two, one, atol=1e-12, rtol=0)
+
+
+def test_spd_solve_uses_lu_where_cholesky_fails():
+    rng = np.random.RandomState(0)
+    A = torch.as_tensor(rng.normal(size=(6, 4, 4)))
+    M = A @ A.mT + torch.eye(4)
+    M[4] = M[4] - 20 * torch.eye(4)  # symmetric, not positive definite
+    rhs = torch.as_tensor(rng.normal(size=(6, 4)))
+    expected = torch.linalg.solve(M, rhs[..., None]).squeeze(-1)
+    for chunk in (16, 32, 10**6):  # one problem per chunk, two, all
+        out = heads_module._spd_solve(lambda rows: M[rows].clone(), rhs)
+        torch.testing.assert_close(out, expected)
+        heads_module._SOLVE_CHUNK, chunk = chunk, heads_module._SOLVE_CHUNK
+
+
+def test_cv_losses_against_explicit_folds_with_fewer_folds_than_five():
+    """Tasks with two or three rows of their rarer class have two or three
+    folds; the others are empty and solved for nothing. Each held-out row's
+    loss under each penalty, fold by fold, against ``shrunk_logistic``."""
+    rng = np.random.RandomState(1)
+    T, m, p, K = 4, 9, 3, 2
+    phi = torch.as_tensor(rng.normal(size=(T, m, p)))
+    y = torch.zeros(T, m, dtype=torch.long)
+    y[:, 1::2] = 1
+    y[:2, 1] = 0  # tasks 0 and 1: three rows of class 1 (three folds)
+    y[2:, 1:5:2] = 0  # tasks 2 and 3: two rows of class 1 (two folds)
+    w = torch.ones(T, m, dtype=torch.float64)
+    onehot = torch.nn.functional.one_hot(y, K)
+    n_min = onehot.sum(1).min(-1).values
+    assert n_min.tolist() == [3, 3, 2, 2]
+    fit, held_out, used = stratified_folds(onehot, n_min, w)
+    f0 = torch.as_tensor(rng.normal(size=(T, _HEAD_FOLDS, m, K)))
+    candidates, row_loss = cv_losses(phi, f0, y, w, fit, held_out)
+    for t in range(T):
+        for f in range(int(n_min[t])):
+            tr, te = fit[t, f], held_out[t, f]
+            for c, alpha in enumerate(candidates.tolist()):
+                logits = f0[t, f][te]
+                if alpha > 0:
+                    delta = shrunk_logistic(
+                        phi[t][tr][None],
+                        f0[t, f][tr][None],
+                        y[t][tr][None],
+                        w[t][tr][None],
+                        torch.tensor([alpha], dtype=torch.float64),
+                    )[0]
+                    logits = logits + phi[t][te] @ delta.T
+                nll = -logits.log_softmax(-1)[torch.arange(int(te.sum())), y[t][te]]
+                torch.testing.assert_close(
+                    row_loss[t, c][te], nll, atol=1e-7, rtol=1e-7
+                )
+        # Every used row is held out once.
+        assert (held_out[t].sum(0) == used[t].any(0)).all()
