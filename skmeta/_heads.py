@@ -416,13 +416,18 @@ def _binary_dual(G, h0, y, w, alpha, n_iter):
     def newton_step(active, G_a, Gdelta, delta):
         # (D G + alpha I) step = -g, D the rows' logistic curvatures. With
         # S = D^(1/2), (D G + alpha I)^-1 = (I - S (S G S + alpha I)^-1 S G)
-        # / alpha, whose matrix is symmetric positive definite (Cholesky).
+        # / alpha, whose matrix is symmetric positive definite (Cholesky, in
+        # large batches, where the factorisations' cost is their arithmetic).
         y_a, w_a, a = y[active], w[active], alpha[active][:, None]
         p = torch.sigmoid(h0[active] + Gdelta)
         g = w_a * (p - y_a) + a * delta
 
         def solve(keep, G_k):
             g_k, p_k, w_k, a_k = _kept(keep, g, p, w_a, a)
+            if G_k.numel() <= _SOLVE_CHUNK:  # a small batch: fewest operations
+                M = (w_k * p_k * (1 - p_k))[..., None] * G_k
+                M.diagonal(dim1=-2, dim2=-1).add_(a_k)
+                return -torch.linalg.solve(M, g_k[..., None]).squeeze(-1)
             s = (w_k * p_k * (1 - p_k)).sqrt()
 
             def matrix(rows):

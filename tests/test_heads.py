@@ -550,3 +550,28 @@ def test_cv_losses_against_explicit_folds_with_fewer_folds_than_five():
                 )
         # Every used row is held out once.
         assert (held_out[t].sum(0) == used[t].any(0)).all()
+
+
+@pytest.mark.parametrize("space", ["dual", "primal"])
+def test_cholesky_in_chunks_solves_as_lu_at_once(space, monkeypatch):
+    """Large batches factor their Newton systems by Cholesky a chunk at a
+    time (in the rows' space through S G S + alpha I); small ones by LU at
+    once: the same heads."""
+    phi, f0, y, w, alpha = _separable_problems(seed=3)
+    if space == "primal":
+        phi, f0, y, w = (
+            t.repeat(1, 3, *([1] * (t.dim() - 2))) for t in (phi, f0, y, w)
+        )
+    at_once = shrunk_logistic(phi, f0, y, w, alpha)
+    factored = []
+    cholesky = torch.linalg.cholesky_ex
+
+    def counted(M):
+        factored.append(len(M))
+        return cholesky(M)
+
+    monkeypatch.setattr(heads_module, "_SOLVE_CHUNK", 7 * min(phi.shape[-2:]) ** 2)
+    monkeypatch.setattr(torch.linalg, "cholesky_ex", counted)
+    chunked = shrunk_logistic(phi, f0, y, w, alpha)
+    assert factored and max(factored) <= 7 and len(factored) > len(set(factored))
+    torch.testing.assert_close(chunked, at_once, atol=1e-10, rtol=0)
