@@ -1,0 +1,132 @@
+"""Fit time against the number of groups, this checkout against an earlier
+commit of the package, interleaved in one process.
+
+The package at ``--against`` is exported with ``git archive`` into a scratch
+folder and imported under another name, so both versions run side by side on
+the same data (``bench_speed.py``'s scale data: 50,000 rows in 10 to 10,000
+groups, ``max_epochs=1``, ``n_threads=1``), alternating call by call, so that
+both see the same machine load. Each fit is followed by ``predict_proba`` on
+all rows, and the script prints the largest difference between the two
+versions' probabilities: 0 for a change that should not move any result.
+
+Prints, per estimator and number of groups, the smallest fit time of each
+version over ``--repeats`` fits, their ratio, and each version's fit time per
+row relative to its 10-group fit (the scale target's ratio).
+
+Run (about 4 minutes with the defaults)::
+
+    OMP_NUM_THREADS=1 python benchmarks/compare_fit_speed.py --against ec33904~2
+"""
+
+import argparse
+import importlib
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import bench_fewshot as B  # noqa: E402
+import bench_speed as S  # noqa: E402
+
+import skmeta  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def import_commit(commit, scratch):
+    """The package at ``commit``, imported as ``skmeta_<short hash>``."""
+    short = subprocess.run(
+        ["git", "rev-parse", "--short", commit],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    name = f"skmeta_{short}"
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit, "skmeta"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", scratch], input=archive, check=True)
+    package = pathlib.Path(scratch) / name
+    (pathlib.Path(scratch) / "skmeta").rename(package)
+    absolute = re.compile(r"\b(from|import) skmeta\b")
+    for path in package.rglob("*.py"):
+        text = path.read_text()
+        path.write_text(absolute.sub(rf"\1 {name}", text))
+    sys.path.insert(0, scratch)
+    return name, importlib.import_module(name)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--against", required=True, help="an earlier commit")
+    parser.add_argument("--groups", default="10,1000,10000")
+    parser.add_argument("--estimators", default="MAMLClassifier,PrototypicalClassifier")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore")
+    groups = [int(g) for g in args.groups.split(",")]
+    with tempfile.TemporaryDirectory() as scratch:
+        name, old = import_commit(args.against, scratch)
+        versions = {"this checkout": skmeta, args.against: old}
+        B.exploration_header("compare_fit_speed", argv)
+        print(
+            f"Against the package at {args.against} (imported as {name}); "
+            f"torch {torch.__version__}, torch threads 1; 50,000 rows, "
+            f"max_epochs=1; fit s: the smallest of {args.repeats} fits, "
+            "alternating between the versions.\n"
+        )
+        print(
+            "| estimator | groups | version | fit s (min) | / other version "
+            "| x 10 groups, per row | max abs. difference of probabilities |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for estimator in args.estimators.split(","):
+            X, y, g = S.make_rows(400, 10)
+            for module in versions.values():  # warm-up
+                getattr(module, estimator)(
+                    max_epochs=1, steps_per_epoch=2, n_threads=1, random_state=0
+                ).fit(X, y, sensitive_features=g)
+            base = {}
+            for n_groups in groups:
+                X, y, g = S.make_rows(50_000, n_groups)
+                times = {label: [] for label in versions}
+                proba = {}
+                for r in range(args.repeats):
+                    order = list(versions.items())
+                    for label, module in order if r % 2 == 0 else order[::-1]:
+                        clf = getattr(module, estimator)(
+                            max_epochs=1, n_threads=1, random_state=S.RANDOM_STATE
+                        )
+                        start = time.perf_counter()
+                        clf.fit(X, y, sensitive_features=g)
+                        times[label].append(time.perf_counter() - start)
+                        proba[label] = clf.predict_proba(X, sensitive_features=g)
+                best = {label: min(t) for label, t in times.items()}
+                labels = list(versions)
+                diff = float(np.abs(proba[labels[0]] - proba[labels[1]]).max())
+                for label in labels:
+                    other = best[labels[1] if label == labels[0] else labels[0]]
+                    base.setdefault(label, best[label])
+                    ratio, per_row = best[label] / other, best[label] / base[label]
+                    print(
+                        f"| {estimator} | {n_groups:,} | {label} | {best[label]:.2f} "
+                        f"| {ratio:.2f} | {per_row:.2f} | {diff:.1e} |",
+                        flush=True,
+                    )
+
+
+if __name__ == "__main__":
+    main()
