@@ -361,9 +361,9 @@ def _spd_solve(matrix, rhs):
     ``matrix(rows)`` builds the matrices of the problems ``rows`` (a slice):
     they are built and factored a chunk of about a megabyte at a time, which
     stays in the CPU's cache (a batch at once is written to fresh memory,
-    then read again by the factorisation: twice as slow for 32 x 32
-    matrices). A chunk whose factorisation fails (not positive definite in
-    floating point) is solved by LU instead.
+    then read again by the factorisation). A chunk whose factorisation fails
+    (not positive definite in floating point), or a device without a
+    batched Cholesky, is solved by LU instead: the same solution.
     """
     n_problems, n = rhs.shape
     per_chunk = max(1, _SOLVE_CHUNK // (n * n))
@@ -371,9 +371,12 @@ def _spd_solve(matrix, rhs):
     for start in range(0, n_problems, per_chunk):
         rows = slice(start, start + per_chunk)
         M = matrix(rows)
-        L, info = torch.linalg.cholesky_ex(M)
         b = rhs[rows, :, None]
-        if bool((info != 0).any()):
+        try:
+            L, info = torch.linalg.cholesky_ex(M)
+        except NotImplementedError:  # e.g. an accelerator without it
+            L, info = None, None
+        if info is None or bool((info != 0).any()):
             out[rows] = torch.linalg.solve(M, b).squeeze(-1)
         else:
             out[rows] = torch.cholesky_solve(b, L).squeeze(-1)

@@ -499,7 +499,7 @@ def test_line_search_in_two_passes_chooses_as_in_one(space, monkeypatch):
     torch.testing.assert_close(two, one, atol=1e-12, rtol=0)
 
 
-def test_spd_solve_uses_lu_where_cholesky_fails():
+def test_spd_solve_uses_lu_where_cholesky_fails(monkeypatch):
     rng = np.random.RandomState(0)
     A = torch.as_tensor(rng.normal(size=(6, 4, 4)))
     M = A @ A.mT + torch.eye(4)
@@ -507,9 +507,24 @@ def test_spd_solve_uses_lu_where_cholesky_fails():
     rhs = torch.as_tensor(rng.normal(size=(6, 4)))
     expected = torch.linalg.solve(M, rhs[..., None]).squeeze(-1)
     for chunk in (16, 32, 10**6):  # one problem per chunk, two, all
+        monkeypatch.setattr(heads_module, "_SOLVE_CHUNK", chunk)
         out = heads_module._spd_solve(lambda rows: M[rows].clone(), rhs)
         torch.testing.assert_close(out, expected)
-        heads_module._SOLVE_CHUNK, chunk = chunk, heads_module._SOLVE_CHUNK
+
+
+def test_spd_solve_uses_lu_on_a_device_without_cholesky(monkeypatch):
+    rng = np.random.RandomState(1)
+    A = torch.as_tensor(rng.normal(size=(5, 3, 3)))
+    M = A @ A.mT + torch.eye(3)
+    rhs = torch.as_tensor(rng.normal(size=(5, 3)))
+    expected = heads_module._spd_solve(lambda rows: M[rows].clone(), rhs)
+
+    def missing(M):
+        raise NotImplementedError("no batched Cholesky on this device")
+
+    monkeypatch.setattr(torch.linalg, "cholesky_ex", missing)
+    out = heads_module._spd_solve(lambda rows: M[rows].clone(), rhs)
+    torch.testing.assert_close(out, expected)
 
 
 def test_cv_losses_against_explicit_folds_with_fewer_folds_than_five():
