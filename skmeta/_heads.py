@@ -294,11 +294,11 @@ def _newton(G, alpha, newton_step, loss, beta, n_iter, Gbeta=None, dual=True):
     smallest objective wins (0 when none decreases it), per problem (in a
     large batch the smaller steps are tried only where the full step is
     worse than half of it: the objective is convex along the step, so the
-    choice is the same). A
-    problem that has converged leaves the batch and stays put, so that each
-    problem's iterates do not depend on the others of the batch and the work
-    follows the problems still moving (in a cross-validation most converge
-    in under half the iterations of the slowest).
+    choice is the same). A problem that has converged leaves the batch and
+    stays put, so that each problem's iterates do not depend on the others
+    of the batch and the work follows the problems still moving (in a
+    cross-validation most converge in under half the iterations of the
+    slowest).
     """
     steps = _STEPS.to(beta)
     Gbeta = torch.zeros_like(beta) if Gbeta is None else Gbeta
