@@ -21,6 +21,7 @@ from .utils._validation import (
     label_map,
     lookup_labels,
     split_sensitive_columns,
+    string_index,
 )
 
 __all__ = [
@@ -246,20 +247,27 @@ def validate_fit_input(
 
 
 def _set_task_index(estimator, previous=None):
-    """Cache a hash map of ``tasks_`` (and of ``groups_``).
+    """Cache a hash map of ``tasks_`` (and of ``groups_``), and for numpy
+    string labels a sorted hash index (:func:`string_index`), which looks up
+    many distinct labels without a Python object each.
 
-    When tasks are appended to ``previous`` (``partial_fit``), the map grows
-    from the cached one: only the new labels are hashed, so adding a group
-    costs the same with 10 or 10,000 groups known. The map is copied, never
-    changed in place, so a shallow copy of the estimator keeps its own.
+    When tasks are appended to ``previous`` (``partial_fit``), the map and
+    index grow from the cached ones: only the new labels are hashed, so
+    adding a group costs about the same with 10 or 10,000 groups known. They
+    are copied, never changed in place, so a shallow copy of the estimator
+    keeps its own.
     """
     tasks = estimator.tasks_
     cached = estimator.__dict__.get("_tasks_index_")
     if previous is not None and cached is not None and cached[0] is previous:
-        mapping = label_map(tasks[len(previous) :], len(previous), cached[1])
+        new = tasks[len(previous) :]
+        mapping = label_map(new, len(previous), cached[1])
+        index = (
+            None if cached[2] is None else string_index(new, len(previous), cached[2])
+        )
     else:
-        mapping = label_map(tasks)
-    estimator._tasks_index_ = (tasks, mapping)
+        mapping, index = label_map(tasks), string_index(tasks)
+    estimator._tasks_index_ = (tasks, mapping, index)
 
 
 def _encode_known(estimator, cache, known, labels):
@@ -271,7 +279,7 @@ def _encode_known(estimator, cache, known, labels):
     cached = estimator.__dict__.get(cache)
     if cached is None or cached[0] is not known:
         return encode_groups(labels, known)
-    return lookup_labels(cached[1], labels)
+    return lookup_labels(cached[1], labels, cached[2] if len(cached) > 2 else None)
 
 
 def _encode_tasks(estimator, labels):

@@ -201,7 +201,7 @@ def test_new_groups_extend_the_label_map_without_touching_copies(shifted):
     known = len(clf.tasks_)
     for i in range(3):
         clf.partial_fit(X[:4], y[:4], sensitive_features=np.full(4, f"new{i}"))
-    tasks, mapping = clf._tasks_index_
+    tasks, mapping, _ = clf._tasks_index_
     assert tasks is clf.tasks_ and len(mapping) == known + 3
     assert [mapping[t] for t in clf.tasks_] == list(range(known + 3))
     assert len(before._tasks_index_[1]) == known

@@ -461,6 +461,87 @@ def test_string_and_integer_labels_are_looked_up_as_python_objects(multiplier):
     )
 
 
+def test_string_index_looks_up_as_the_label_map():
+    """The sorted hash index of numpy string labels, built at once or grown
+    label by label, gives the label map's positions (unknown labels -1,
+    strings of other array widths, non-ASCII, the empty string)."""
+    rng = np.random.default_rng(1)
+    known = np.array(["g1", "g11", "é", "", "group-10"])
+    mapping = _validation.label_map(known.astype(object))
+    index = _validation.string_index(known)
+    grown = _validation.string_index(known[:2])
+    for start in range(2, len(known)):
+        grown = _validation.string_index(known[start : start + 1], start, grown)
+    for part in range(3):
+        np.testing.assert_array_equal(grown[part], index[part])
+    labels = rng.choice(["g1", "g11", "x1", "é", "", "group-10", "g"], size=400)
+    expected = _validation.lookup_labels(mapping, labels.astype(object))
+    assert set(expected) == {-1, 0, 1, 2, 3, 4}
+    calls = []
+    original = _validation._lookup_hashes
+
+    def counted(*args):
+        calls.append(1)
+        return original(*args)
+
+    with mock.patch.object(_validation, "_lookup_hashes", counted):
+        got = _validation.lookup_labels(mapping, labels, index)
+    assert calls and np.array_equal(got, expected)
+    # Labels of a wider array hash alike (the padding adds nothing).
+    wide = labels.astype("U20")
+    assert np.array_equal(_validation.lookup_labels(mapping, wide, index), expected)
+    # Python strings in an object array (as fitted models keep their labels)
+    # give the same index; other objects and integers none.
+    for part in range(3):
+        np.testing.assert_array_equal(
+            _validation.string_index(known.astype(object))[part], index[part]
+        )
+    assert _validation.string_index(np.array(["a", 1], dtype=object)) is None
+    assert _validation.string_index(np.arange(3)) is None
+
+
+def test_string_index_falls_back_to_the_label_map_on_collisions():
+    # Multiplier 0 hashes the first character only.
+    with mock.patch.object(_validation, "_STRING_HASH_MULTIPLIER", 0):
+        # Two known labels share a hash: no index.
+        assert _validation.string_index(np.array(["g1", "g2"])) is None
+        index = _validation.string_index(np.array(["a", "b", "c"]))
+        assert index is not None
+        mapping = _validation.label_map(np.array(["a", "b", "c"], dtype=object))
+        # "ax" hashes as "a" without being it: the label map decides.
+        labels = np.array(["ax", "b", "zz", "a"])
+        assert (
+            _validation._lookup_hashes(
+                index, labels, _validation._string_hashes(labels)
+            )
+            is None
+        )
+        got = _validation.lookup_labels(mapping, labels, index)
+    np.testing.assert_array_equal(got, [-1, 1, -1, 0])
+
+
+def test_task_index_grows_with_new_groups_and_predicts_as_without(klass):
+    X, y, groups = _data(90)
+    groups = np.asarray(groups).astype(str)
+    clf = klass(**FAST).fit(X, y, sensitive_features=groups)
+    assert clf._tasks_index_[2] is not None
+    for i in range(3):
+        clf.partial_fit(X[:6], y[:6], sensitive_features=np.full(6, f"new{i}"))
+    grown = clf._tasks_index_[2]
+    fresh = _validation.string_index(clf.tasks_)
+    for part in range(3):
+        np.testing.assert_array_equal(grown[part], fresh[part])
+    labels = np.concatenate([groups[:40], np.full(5, "new1"), np.full(5, "none")])
+    rows = np.concatenate([X[:40], X[:10]])
+    with pytest.warns(UnknownGroupWarning):
+        proba = clf.predict_proba(rows, sensitive_features=labels)
+    without = copy.copy(clf)
+    without._tasks_index_ = clf._tasks_index_[:2] + (None,)
+    with pytest.warns(UnknownGroupWarning):
+        expected = without.predict_proba(rows, sensitive_features=labels)
+    np.testing.assert_array_equal(proba, expected)
+
+
 def test_string_labels_predict_as_object_labels(klass):
     X, y, groups = _data(90)
     clf = klass(**FAST).fit(X, y, sensitive_features=groups)

@@ -116,28 +116,31 @@ def label_map(labels, start=0, mapping=None):
 _STRING_HASH_MULTIPLIER = 1_000_003
 
 
-def _factorize_strings(labels, multiplier=None):
-    """``pd.factorize`` of a 1-D numpy string array, without Python objects.
+def _string_hashes(labels, multiplier=None):
+    """A uint64 hash of each string of a 1-D numpy string array.
 
-    Each string's UCS-4 code points are hashed to one uint64 (wrapping
-    arithmetic), and the hashes are factorised. Codes are exact: every row
-    is compared with a row of its code, and on any collision the
-    labels are factorised as Python strings instead.
-
-    Returns
-    -------
-    codes : ndarray of shape (n_samples,), dtype=int64
-    uniques : list of str
+    The UCS-4 code points are weighted by powers of ``multiplier`` from the
+    first character on (wrapping arithmetic), so the NULs that pad a string
+    to its array's width add nothing: a string hashes alike in arrays of any
+    width.
     """
     if multiplier is None:
         multiplier = _STRING_HASH_MULTIPLIER
-    labels = np.ascontiguousarray(labels)
-    points = labels.view(np.uint32).reshape(len(labels), -1)
+    points = np.ascontiguousarray(labels).view(np.uint32).reshape(len(labels), -1)
     hashes = np.zeros(len(labels), dtype=np.uint64)
+    power = np.ones(1, dtype=np.uint64)
     for column in points.T:
-        hashes *= np.uint64(multiplier)
-        hashes += column
-    codes, unique_hashes = pd.factorize(hashes)
+        hashes += column * power
+        power *= np.uint64(multiplier)
+    return hashes
+
+
+def _factorize_string_hashes(labels, multiplier=None):
+    """``(codes, uniques, unique_hashes)`` of a 1-D numpy string array,
+    ``uniques`` a numpy array; ``unique_hashes`` is None where two different
+    strings share a hash (the codes are then those of the Python strings)."""
+    labels = np.ascontiguousarray(labels)
+    codes, unique_hashes = pd.factorize(_string_hashes(labels, multiplier))
     # One row of each code stands for it (which one does not matter: a code
     # holding two different strings fails the check below either way).
     member = np.empty(len(unique_hashes), dtype=np.int64)
@@ -145,22 +148,88 @@ def _factorize_strings(labels, multiplier=None):
     uniques = labels[member]
     if not np.array_equal(uniques[codes], labels):
         codes, uniques = pd.factorize(labels.astype(object))
+        return codes, np.asarray(uniques), None
+    return codes, uniques, unique_hashes
+
+
+def _factorize_strings(labels, multiplier=None):
+    """``pd.factorize`` of a 1-D numpy string array, without Python objects.
+
+    Each string's UCS-4 code points are hashed to one uint64
+    (:func:`_string_hashes`), and the hashes are factorised. Codes are
+    exact: every row is compared with a row of its code, and on any
+    collision the labels are factorised as Python strings instead.
+
+    Returns
+    -------
+    codes : ndarray of shape (n_samples,), dtype=int64
+    uniques : list of str
+    """
+    codes, uniques, _ = _factorize_string_hashes(labels, multiplier)
     # Python strings: they hash faster than numpy's str_ scalars.
     return codes, uniques.tolist()
 
 
-def lookup_labels(mapping, labels):
+def string_index(labels, start=0, index=None):
+    """A hash index of the string labels ``labels`` (positions from
+    ``start``), added to a copy of ``index``: ``(hashes, positions,
+    labels)``, the hashes sorted; None where labels are not strings (a numpy
+    string array, or an object array of Python strings) or two of them share
+    a hash (lookups then use the label map).
+
+    Adding labels to an index costs a copy of its arrays (no hashing of the
+    labels already in it).
+    """
+    labels = np.asarray(labels)
+    if labels.ndim == 1 and labels.dtype == object and len(labels):
+        # Python strings (as fitted models keep them), and nothing else.
+        if not all(type(label) is str for label in labels):
+            return None
+        labels = labels.astype(str)
+    if labels.ndim != 1 or labels.dtype.kind != "U":
+        return None
+    hashes = _string_hashes(labels)
+    positions = np.arange(start, start + len(labels), dtype=np.int64)
+    if index is None:
+        if start:
+            return None
+        known = labels
+    else:
+        known = np.concatenate([index[2], labels])
+        where = np.searchsorted(index[0], hashes)
+        order = np.argsort(where, kind="stable")
+        hashes, positions = hashes[order], positions[order]
+        where = where[order]
+        hashes = np.insert(index[0], where, hashes)
+        positions = np.insert(index[1], where, positions)
+    if index is None:
+        order = np.argsort(hashes, kind="stable")
+        hashes, positions = hashes[order], positions[order]
+    if (hashes[1:] == hashes[:-1]).any():
+        return None
+    return hashes, positions, known
+
+
+def lookup_labels(mapping, labels, index=None):
     """Positions of ``labels`` in ``mapping`` (``-1``: unknown).
 
     The labels are factorised first (in C), so the Python work is one lookup
     per distinct label, whatever the number of rows. Numpy string and
-    integer arrays are factorised without a Python object per row.
+    integer arrays are factorised without a Python object per row; numpy
+    strings are looked up in ``index`` (:func:`string_index` of the same
+    labels as ``mapping``) where given, without a Python object per
+    distinct label either.
     """
     labels = np.asarray(labels)
     if len(labels) == 0 or not mapping:
         return np.full(len(labels), -1, dtype=np.int64)
     if labels.ndim == 1 and labels.dtype.kind == "U":
-        codes, uniques = _factorize_strings(labels)
+        codes, uniques, hashes = _factorize_string_hashes(labels)
+        if index is not None and hashes is not None:
+            positions = _lookup_hashes(index, uniques, hashes)
+            if positions is not None:
+                return positions[codes]
+        uniques = uniques.tolist()
     elif labels.ndim == 1 and labels.dtype.kind in "iu":
         codes, uniques = pd.factorize(labels)
         uniques = uniques.tolist()
@@ -176,6 +245,20 @@ def lookup_labels(mapping, labels):
     out = positions[codes]
     out[codes < 0] = -1
     return out
+
+
+def _lookup_hashes(index, uniques, hashes):
+    """Positions of the distinct labels ``uniques`` (their ``hashes``) in
+    the :func:`string_index` ``index``, -1 for unknown ones; None where a
+    hash matches a different label (the caller uses the label map)."""
+    known_hashes, known_positions, known = index
+    at = np.searchsorted(known_hashes, hashes).clip(max=len(known_hashes) - 1)
+    hit = known_hashes[at] == hashes
+    positions = known_positions[at]
+    same = hit & (known[positions] == uniques)
+    if (hit & ~same).any():
+        return None
+    return np.where(same, positions, -1)
 
 
 def encode_groups(labels, known):
