@@ -1,17 +1,18 @@
-"""Fit time against the number of groups, this checkout against an earlier
-commit of the package, interleaved in one process.
+"""Fit and predict time against the number of groups, this checkout against
+an earlier commit of the package, interleaved in one process.
 
 The package at ``--against`` is exported with ``git archive`` into a scratch
 folder and imported under another name, so both versions run side by side on
 the same data (``bench_speed.py``'s scale data: 50,000 rows in 10 to 10,000
 groups, ``max_epochs=1``, ``n_threads=1``), alternating call by call, so that
 both see the same machine load. Each fit is followed by ``predict_proba`` on
-all rows, and the script prints the largest difference between the two
+all rows, timed, and the script prints the largest difference between the two
 versions' probabilities: 0 for a change that should not move any result.
 
-Prints, per estimator and number of groups, the smallest fit time of each
-version over ``--repeats`` fits, their ratio, and each version's fit time per
-row relative to its 10-group fit (the scale target's ratio).
+Prints, per estimator and number of groups, the smallest fit and predict times
+of each version over ``--repeats`` fits, the ratio of the fit times, and each
+version's fit and predict times per row relative to its 10-group ones (the
+scale target's ratios).
 
 Run (about 4 minutes with the defaults)::
 
@@ -90,19 +91,21 @@ def main(argv=None):
         )
         print(
             "| estimator | groups | version | fit s (min) | / other version "
-            "| x 10 groups, per row | max abs. difference of probabilities |"
+            "| x 10 groups, per row | predict ms (min) | x 10 groups, per row "
+            "| max abs. difference of probabilities |"
         )
-        print("|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|")
         for estimator in args.estimators.split(","):
             X, y, g = S.make_rows(400, 10)
             for module in versions.values():  # warm-up
                 getattr(module, estimator)(
                     max_epochs=1, steps_per_epoch=2, n_threads=1, random_state=0
                 ).fit(X, y, sensitive_features=g)
-            base = {}
+            base, base_predict = {}, {}
             for n_groups in groups:
                 X, y, g = S.make_rows(50_000, n_groups)
                 times = {label: [] for label in versions}
+                predict_times = {label: [] for label in versions}
                 proba = {}
                 for r in range(args.repeats):
                     order = list(versions.items())
@@ -113,17 +116,23 @@ def main(argv=None):
                         start = time.perf_counter()
                         clf.fit(X, y, sensitive_features=g)
                         times[label].append(time.perf_counter() - start)
+                        clf.predict_proba(X[:1000], sensitive_features=g[:1000])
+                        start = time.perf_counter()
                         proba[label] = clf.predict_proba(X, sensitive_features=g)
+                        predict_times[label].append(time.perf_counter() - start)
                 best = {label: min(t) for label, t in times.items()}
+                predict = {label: min(t) for label, t in predict_times.items()}
                 labels = list(versions)
                 diff = float(np.abs(proba[labels[0]] - proba[labels[1]]).max())
                 for label in labels:
                     other = best[labels[1] if label == labels[0] else labels[0]]
                     base.setdefault(label, best[label])
+                    base_predict.setdefault(label, predict[label])
                     ratio, per_row = best[label] / other, best[label] / base[label]
                     print(
                         f"| {estimator} | {n_groups:,} | {label} | {best[label]:.2f} "
-                        f"| {ratio:.2f} | {per_row:.2f} | {diff:.1e} |",
+                        f"| {ratio:.2f} | {per_row:.2f} | {predict[label] * 1e3:.1f} "
+                        f"| {predict[label] / base_predict[label]:.2f} | {diff:.1e} |",
                         flush=True,
                     )
 
