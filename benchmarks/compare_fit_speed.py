@@ -6,8 +6,9 @@ folder and imported under another name, so both versions run side by side on
 the same data (``bench_speed.py``'s scale data: 50,000 rows in 10 to 10,000
 groups, ``max_epochs=1``, ``n_threads=1``), alternating call by call, so that
 both see the same machine load. Each fit is followed by ``predict_proba`` on
-all rows, five times (the fastest counts), and the script prints the largest difference between the two
-versions' probabilities: 0 for a change that should not move any result.
+all rows, five times (the fastest counts), and the script prints the largest
+difference between the two versions' probabilities: 0 for a change that
+should not move any result.
 
 Prints, per estimator and number of groups, the smallest fit and predict times
 of each version over ``--repeats`` fits, the ratio of the fit times, and each
