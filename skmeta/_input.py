@@ -213,7 +213,11 @@ def validate_fit_input(
             if sensitive is not None
             else np.array([], dtype=object)
         )
-        estimator._groups_index_ = (estimator.groups_, label_map(estimator.groups_))
+        estimator._groups_index_ = (
+            estimator.groups_,
+            label_map(estimator.groups_),
+            None,
+        )
     elif classes is not None:
         _check_partial_fit_first_call(estimator, classes)  # raises if they differ
     unseen = np.setdiff1d(np.unique(y), estimator.classes_)
@@ -279,7 +283,7 @@ def _encode_known(estimator, cache, known, labels):
     cached = estimator.__dict__.get(cache)
     if cached is None or cached[0] is not known:
         return encode_groups(labels, known)
-    return lookup_labels(cached[1], labels, cached[2] if len(cached) > 2 else None)
+    return lookup_labels(cached[1], labels, cached[2])
 
 
 def _encode_tasks(estimator, labels):

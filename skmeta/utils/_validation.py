@@ -188,23 +188,18 @@ def string_index(labels, start=0, index=None):
         labels = labels.astype(str)
     if labels.ndim != 1 or labels.dtype.kind != "U":
         return None
+    if index is None and start:
+        return None
     hashes = _string_hashes(labels)
     positions = np.arange(start, start + len(labels), dtype=np.int64)
-    if index is None:
-        if start:
-            return None
-        known = labels
-    else:
+    order = np.argsort(hashes, kind="stable")
+    hashes, positions = hashes[order], positions[order]
+    known = labels
+    if index is not None:  # merged into the sorted arrays of ``index``
         known = np.concatenate([index[2], labels])
         where = np.searchsorted(index[0], hashes)
-        order = np.argsort(where, kind="stable")
-        hashes, positions = hashes[order], positions[order]
-        where = where[order]
         hashes = np.insert(index[0], where, hashes)
         positions = np.insert(index[1], where, positions)
-    if index is None:
-        order = np.argsort(hashes, kind="stable")
-        hashes, positions = hashes[order], positions[order]
     if (hashes[1:] == hashes[:-1]).any():
         return None
     return hashes, positions, known
