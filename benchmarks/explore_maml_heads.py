@@ -60,10 +60,25 @@ def _logit(p):
     return np.log(p / (1 - p))
 
 
-def _corrected(f0_fit, X_fit, y_fit, f0_out, X_out, alphas):
-    """Logits on the out rows of the corrections of every penalty, (P, n_out)."""
-    A_fit = torch.as_tensor(np.c_[X_fit, np.ones(len(X_fit))], dtype=torch.float64)
-    A_out = torch.as_tensor(np.c_[X_out, np.ones(len(X_out))], dtype=torch.float64)
+def _design(X, f0, features):
+    """The correction's columns: ``x`` and 1 (``"x"``), plus the adapted
+    model's logit (``"x+f"``), or only 1 and the logit (``"f"``)."""
+    ones = np.ones(len(X))
+    if features == "x":
+        return np.c_[X, ones]
+    if features == "x+f":
+        return np.c_[X, ones, f0]
+    return np.c_[ones, f0]
+
+
+def _corrected(f0_fit, X_fit, y_fit, f0_out, X_out, alphas, features="x"):
+    """Logits on the out rows of the corrections of every penalty, (P, n_out).
+
+    The adapted model's logit stays an offset; with ``features`` holding it,
+    its coefficient (shrunk toward 0) rescales it: a group whose rows
+    disagree with the model can drop it."""
+    A_fit = torch.as_tensor(_design(X_fit, f0_fit, features), dtype=torch.float64)
+    A_out = torch.as_tensor(_design(X_out, f0_out, features), dtype=torch.float64)
     n_pen = len(alphas)
     G = (A_fit @ A_fit.T).expand(n_pen, -1, -1)
     f0 = torch.as_tensor(np.c_[np.zeros(len(f0_fit)), f0_fit])
@@ -83,13 +98,22 @@ def _nll(y, logits):
     return np.logaddexp(0, -np.where(y == 1, 1, -1) * logits)
 
 
+FEATURES = ("x", "x+f", "f")
+
+
 def head_scores(model, task, Xs, ys, Xq):
-    """Query logits of ``MAML + x head`` (min, 1se) and the chosen penalties."""
+    """Query logits of ``MAML + <features> head`` (min, 1se) for each of
+    ``FEATURES``, and the chosen penalties: ``{(features, rule): (logits,
+    alpha)}``."""
     f0_q = _logit(model.predict_proba(Xq, tasks=np.full(len(Xq), task))[:, 1])
     f0_s = _logit(model.predict_proba(Xs, tasks=np.full(len(Xs), task))[:, 1])
     n_min = int(np.bincount(ys, minlength=2).min())
     if n_min < 2:
-        return f0_q, f0_q, np.inf, np.inf
+        return {
+            (features, rule): (f0_q, np.inf)
+            for features in FEATURES
+            for rule in ("min", "1se")
+        }
     splits = list(StratifiedKFold(min(5, n_min)).split(Xs, ys))
     # Every fold adapted in one call, each fold's fitting rows a task of
     # their own (a copy of the fitted model, whose network does not change).
@@ -100,26 +124,33 @@ def head_scores(model, task, Xs, ys, Xq):
     )
     cv.partial_fit(Xs[fit_rows], ys[fit_rows], tasks=fit_tasks)
     candidates = np.r_[np.inf, np.array(ALPHAS)[::-1]]  # largest first
-    losses = np.zeros((len(candidates), len(ys)))
-    for i, (fit, out) in enumerate(splits):
-        name = np.full(len(ys), f"__cv{i}")
-        f0 = _logit(cv.predict_proba(Xs, tasks=name)[:, 1])
-        logits = _corrected(f0[fit], Xs[fit], ys[fit], f0[out], Xs[out], candidates[1:])
-        losses[0, out] = _nll(ys[out], f0[out])
-        losses[1:, out] = _nll(ys[out], logits)
-    total = losses.sum(1)
-    best = int(np.argmin(total))
-    diff = losses - losses[best]
-    se = diff.std(1, ddof=1) * np.sqrt(len(ys))
-    one_se = int(np.flatnonzero(total - total[best] <= se).min())
-    out = []
-    for choice in (best, one_se):
-        if choice == 0:
-            out.append(f0_q)
-        else:
+    f0_folds = [
+        _logit(cv.predict_proba(Xs, tasks=np.full(len(ys), f"__cv{i}"))[:, 1])
+        for i in range(len(splits))
+    ]
+    out = {}
+    for features in FEATURES:
+        losses = np.zeros((len(candidates), len(ys)))
+        for (fit, held), f0 in zip(splits, f0_folds):
+            logits = _corrected(
+                f0[fit], Xs[fit], ys[fit], f0[held], Xs[held], candidates[1:],
+                features,
+            )
+            losses[0, held] = _nll(ys[held], f0[held])
+            losses[1:, held] = _nll(ys[held], logits)
+        total = losses.sum(1)
+        best = int(np.argmin(total))
+        diff = losses - losses[best]
+        se = diff.std(1, ddof=1) * np.sqrt(len(ys))
+        one_se = int(np.flatnonzero(total - total[best] <= se).min())
+        for rule, choice in (("min", best), ("1se", one_se)):
             alpha = candidates[choice]
-            out.append(_corrected(f0_s, Xs, ys, f0_q, Xq, [alpha])[0])
-    return out[0], out[1], candidates[best], candidates[one_se]
+            if choice == 0:
+                out[features, rule] = (f0_q, alpha)
+            else:
+                logits = _corrected(f0_s, Xs, ys, f0_q, Xq, [alpha], features)[0]
+                out[features, rule] = (logits, alpha)
+    return out
 
 
 def run_fold(data, f_index, seeds, ks, budget):
@@ -133,15 +164,13 @@ def run_fold(data, f_index, seeds, ks, budget):
         Xq, yq = data.X[query], data.y[query]
         model = copy.deepcopy(maml)
         model.partial_fit(Xs, ys, tasks=np.full(len(ys), task))
-        s_min, s_1se, a_min, a_1se = head_scores(model, task, Xs, ys, Xq)
+        heads = head_scores(model, task, Xs, ys, Xq)
         f0_q = _logit(model.predict_proba(Xq, tasks=np.full(len(Xq), task))[:, 1])
-        scores = {
-            "MAML": f0_q,
-            "MAML + x head (min)": s_min,
-            "MAML + x head (1se)": s_1se,
-            "LR on k rows": B.lr_on_rows(1.0, Xs, ys).predict_proba(Xq)[:, 1] - 0.5,
-        }
-        for method, score in scores.items():
+        lr = B.lr_on_rows(1.0, Xs, ys).predict_proba(Xq)[:, 1] - 0.5
+        scores = {"MAML": (f0_q, np.inf), "LR on k rows": (lr, np.inf)}
+        for (features, rule), value in heads.items():
+            scores[f"MAML + {features} head ({rule})"] = value
+        for method, (score, alpha) in scores.items():
             records.append(
                 dict(
                     fold=f_index,
@@ -150,7 +179,7 @@ def run_fold(data, f_index, seeds, ks, budget):
                     seed=seed,
                     method=method,
                     bacc=B.balanced_accuracy(yq, (score >= 0).astype(np.int64)),
-                    alpha=a_1se if "1se" in method else a_min,
+                    alpha=alpha,
                 )
             )
     return records
@@ -194,15 +223,17 @@ def main(argv=None):
         # Paired differences against MAML, mean ± SE over (fold, draw).
         per = df.groupby(["method", "k", "fold", "seed"]).bacc.mean().unstack(0)
         print("\nHead minus MAML, points (mean ± SE over folds x draws):\n")
-        for method in ("MAML + x head (min)", "MAML + x head (1se)", "LR on k rows"):
+        for method in per.columns:
+            if method == "MAML":
+                continue
             line = B.points_by_k(100 * (per[method] - per["MAML"]))
             print(f"- {method}: {line}")
-        own = df[df.method == "MAML + x head (1se)"]
-        share = own.groupby("k").alpha.apply(lambda a: np.isfinite(a).mean())
-        print(
-            "\nShare of draws given a correction (1se): "
-            + ", ".join(f"k={k}: {v:.0%}" for k, v in share.items())
+        print("\nShare of draws given a correction:\n")
+        heads = df[df.method.str.contains("head")]
+        share = heads.groupby(["method", "k"]).alpha.apply(
+            lambda a: np.isfinite(a).mean()
         )
+        print(share.unstack().round(2).to_string())
         print(f"\n({name}: {time.perf_counter() - start:.0f} s)")
 
 

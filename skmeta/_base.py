@@ -105,6 +105,7 @@ _FITTED_ATTRIBUTES = (
     "head_",
     "task_mixture_",
     "_mixture_components_",
+    "_mixture_covariates_",
     "_n_training_tasks_",
     "_mixture_scores_",
     "_tasks_index_",
@@ -1191,6 +1192,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             self.states_.pop(key, None)
         self._n_training_tasks_ = len(self.tasks_)
         self._mixture_components_ = np.empty(0, dtype=np.int64)
+        self._mixture_covariates_ = None
         self.task_mixture_ = 0.0
         if self.task_source_ == "pooled":
             return  # no training tasks: nothing to mix
@@ -1201,6 +1203,13 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         largest = np.argsort(-(ends - starts), kind="stable")
         components = np.sort(keys[largest[: _mixture._MAX_COMPONENTS]])
         self._mixture_components_ = components + 1  # rows of states_
+        store = self.support_.tasks
+        self._mixture_covariates_ = _mixture.covariate_moments(
+            store.X[: store.n],
+            store.weight[: store.n],
+            store.key[: store.n],
+            components,
+        )
         if self.task_mixture != "auto":
             share = float(self.task_mixture)
         elif self.constraints is not None and self.fairness_weight > 0:
@@ -1230,7 +1239,15 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             if name != _WEIGHT and name not in _mixture.KEYS
         }
 
-    def _mixture_evidence(self, X, y, w, row_ll, prior, excluded=None, own=None):
+    def _covariate_log_likelihood(self, X):
+        """:func:`skmeta._mixture.covariate_log_likelihood` of the rows ``X``
+        (..., d) under the mixture's components."""
+        mean, var = self._mixture_covariates_
+        return _mixture.covariate_log_likelihood(X, mean, var)
+
+    def _mixture_evidence(
+        self, X, y, w, row_ll, prior, excluded=None, own=None, row_lx=None
+    ):
         """Each padded task's cross-validated evidence for the mixture against
         its own model (:func:`skmeta._mixture.cv_evidence`), on the rows and
         folds its logistic head would use; 0 for tasks with fewer than two
@@ -1257,9 +1274,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             ).to(device=X.device, dtype=torch.float64)
         else:
             own = self._own_fold_log_likelihood(X, folds, prior)
-        row_ll = row_ll[tasks].gather(
-            1, rows[tasks, :, None].expand(-1, -1, row_ll.shape[-1])
-        )
+        index = rows[tasks, :, None].expand(-1, -1, row_ll.shape[-1])
+        row_ll = row_ll[tasks].gather(1, index)
+        if row_lx is not None:
+            row_lx = row_lx[tasks].gather(1, index)
         evidence[tasks] = _mixture.cv_evidence(
             row_ll,
             folds.w[tasks],
@@ -1267,6 +1285,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             held_out,
             own,
             None if excluded is None else excluded[tasks],
+            row_lx,
         )
         return evidence
 
@@ -1339,11 +1358,14 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             row_ll = _mixture.row_log_likelihood(
                 log_proba.view(n_tasks, n_rows, n_components, -1), y
             )
-            log_likelihood = (row_ll * w[..., None].to(row_ll.dtype)).sum(1)
+            row_lx = self._covariate_log_likelihood(X)
+            log_likelihood = ((row_ll + row_lx) * w[..., None].to(row_ll.dtype)).sum(1)
             index, weight = _mixture.top_posterior(log_likelihood)
             rows = torch.as_tensor(keys[i:j] + 1, device=components.device)
             own = [own_by_task.get(key) for key in keys[i:j]]
-            evidence = self._mixture_evidence(X, y, w, row_ll, prior, own=own)
+            evidence = self._mixture_evidence(
+                X, y, w, row_ll, prior, own=own, row_lx=row_lx
+            )
             share = _mixture.group_share(self.task_mixture_, evidence)
             share = torch.where(w.sum(1) > 0, share, 0.0)
             self.states_[_mixture.INDEX][rows] = components[index]
@@ -1416,14 +1438,15 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             row_ll = _mixture.row_log_likelihood(
                 support_lp.view(n_draws, -1, n_components, n_classes), ys
             )
-            support_ll = row_ll.sum(1)  # weights 1
+            row_lx = self._covariate_log_likelihood(Xs)
+            support_ll = (row_ll + row_lx).sum(1)  # weights 1
             query_lp = self._component_log_proba(Xq.reshape(-1, Xq.shape[-1]))
             excluded = torch.as_tensor(
                 np.asarray(left_out)[:, None] == self._mixture_components_[None, :],
                 device=device,
             )
             evidence = self._mixture_evidence(
-                Xs, ys, ws, row_ll, prior, excluded, own=own_folds
+                Xs, ys, ws, row_ll, prior, excluded, own=own_folds, row_lx=row_lx
             )
         share, self._mixture_scores_ = _mixture.choose_share(
             torch.cat(own),

@@ -3,11 +3,17 @@
 After ``fit`` every training task keeps its adapted model. They are draws
 from the distribution of groups, so they give an empirical prior over group
 models: a new group whose support rows ``S`` are likely under training task
-``t``'s model may be served by it. The mixture predicts
+``t`` may be served by its model. The mixture predicts
 ``sum_t w_t p_t(y | x)`` with ``w_t`` proportional to
-``p_t(S) = prod_{i in S} p_t(y_i | x_i) ** weight_i`` (a uniform prior over
-the training tasks, each row's likelihood clipped at ``_MIN_PROBA``), the
-Bayes predictive under that prior, kept to its ``_TOP`` largest weights. A
+``p_t(S) = prod_{i in S} (q_t(x_i) p_t(y_i | x_i)) ** weight_i`` (a uniform
+prior over the training tasks, each row's class likelihood clipped at
+``_MIN_PROBA``), the Bayes predictive under that prior, kept to its ``_TOP``
+largest weights. ``q_t`` is a diagonal Gaussian density of the columns, its
+means and variances those of task ``t``'s rows at ``fit``, each variance
+widened by the pooled rows' (:func:`covariate_moments`): groups that differ
+in where their rows lie, not only in how they are labelled, are told apart
+from a row or two, and the widening keeps one column a task never varies
+(a one-hot category) from deciding alone. A
 new group's prediction averages it with the group's own adapted model:
 ``a * mixture + (1 - a) * own``, in class probabilities before the class
 prior. The group's share ``a`` is the fitted share as prior odds updated by
@@ -76,11 +82,69 @@ def own_log_likelihood(logits, y):
     return row.clamp_min(math.log(_MIN_PROBA))
 
 
-def cv_evidence(row_ll, w, fit, held_out, own_held_out, excluded=None):
+def covariate_moments(X, w, key, components):
+    """Means and widened variances of the columns of each component's rows.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+        The training tasks' rows.
+    w : ndarray of shape (n,)
+        Row weights (0: not counted).
+    key : ndarray of shape (n,)
+        Each row's task.
+    components : ndarray of shape (n_components,)
+        The components' tasks.
+
+    Returns
+    -------
+    mean, var : ndarray of shape (n_components, d), float64
+        Each component's weighted column means and variances, the pooled
+        rows' weighted variances added to the latter (at least ``1e-6``).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    total = max(w.sum(), 1e-12)
+    pooled_mean = w @ X / total
+    pooled_var = w @ (X - pooled_mean) ** 2 / total
+    mean = np.zeros((len(components), X.shape[1]))
+    var = np.zeros_like(mean)
+    for i, component in enumerate(components):
+        rows = key == component
+        wi = w[rows]
+        n = max(wi.sum(), 1e-12)
+        mean[i] = wi @ X[rows] / n
+        var[i] = wi @ (X[rows] - mean[i]) ** 2 / n
+    return mean, var + np.maximum(pooled_var, 1e-6)
+
+
+def covariate_log_likelihood(X, mean, var):
+    """Each row's log-density under each component's diagonal Gaussian.
+
+    ``X`` of shape (..., d); ``mean`` and ``var`` of shape (n_components,
+    d) (:func:`covariate_moments`). Returns shape (..., n_components),
+    float64: ``-1/2 sum_j ((x_j - mean_cj)^2 / var_cj + log(2 pi var_cj))``.
+    """
+    X = X.to(torch.float64)
+    mean = torch.as_tensor(mean, dtype=torch.float64, device=X.device)
+    var = torch.as_tensor(var, dtype=torch.float64, device=X.device)
+    # Expanded: ((x - m)^2 / v).sum = x^2 . (1/v) - 2 x . (m/v) + (m^2/v).sum
+    inv = 1.0 / var
+    quadratic = (
+        (X * X) @ inv.T - 2.0 * X @ (mean * inv).T + (mean * mean * inv).sum(-1)
+    )
+    log_norm = torch.log(2 * math.pi * var).sum(-1)
+    return -0.5 * (quadratic.clamp_min(0.0) + log_norm)
+
+
+def cv_evidence(
+    row_ll, w, fit, held_out, own_held_out, excluded=None, row_lx=None
+):
     """The cross-validated evidence for the mixture against the own model.
 
     For each fold the mixture's weights come from the fold's fitting rows
-    (its ``_TOP`` most likely components); each held-out row scores the log
+    (their classes' and, with ``row_lx``, their columns' likelihoods; its
+    ``_TOP`` most likely components); each held-out row scores the log
     of the mixture's probability of its class minus the own model's (adapted
     to the fold's fitting rows); the evidence is their weighted sum.
 
@@ -97,13 +161,16 @@ def cv_evidence(row_ll, w, fit, held_out, own_held_out, excluded=None):
         fold (only its held-out rows are read).
     excluded : tensor of shape (n_tasks, n_components), bool, default=None
         Components left out of the mixture.
+    row_lx : tensor of shape (n_tasks, n_rows, n_components), default=None
+        Each row's :func:`covariate_log_likelihood`, added to the weights'.
 
     Returns
     -------
     tensor of shape (n_tasks,), float64
     """
     w = w.to(torch.float64)
-    fold_ll = torch.einsum("tfm,tmc->tfc", fit * w[:, None], row_ll)
+    weighing = row_ll if row_lx is None else row_ll + row_lx
+    fold_ll = torch.einsum("tfm,tmc->tfc", fit * w[:, None], weighing)
     if excluded is not None:
         fold_ll = fold_ll.masked_fill(excluded[:, None], -math.inf)
     index, weight = top_posterior(fold_ll)  # (T, F, top)

@@ -33,6 +33,51 @@ def _support(X, y, g, group, per_class):
 
 
 # ---------------------------------------------------------------- the maths
+def test_covariate_moments_and_density_match_formula():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 3)) * [1.0, 2.0, 0.5] + [0.0, 1.0, -1.0]
+    w = rng.uniform(0.5, 2.0, size=30)
+    w[:3] = 0  # not counted
+    key = np.repeat([4, 7, 9], 10)
+    mean, var = _mixture.covariate_moments(X, w, key, np.array([9, 4]))
+    keep = w > 0
+    pooled = np.average(X[keep], axis=0, weights=w[keep])
+    pooled_var = np.average((X[keep] - pooled) ** 2, axis=0, weights=w[keep])
+    for i, k in enumerate([9, 4]):
+        rows = (key == k) & keep
+        m = np.average(X[rows], axis=0, weights=w[rows])
+        v = np.average((X[rows] - m) ** 2, axis=0, weights=w[rows])
+        np.testing.assert_allclose(mean[i], m)
+        np.testing.assert_allclose(var[i], v + pooled_var)
+    Xq = torch.as_tensor(rng.normal(size=(2, 5, 3)))
+    got = _mixture.covariate_log_likelihood(Xq, mean, var).numpy()
+    assert got.shape == (2, 5, 2)
+    x = Xq.numpy()[:, :, None, :]
+    expected = -0.5 * ((x - mean) ** 2 / var + np.log(2 * np.pi * var)).sum(-1)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_cv_evidence_weighs_components_by_the_columns_too():
+    # Two components that predict the classes alike: the columns' density
+    # alone decides the weights, so the evidence follows the component the
+    # fitting rows' columns favour.
+    row_ll = torch.log(torch.tensor([[[0.9, 0.6], [0.9, 0.6]]], dtype=torch.float64))
+    w = torch.ones(1, 2)
+    fit = torch.tensor([[[False, True], [True, False]]])
+    held_out = ~fit
+    own = torch.log(torch.full((1, 2, 2), 0.7, dtype=torch.float64))
+    plain = _mixture.cv_evidence(row_ll, w, fit, held_out, own)
+    favour_first = torch.tensor([[[0.0, -50.0], [0.0, -50.0]]], dtype=torch.float64)
+    favour_second = favour_first.flip(-1)
+    first = _mixture.cv_evidence(row_ll, w, fit, held_out, own, row_lx=favour_first)
+    second = _mixture.cv_evidence(
+        row_ll, w, fit, held_out, own, row_lx=favour_second
+    )
+    np.testing.assert_allclose(first.item(), 2 * np.log(0.9 / 0.7), rtol=1e-9)
+    np.testing.assert_allclose(second.item(), 2 * np.log(0.6 / 0.7), rtol=1e-9)
+    assert second < plain < first
+
+
 def test_support_log_likelihood_matches_formula():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(2, 4, 3, 2)) * 5
@@ -212,6 +257,15 @@ def test_new_group_prediction_is_the_documented_mixture(Estimator, types_data):
         [plain.predict_proba(X[new], tasks=np.full(new.sum(), t)) for t in names]
     )
     ll = np.log(np.clip(p_support[:, np.arange(len(ys)), ys], 1e-6, None)).sum(1)
+    # Each training task's diagonal Gaussian of the columns (all of its rows
+    # kept at fit), its variances widened by the pooled training rows'.
+    pooled_var = X[train].var(0)
+    for c, t in enumerate(names):
+        rows = X[g == t]
+        var = rows.var(0) + pooled_var
+        ll[c] += (
+            -0.5 * (((Xs - rows.mean(0)) ** 2 / var) + np.log(2 * np.pi * var))
+        ).sum()
     weight = np.exp(ll - logsumexp(ll))  # 9 components, all kept (top 16)
     mixture = np.einsum("c,cnk->nk", weight, p_new)
     own = plain.predict_proba(X[new], tasks=g[new])

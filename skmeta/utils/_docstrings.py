@@ -119,7 +119,10 @@ class_prior : {"auto", "task", "pooled", "balanced"}, default="auto"
     task_mixture : "auto" or float in [0, 1], default="auto"
         How much a group first seen after ``fit`` (by ``partial_fit``)
         borrows the training tasks' own models. Its rows weigh each training
-        task's adapted model by how well it predicts them (the posterior
+        task's adapted model by how likely they are under the task: how well
+        the model predicts their classes, times a diagonal Gaussian density
+        of their columns with the means and variances of the task's rows at
+        ``fit``, each variance widened by the pooled rows' (the posterior
         under a uniform prior over the training tasks, its 16 most likely
         kept), and the group is predicted by ``a * mixture + (1 - a) * own``
         in class probabilities (before the class prior), ``own`` being its
