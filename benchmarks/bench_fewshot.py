@@ -661,6 +661,7 @@ def adapt_and_predict(method, models, settings, Xs, ys, Xq, task, seed):
         else np.nan
     )
     chosen["task_mixture"] = model.task_mixture_
+    chosen["mixture_columns"] = float(model.task_mixture_columns_)
     chosen["mixture_share"] = float(
         model.task_mixture_weights_[model.tasks_ == task][0].sum()
     )
@@ -1135,11 +1136,13 @@ def report(dataset, records, skipped, methods):
             "uncorrected) and its median there; task_mixture_, the fitted "
             "share of the training tasks' mixture, and the new group's own "
             "share after its rows' evidence (its row of task_mixture_weights_ "
-            "summed); [min, max] over folds for the fitted values):\n"
+            "summed); the share of folds whose mixture weighs the rows' "
+            "columns too (task_mixture_columns_); [min, max] over folds for "
+            "the fitted values):\n"
         )
         header = ["k", "method", "adaptation_weight_", "prior_strength_"]
         header += ["distance_scale_", "alpha (mean; median)", "logistic head"]
-        header += ["task_mixture_", "group's share"]
+        header += ["task_mixture_", "group's share", "columns"]
         rows = []
         for (k, method), cell in records.groupby(["k", "method"]):
             if method not in META and method != "LR shrunk to pooled":
@@ -1163,11 +1166,13 @@ def report(dataset, records, skipped, methods):
                 by_fold = cell.groupby("fold")["task_mixture"].mean()
                 row.append(_range(by_fold))
                 row.append(f"{cell['mixture_share'].mean():.2f}")
+                columns = cell.groupby("fold")["mixture_columns"].mean()
+                row.append(f"{columns.mean():.0%}")
             else:
                 row += ["–", "–", "–"]
                 alpha = cell["alpha"]
                 row.append(f"{alpha.mean():.1f}; {alpha.median():g}")
-                row += ["–", "–", "–"]
+                row += ["–", "–", "–", "–"]
             rows.append(row)
         rows.sort(key=lambda r: (r[0], order[r[1]]))
         print(markdown_table(header, rows))

@@ -1242,6 +1242,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
     def _covariate_log_likelihood(self, X):
         """:func:`skmeta._mixture.covariate_log_likelihood` of the rows ``X``
         (..., d) under the mixture's components."""
+        if self._mixture_covariates_ is None:
+            return None
         mean, var = self._mixture_covariates_
         return _mixture.covariate_log_likelihood(X, mean, var)
 
@@ -1359,7 +1361,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 log_proba.view(n_tasks, n_rows, n_components, -1), y
             )
             row_lx = self._covariate_log_likelihood(X)
-            log_likelihood = ((row_ll + row_lx) * w[..., None].to(row_ll.dtype)).sum(1)
+            weighing = row_ll if row_lx is None else row_ll + row_lx
+            log_likelihood = (weighing * w[..., None].to(row_ll.dtype)).sum(1)
             index, weight = _mixture.top_posterior(log_likelihood)
             rows = torch.as_tensor(keys[i:j] + 1, device=components.device)
             own = [own_by_task.get(key) for key in keys[i:j]]
@@ -1439,23 +1442,34 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 support_lp.view(n_draws, -1, n_components, n_classes), ys
             )
             row_lx = self._covariate_log_likelihood(Xs)
-            support_ll = (row_ll + row_lx).sum(1)  # weights 1
             query_lp = self._component_log_proba(Xq.reshape(-1, Xq.shape[-1]))
             excluded = torch.as_tensor(
                 np.asarray(left_out)[:, None] == self._mixture_components_[None, :],
                 device=device,
             )
-            evidence = self._mixture_evidence(
-                Xs, ys, ws, row_ll, prior, excluded, own=own_folds, row_lx=row_lx
-            )
-        share, self._mixture_scores_ = _mixture.choose_share(
-            torch.cat(own),
-            query_lp.view(n_draws, n_query, n_components, n_classes),
-            support_ll,
-            excluded,
-            torch.as_tensor(y_query, device=device),
-            evidence,
-        )
+            # The share chosen with the mixture weighed by the rows' classes
+            # alone, then with their columns too; the columns are kept only
+            # where they clearly serve the left-out tasks better.
+            choices = []
+            for lx in (None, row_lx):
+                evidence = self._mixture_evidence(
+                    Xs, ys, ws, row_ll, prior, excluded, own=own_folds, row_lx=lx
+                )
+                choices.append(
+                    _mixture.choose_share(
+                        torch.cat(own),
+                        query_lp.view(n_draws, n_query, n_components, n_classes),
+                        (row_ll if lx is None else row_ll + lx).sum(1),  # weights 1
+                        excluded,
+                        torch.as_tensor(y_query, device=device),
+                        evidence,
+                        per_draw=True,
+                    )
+                )
+        columns = _mixture.use_columns(choices[0][2], choices[1][2])
+        if not columns:
+            self._mixture_covariates_ = None
+        share, self._mixture_scores_, _ = choices[int(columns)]
         return share
 
     def _mixed_logits(self, X, index, logits, dtype):
@@ -1506,6 +1520,14 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         rows = np.repeat(np.arange(n - 1), index.shape[1])
         np.add.at(out, (rows, column.ravel()), (share[:, None] * weight).ravel())
         return out
+
+    @property
+    def task_mixture_columns_(self):
+        """Whether the mixture's weights use the rows' columns as well as
+        their classes (``task_mixture``): chosen by leaving training tasks
+        out with ``"auto"``, always with a number; False without a mixture."""
+        check_is_fitted(self)
+        return bool(self.task_mixture_ > 0 and self._mixture_covariates_ is not None)
 
     @property
     def task_mixture_tasks_(self):

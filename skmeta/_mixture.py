@@ -266,7 +266,14 @@ def balanced_accuracy(proba, y, n_classes):
 
 
 def choose_share(
-    own_proba, component_log_proba, support_ll, excluded, y_query, evidence
+    own_proba,
+    component_log_proba,
+    support_ll,
+    excluded,
+    y_query,
+    evidence,
+    *,
+    per_draw=False,
 ):
     """The grid share that serves the left-out supports best.
 
@@ -288,6 +295,8 @@ def choose_share(
         Each draw's :func:`cv_evidence`: a share ``a`` of the grid serves
         the draw with the share ``group_share(a, evidence)``, as a new group
         would be.
+    per_draw : bool, default=False
+        Also return the chosen share's balanced accuracy on each draw.
 
     Returns
     -------
@@ -297,6 +306,8 @@ def choose_share(
         per-draw differences): the mixture must clearly pay to be used.
     scores : ndarray of shape (len(GRID),)
         Each share's mean balanced accuracy.
+    draws : ndarray of shape (n_draws,)
+        With ``per_draw=True``: the chosen share's score on each draw.
     """
     n_classes = own_proba.shape[-1]
     ll = support_ll.masked_fill(excluded, -math.inf)
@@ -306,18 +317,34 @@ def choose_share(
     )
     mixture = (chosen.to(torch.float64).exp() * weight[:, None, :, None]).sum(2)
     own = own_proba.to(torch.float64)
-    per_draw = []
+    per_draw_scores = []
     for a in GRID:
         a = group_share(a, evidence)[:, None, None]
         proba = a * mixture + (1 - a) * own
-        per_draw.append(balanced_accuracy(proba, y_query, n_classes).cpu().numpy())
-    per_draw = np.array(per_draw)  # (len(GRID), n_draws)
-    scores = per_draw.mean(1)
+        per_draw_scores.append(
+            balanced_accuracy(proba, y_query, n_classes).cpu().numpy()
+        )
+    per_draw_scores = np.array(per_draw_scores)  # (len(GRID), n_draws)
+    scores = per_draw_scores.mean(1)
     # One-standard-error rule: the smallest share whose score is within one
     # standard error (of its paired differences with the best) of the best.
     best = int(np.argmax(scores))
-    difference = per_draw[best] - per_draw
-    n = per_draw.shape[1]
+    difference = per_draw_scores[best] - per_draw_scores
+    n = per_draw_scores.shape[1]
     se = difference.std(1, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(len(GRID))
     within = np.flatnonzero(scores >= scores[best] - se)
-    return GRID[int(within[0])], scores
+    chosen = int(within[0])
+    if per_draw:
+        return GRID[chosen], scores, per_draw_scores[chosen]
+    return GRID[chosen], scores
+
+
+def use_columns(plain, with_columns):
+    """Whether the columns' density should weigh the mixture: the left-out
+    draws' scores (each share's, chosen by :func:`choose_share`) without and
+    with it; the columns are used only where they score higher by more than
+    one standard error of the paired per-draw differences."""
+    difference = np.asarray(with_columns) - np.asarray(plain)
+    n = len(difference)
+    se = difference.std(ddof=1) / np.sqrt(n) if n > 1 else 0.0
+    return bool(difference.mean() > se)

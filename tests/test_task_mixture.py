@@ -228,6 +228,25 @@ def test_choose_share_is_the_one_standard_error_rule():
         if score >= per_draw.mean(1)[best] - se[_mixture.GRID.index(a)]
     )
     assert share == expected
+    # per_draw=True: the chosen share's score on each draw as well.
+    again, _, draws = _mixture.choose_share(
+        own, comp, support_ll, excluded, y, evidence, per_draw=True
+    )
+    assert again == share
+    np.testing.assert_allclose(draws, per_draw[_mixture.GRID.index(share)])
+
+
+def test_use_columns_needs_a_gain_beyond_one_standard_error():
+    rng = np.random.default_rng(0)
+    plain = rng.uniform(0.6, 0.8, size=40)
+    noise = rng.normal(0, 0.02, size=40)
+    assert _mixture.use_columns(plain, plain + 0.05 + noise)
+    assert not _mixture.use_columns(plain, plain)
+    assert not _mixture.use_columns(plain, plain - 0.05 + noise)
+    # A mean gain smaller than its standard error: not enough.
+    small = noise - noise.mean() + 0.5 * noise.std(ddof=1) / np.sqrt(40)
+    assert not _mixture.use_columns(plain, plain + small)
+    assert _mixture.use_columns(plain, plain + small + noise.std(ddof=1) / np.sqrt(40))
 
 
 # ------------------------------------------------------------ the estimators
@@ -315,6 +334,38 @@ def test_auto_share_is_chosen_on_the_left_out_training_tasks(Estimator, types_da
     # by more than the rule's standard error.
     assert model.task_mixture_ > 0
     assert scores[_mixture.GRID.index(model.task_mixture_)] > scores[0]
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+@pytest.mark.parametrize("columns", [False, True])
+def test_auto_columns_choice_decides_the_weights(
+    Estimator, columns, types_data, monkeypatch
+):
+    # Whatever the left-out tasks say, a model fitted with the columns left
+    # out weighs a new group's mixture by its classes alone, as a model with
+    # the classes' weights would (and with them kept, as a number's model).
+    X, y, g = types_data
+    train = g < 9
+    monkeypatch.setattr(_mixture, "use_columns", lambda plain, cols: columns)
+    kwargs = dict(FAST, class_prior="balanced")
+    auto = Estimator(**kwargs).fit(X[train], y[train], tasks=g[train])
+    assert auto.task_mixture_ > 0
+    assert auto.task_mixture_columns_ is columns
+    fixed = Estimator(task_mixture=auto.task_mixture_, **kwargs).fit(
+        X[train], y[train], tasks=g[train]
+    )
+    assert fixed.task_mixture_columns_
+    if not columns:
+        fixed._mixture_covariates_ = None
+    Xs, ys, gs = _support(X, y, g, 10, 1)
+    auto.partial_fit(Xs, ys, tasks=gs)
+    fixed.partial_fit(Xs, ys, tasks=gs)
+    new = g == 10
+    np.testing.assert_allclose(
+        auto.predict_proba(X[new], tasks=g[new]),
+        fixed.predict_proba(X[new], tasks=g[new]),
+        atol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("Estimator", ESTIMATORS)

@@ -120,11 +120,12 @@ class_prior : {"auto", "task", "pooled", "balanced"}, default="auto"
         How much a group first seen after ``fit`` (by ``partial_fit``)
         borrows the training tasks' own models. Its rows weigh each training
         task's adapted model by how likely they are under the task: how well
-        the model predicts their classes, times a diagonal Gaussian density
-        of their columns with the means and variances of the task's rows at
-        ``fit``, each variance widened by the pooled rows' (the posterior
-        under a uniform prior over the training tasks, its 16 most likely
-        kept), and the group is predicted by ``a * mixture + (1 - a) * own``
+        the model predicts their classes, and, where the columns are used,
+        times a diagonal Gaussian density of their columns with the means
+        and variances of the task's rows at ``fit``, each variance widened
+        by the pooled rows' (the posterior under a uniform prior over the
+        training tasks, its 16 most likely kept), and the group is predicted
+        by ``a * mixture + (1 - a) * own``
         in class probabilities (before the class prior), ``own`` being its
         adapted state. The group's share ``a`` starts from the fitted share
         as prior odds (1 counting as 0.9) and follows the evidence of its
@@ -137,8 +138,11 @@ class_prior : {"auto", "task", "pooled", "balanced"}, default="auto"
         ``"auto"`` chooses the share in {0, 0.25, 0.5, 0.75, 1} at the end of
         ``fit`` by leaving training tasks out in turn, each adapted from 5
         rows per class as a new group, against the mixture of the others:
-        the smallest share within one standard error of the best. It is 0
-        with fewer than 5 training tasks of at least 10 rows per class, and
+        the smallest share within one standard error of the best, with the
+        weights from the classes alone and from the classes and columns; the
+        columns are used only where their share scores higher by more than
+        one standard error (``task_mixture_columns_``; always with a number).
+        It is 0 with fewer than 5 training tasks of at least 10 rows per class, and
         under a fairness penalty (the mixture is not trained for it). The
         mixture holds the 256 largest training tasks. ``0`` turns it off.
         The fitted share is ``task_mixture_``, each group's weights
@@ -204,6 +208,10 @@ task_mixture_ : float
         ``task_mixture_tasks_``) in the prediction of each task of
         ``tasks_``; a new group's row sums to its share (``task_mixture_``
         updated by the evidence of its rows), a training task's row is 0.
+
+    task_mixture_columns_ : bool
+        Whether the mixture's weights use the density of the rows' columns
+        as well as their classes (``task_mixture``).
 
     task_mixture_tasks_ : ndarray of shape (n_mixture_tasks,)
         The training tasks whose adapted models make the mixture (at most
