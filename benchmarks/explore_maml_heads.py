@@ -24,6 +24,11 @@ accuracy on the group's other rows:
   so that the held-out rows score the whole rule. ``1se``: the largest
   penalty within one standard error (of the paired per-row differences) of
   the smallest loss, as ProtoNet's head; ``min``: the smallest loss;
+- ``MAML + x+f head``: the same with the adapted logit ``f0(x)`` a column of
+  the correction too (``theta . [x, 1, f0(x)]``, the logit still an offset),
+  so that the correction can rescale the network's logit or drop it;
+- ``MAML + f head``: the correction on ``[1, f0(x)]`` alone (a per-group
+  Platt scaling of the adapted logit);
 - ``LR on k rows``: the ``bench_fewshot.py`` baseline (C = 1).
 
 Run (a few minutes per data set)::
@@ -131,9 +136,14 @@ def head_scores(model, task, Xs, ys, Xq):
     out = {}
     for features in FEATURES:
         losses = np.zeros((len(candidates), len(ys)))
-        for (fit, held), f0 in zip(splits, f0_folds):
+        for (fit, held), f0 in zip(splits, f0_folds, strict=True):
             logits = _corrected(
-                f0[fit], Xs[fit], ys[fit], f0[held], Xs[held], candidates[1:],
+                f0[fit],
+                Xs[fit],
+                ys[fit],
+                f0[held],
+                Xs[held],
+                candidates[1:],
                 features,
             )
             losses[0, held] = _nll(ys[held], f0[held])

@@ -130,16 +130,12 @@ def covariate_log_likelihood(X, mean, var):
     var = torch.as_tensor(var, dtype=torch.float64, device=X.device)
     # Expanded: ((x - m)^2 / v).sum = x^2 . (1/v) - 2 x . (m/v) + (m^2/v).sum
     inv = 1.0 / var
-    quadratic = (
-        (X * X) @ inv.T - 2.0 * X @ (mean * inv).T + (mean * mean * inv).sum(-1)
-    )
+    quadratic = (X * X) @ inv.T - 2.0 * X @ (mean * inv).T + (mean * mean * inv).sum(-1)
     log_norm = torch.log(2 * math.pi * var).sum(-1)
     return -0.5 * (quadratic.clamp_min(0.0) + log_norm)
 
 
-def cv_evidence(
-    row_ll, w, fit, held_out, own_held_out, excluded=None, row_lx=None
-):
+def cv_evidence(row_ll, w, fit, held_out, own_held_out, excluded=None, row_lx=None):
     """The cross-validated evidence for the mixture against the own model.
 
     For each fold the mixture's weights come from the fold's fitting rows

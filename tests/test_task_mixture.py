@@ -70,9 +70,7 @@ def test_cv_evidence_weighs_components_by_the_columns_too():
     favour_first = torch.tensor([[[0.0, -50.0], [0.0, -50.0]]], dtype=torch.float64)
     favour_second = favour_first.flip(-1)
     first = _mixture.cv_evidence(row_ll, w, fit, held_out, own, row_lx=favour_first)
-    second = _mixture.cv_evidence(
-        row_ll, w, fit, held_out, own, row_lx=favour_second
-    )
+    second = _mixture.cv_evidence(row_ll, w, fit, held_out, own, row_lx=favour_second)
     np.testing.assert_allclose(first.item(), 2 * np.log(0.9 / 0.7), rtol=1e-9)
     np.testing.assert_allclose(second.item(), 2 * np.log(0.6 / 0.7), rtol=1e-9)
     assert second < plain < first
