@@ -1204,11 +1204,11 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         components = np.sort(keys[largest[: _mixture._MAX_COMPONENTS]])
         self._mixture_components_ = components + 1  # rows of states_
         store = self.support_.tasks
+        span = dict(zip(keys.tolist(), zip(starts, ends, strict=True), strict=True))
         self._mixture_covariates_ = _mixture.covariate_moments(
             store.X[: store.n],
             store.weight[: store.n],
-            store.key[: store.n],
-            components,
+            [order[slice(*span[key])] for key in components.tolist()],
         )
         if self.task_mixture != "auto":
             share = float(self.task_mixture)

@@ -82,7 +82,23 @@ def own_log_likelihood(logits, y):
     return row.clamp_min(math.log(_MIN_PROBA))
 
 
-def covariate_moments(X, w, key, components):
+def _weighted_moments(X, w, chunk=65536):
+    """Weighted column means and variances of the rows ``X``, accumulated
+    in float64 a chunk of rows at a time (no float64 copy of ``X``)."""
+    d = X.shape[1]
+    total, first, second = 0.0, np.zeros(d), np.zeros(d)
+    for start in range(0, len(X), chunk):
+        x = np.asarray(X[start : start + chunk], dtype=np.float64)
+        wc = np.asarray(w[start : start + chunk], dtype=np.float64)
+        total += wc.sum()
+        first += wc @ x
+        second += wc @ (x * x)
+    total = max(total, 1e-12)
+    mean = first / total
+    return mean, np.maximum(second / total - mean * mean, 0.0)
+
+
+def covariate_moments(X, w, rows):
     """Means and widened variances of the columns of each component's rows.
 
     Parameters
@@ -91,30 +107,21 @@ def covariate_moments(X, w, key, components):
         The training tasks' rows.
     w : ndarray of shape (n,)
         Row weights (0: not counted).
-    key : ndarray of shape (n,)
-        Each row's task.
-    components : ndarray of shape (n_components,)
-        The components' tasks.
+    rows : list of ndarray
+        Each component's rows (indices into ``X``).
 
     Returns
     -------
     mean, var : ndarray of shape (n_components, d), float64
-        Each component's weighted column means and variances, the pooled
-        rows' weighted variances added to the latter (at least ``1e-6``).
+        Each component's weighted column means and variances, the weighted
+        variances of all the rows of ``X`` added to the latter (each at
+        least ``1e-6``).
     """
-    X = np.asarray(X, dtype=np.float64)
-    w = np.asarray(w, dtype=np.float64)
-    total = max(w.sum(), 1e-12)
-    pooled_mean = w @ X / total
-    pooled_var = w @ (X - pooled_mean) ** 2 / total
-    mean = np.zeros((len(components), X.shape[1]))
+    _, pooled_var = _weighted_moments(X, w)
+    mean = np.zeros((len(rows), X.shape[1]))
     var = np.zeros_like(mean)
-    for i, component in enumerate(components):
-        rows = key == component
-        wi = w[rows]
-        n = max(wi.sum(), 1e-12)
-        mean[i] = wi @ X[rows] / n
-        var[i] = wi @ (X[rows] - mean[i]) ** 2 / n
+    for i, r in enumerate(rows):
+        mean[i], var[i] = _weighted_moments(X[r], w[r])
     return mean, var + np.maximum(pooled_var, 1e-6)
 
 

@@ -39,7 +39,8 @@ def test_covariate_moments_and_density_match_formula():
     w = rng.uniform(0.5, 2.0, size=30)
     w[:3] = 0  # not counted
     key = np.repeat([4, 7, 9], 10)
-    mean, var = _mixture.covariate_moments(X, w, key, np.array([9, 4]))
+    rows = [np.flatnonzero(key == 9), np.flatnonzero(key == 4)]
+    mean, var = _mixture.covariate_moments(X.astype(np.float32), w, rows)
     keep = w > 0
     pooled = np.average(X[keep], axis=0, weights=w[keep])
     pooled_var = np.average((X[keep] - pooled) ** 2, axis=0, weights=w[keep])
@@ -47,8 +48,12 @@ def test_covariate_moments_and_density_match_formula():
         rows = (key == k) & keep
         m = np.average(X[rows], axis=0, weights=w[rows])
         v = np.average((X[rows] - m) ** 2, axis=0, weights=w[rows])
-        np.testing.assert_allclose(mean[i], m)
-        np.testing.assert_allclose(var[i], v + pooled_var)
+        np.testing.assert_allclose(mean[i], m, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(var[i], v + pooled_var, rtol=1e-5)
+    # Accumulated a chunk of rows at a time: the same moments.
+    chunked = _mixture._weighted_moments(X, w, chunk=7)
+    np.testing.assert_allclose(chunked[0], pooled, rtol=1e-12)
+    np.testing.assert_allclose(chunked[1], pooled_var, rtol=1e-10)
     Xq = torch.as_tensor(rng.normal(size=(2, 5, 3)))
     got = _mixture.covariate_log_likelihood(Xq, mean, var).numpy()
     assert got.shape == (2, 5, 2)
