@@ -390,6 +390,7 @@ def test_auto_share_is_zero_where_the_mixture_has_no_footing(Estimator, types_da
     model = Estimator(task_mixture=1.0, **FAST).fit(X[train], y[train])
     assert model.task_mixture_ == 0.0
     assert model.task_mixture_weights_.shape == (0, 0)
+    assert model.task_mixture_columns_ is False
 
 
 @pytest.mark.parametrize("Estimator", ESTIMATORS)
