@@ -5,7 +5,8 @@ The data and models of ``bench_speed.py``'s latency section (10 groups,
 and ``PrototypicalClassifier`` fitted twice, with ``task_mixture="auto"`` and
 ``task_mixture=0``, then new-group ``partial_fit`` calls of 10 rows, the two
 settings interleaved call by call so that both see the same machine load.
-Prints the fitted shares, the median and minimum times and their ratio.
+Prints the fitted shares, whether the mixture reads the rows' columns
+(``task_mixture_columns_``), the median and minimum times and their ratio.
 
 Run (about a minute)::
 
@@ -38,8 +39,8 @@ def main(argv=None):
     print(f"# bench_mixture_latency: skmeta ({B.provenance()})")
     print(f"Command: `python benchmarks/bench_mixture_latency.py --calls {args.calls}`")
     print()
-    print("| estimator | task_mixture | fitted share | median ms | min ms |")
-    print("|---|---|---|---|---|")
+    print("| estimator | task_mixture | fitted share | columns | median ms | min ms |")
+    print("|---|---|---|---|---|---|")
     for cls in (MAMLClassifier, PrototypicalClassifier):
         models = {
             setting: cls(
@@ -58,11 +59,12 @@ def main(argv=None):
         for setting, model in models.items():
             print(
                 f"| {cls.__name__} | {setting!r} | {model.task_mixture_:g} | "
+                f"{model.task_mixture_columns_} | "
                 f"{1000 * statistics.median(times[setting]):.1f} | "
                 f"{1000 * min(times[setting]):.1f} |"
             )
         ratio = statistics.median(times["auto"]) / statistics.median(times[0])
-        print(f"| {cls.__name__} | auto / 0 | | {ratio:.2f}x | |")
+        print(f"| {cls.__name__} | auto / 0 | | | {ratio:.2f}x | |")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,10 @@ means and variances those of task ``t``'s rows at ``fit``, each variance
 widened by the pooled rows' (:func:`covariate_moments`): groups that differ
 in where their rows lie, not only in how they are labelled, are told apart
 from a row or two, and the widening keeps one column a task never varies
-(a one-hot category) from deciding alone. A
+(a one-hot category) from deciding alone. Where the columns tell groups
+apart but not their labels, ``q_t`` misleads, so it is used only where the
+left-out training tasks say it pays (:func:`use_columns`; ``q_t = 1``
+otherwise). A
 new group's prediction averages it with the group's own adapted model:
 ``a * mixture + (1 - a) * own``, in class probabilities before the class
 prior. The group's share ``a`` is the fitted share as prior odds updated by
@@ -27,7 +30,8 @@ training tasks with at least ``_LOO_SHOTS + 5`` rows of every class,
 adapted to them as a new group's would be, the mixture over the other
 training tasks, the group's share by the rule above; the smallest share
 within one standard error of the best mean balanced accuracy on up to
-``_LOO_QUERY`` of its other rows wins (:func:`choose_share`). The functions
+``_LOO_QUERY`` of its other rows wins (:func:`choose_share`), once without
+``q_t`` and once with it. The functions
 here are the tensor algebra; the estimator supplies the models'
 log-probabilities.
 """
