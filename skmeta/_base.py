@@ -1450,18 +1450,22 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             # The share chosen with the mixture weighed by the rows' classes
             # alone, then with their columns too; the columns are kept only
             # where they clearly serve the left-out tasks better.
+            own = torch.cat(own)
+            query_lp = query_lp.view(n_draws, n_query, n_components, n_classes)
+            y_query = torch.as_tensor(y_query, device=device)
             choices = []
             for lx in (None, row_lx):
                 evidence = self._mixture_evidence(
                     Xs, ys, ws, row_ll, prior, excluded, own=own_folds, row_lx=lx
                 )
+                support_ll = (row_ll if lx is None else row_ll + lx).sum(1)
                 choices.append(
                     _mixture.choose_share(
-                        torch.cat(own),
-                        query_lp.view(n_draws, n_query, n_components, n_classes),
-                        (row_ll if lx is None else row_ll + lx).sum(1),  # weights 1
+                        own,
+                        query_lp,
+                        support_ll,  # weights 1
                         excluded,
-                        torch.as_tensor(y_query, device=device),
+                        y_query,
                         evidence,
                         per_draw=True,
                     )
