@@ -119,6 +119,20 @@ _MIXTURE_BUDGET = 2**20
 
 
 @functools.lru_cache(maxsize=256)
+def _pad_query(tensor, n_query, position):
+    """Argument ``position`` of :func:`skmeta._mixture.choose_share` padded
+    to ``n_query`` query rows: the own probabilities and the components'
+    log-probabilities with zeros, the query classes with -1 (not scored);
+    the other arguments have no query rows."""
+    if position not in (0, 1, 4) or tensor.shape[1] == n_query:
+        return tensor
+    pad = tensor.new_full(
+        (tensor.shape[0], n_query - tensor.shape[1], *tensor.shape[2:]),
+        -1 if position == 4 else 0,
+    )
+    return torch.cat([tensor, pad], 1)
+
+
 def _seed_of_int(random_state):
     """The seed an integer ``random_state`` gives (the same at every call;
     building a ``RandomState`` costs about 0.1 ms per ``partial_fit``)."""
@@ -1383,7 +1397,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         large enough."""
         store = self.support_.tasks
         n_classes = len(self.classes_)
-        shots, need = _mixture._LOO_SHOTS, _mixture._LOO_SHOTS + 5
+        need = max(_mixture._LOO_SHOTS) + 5
         rng = np.random.default_rng(self._seed())
         eligible = []
         for key, start, end in zip(keys, starts, ends, strict=True):
@@ -1396,6 +1410,43 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         if len(eligible) > _mixture._LOO_TASKS:
             keep = rng.choice(len(eligible), _mixture._LOO_TASKS, replace=False)
             eligible = [eligible[i] for i in np.sort(keep)]
+        self._set_training(False)
+        prior = self._prior_state()
+        with self._fork_rng(), torch.no_grad():
+            self._manual_seed(self._seed())
+            # One batch of left-out draws per support size: a share must
+            # serve new groups of one row per class as well as of several.
+            batches = [
+                self._left_out_batch(eligible, shots, rng, prior)
+                for shots in _mixture._LOO_SHOTS
+            ]
+            # The share chosen with the mixture weighed by the rows' classes
+            # alone, then with their columns too; the columns are kept only
+            # where they clearly serve the left-out tasks better.
+            choices = []
+            for columns in (False, True):
+                parts = [
+                    self._left_out_inputs(batch, prior, columns) for batch in batches
+                ]
+                n_query = max(part[0].shape[1] for part in parts)
+                inputs = [
+                    torch.cat([_pad_query(part[i], n_query, i) for part in parts])
+                    for i in range(len(parts[0]))
+                ]
+                choices.append(_mixture.choose_share(*inputs, per_draw=True))
+        columns = _mixture.use_columns(choices[0][2], choices[1][2])
+        if not columns:
+            self._mixture_covariates_ = None
+        share, self._mixture_scores_, _ = choices[int(columns)]
+        return share
+
+    def _left_out_batch(self, eligible, shots, rng, prior):
+        """The left-out draws of ``shots`` rows per class of
+        :meth:`_left_out_share`: for each eligible task ``_LOO_DRAWS``
+        supports and queries, the own models' query probabilities and the
+        mixture's components' log-likelihoods."""
+        store = self.support_.tasks
+        n_classes = len(self.classes_)
         left_out, supports, queries = [], [], []
         for key, rows in eligible:
             by_class = [rows[store.y[rows] == c] for c in range(n_classes)]
@@ -1419,62 +1470,64 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         ys = torch.as_tensor(store.y[support], device=device)
         ws = torch.ones(ys.shape, device=device)
         Xq = torch.as_tensor(store.X[query], device=device)
-        self._set_training(False)
         own, own_folds = [], []
-        prior = self._prior_state()
-        with self._fork_rng(), torch.no_grad():
-            self._manual_seed(self._seed())
-            step = self._max_tasks_per_batch()
-            for start in range(0, n_draws, step):
-                chunk = slice(start, start + step)
-                states, _ = self._adapt_states(Xs[chunk], ys[chunk], ws[chunk], prior)
-                folds = states.pop(_mixture.OWN, None)
-                own_folds.extend([None] * len(Xs[chunk]) if folds is None else folds)
-                n = len(Xs[chunk])
-                index = torch.arange(n, device=device).repeat_interleave(n_query)
-                logits = self._state_logits(
-                    Xq[chunk].reshape(n * n_query, -1).to(dtype), index, states, dtype
-                )
-                own.append(logits.view(n, n_query, -1).softmax(-1))
-            n_components = len(self._mixture_components_)
-            support_lp = self._component_log_proba(Xs.reshape(-1, Xs.shape[-1]))
-            row_ll = _mixture.row_log_likelihood(
-                support_lp.view(n_draws, -1, n_components, n_classes), ys
+        step = self._max_tasks_per_batch()
+        for start in range(0, n_draws, step):
+            chunk = slice(start, start + step)
+            states, _ = self._adapt_states(Xs[chunk], ys[chunk], ws[chunk], prior)
+            folds = states.pop(_mixture.OWN, None)
+            own_folds.extend([None] * len(Xs[chunk]) if folds is None else folds)
+            n = len(Xs[chunk])
+            index = torch.arange(n, device=device).repeat_interleave(n_query)
+            logits = self._state_logits(
+                Xq[chunk].reshape(n * n_query, -1).to(dtype), index, states, dtype
             )
-            row_lx = self._covariate_log_likelihood(Xs)
-            query_lp = self._component_log_proba(Xq.reshape(-1, Xq.shape[-1]))
-            excluded = torch.as_tensor(
+            own.append(logits.view(n, n_query, -1).softmax(-1))
+        n_components = len(self._mixture_components_)
+        support_lp = self._component_log_proba(Xs.reshape(-1, Xs.shape[-1]))
+        query_lp = self._component_log_proba(Xq.reshape(-1, Xq.shape[-1]))
+        return {
+            "X": Xs,
+            "y": ys,
+            "w": ws,
+            "own": torch.cat(own),
+            "own_folds": own_folds,
+            "row_ll": _mixture.row_log_likelihood(
+                support_lp.view(n_draws, -1, n_components, n_classes), ys
+            ),
+            "row_lx": self._covariate_log_likelihood(Xs),
+            "query_lp": query_lp.view(n_draws, n_query, n_components, n_classes),
+            "y_query": torch.as_tensor(y_query, device=device),
+            "excluded": torch.as_tensor(
                 np.asarray(left_out)[:, None] == self._mixture_components_[None, :],
                 device=device,
-            )
-            # The share chosen with the mixture weighed by the rows' classes
-            # alone, then with their columns too; the columns are kept only
-            # where they clearly serve the left-out tasks better.
-            own = torch.cat(own)
-            query_lp = query_lp.view(n_draws, n_query, n_components, n_classes)
-            y_query = torch.as_tensor(y_query, device=device)
-            choices = []
-            for lx in (None, row_lx):
-                evidence = self._mixture_evidence(
-                    Xs, ys, ws, row_ll, prior, excluded, own=own_folds, row_lx=lx
-                )
-                support_ll = (row_ll if lx is None else row_ll + lx).sum(1)
-                choices.append(
-                    _mixture.choose_share(
-                        own,
-                        query_lp,
-                        support_ll,  # weights 1
-                        excluded,
-                        y_query,
-                        evidence,
-                        per_draw=True,
-                    )
-                )
-        columns = _mixture.use_columns(choices[0][2], choices[1][2])
-        if not columns:
-            self._mixture_covariates_ = None
-        share, self._mixture_scores_, _ = choices[int(columns)]
-        return share
+            ),
+        }
+
+    def _left_out_inputs(self, batch, prior, columns):
+        """The arguments of :func:`skmeta._mixture.choose_share` for one
+        batch of :meth:`_left_out_batch`, the mixture weighed by the rows'
+        classes alone or (``columns``) by their columns too."""
+        lx = batch["row_lx"] if columns else None
+        evidence = self._mixture_evidence(
+            batch["X"],
+            batch["y"],
+            batch["w"],
+            batch["row_ll"],
+            prior,
+            batch["excluded"],
+            own=batch["own_folds"],
+            row_lx=lx,
+        )
+        row_ll = batch["row_ll"] if lx is None else batch["row_ll"] + lx
+        return (
+            batch["own"],
+            batch["query_lp"],
+            row_ll.sum(1),  # the support rows' weights are 1
+            batch["excluded"],
+            batch["y_query"],
+            evidence,
+        )
 
     def _mixed_logits(self, X, index, logits, dtype):
         """The logits of the rows of new groups with a mixture: the log of

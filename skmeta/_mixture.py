@@ -25,13 +25,15 @@ the cross-validated evidence of its rows (:func:`cv_evidence`,
 
 ``task_mixture="auto"`` chooses the fitted share at the end of ``fit`` from
 ``GRID`` by leaving training tasks out: for each of up to ``_LOO_TASKS``
-training tasks with at least ``_LOO_SHOTS + 5`` rows of every class,
-``_LOO_DRAWS`` supports of ``_LOO_SHOTS`` rows per class, its own model
+training tasks with at least ``max(_LOO_SHOTS) + 5`` rows of every class,
+``_LOO_DRAWS`` supports of each size in ``_LOO_SHOTS`` rows per class (one
+row per class and five: the share must serve the smallest new groups, whose
+rows say least about their labels, as well as larger ones), its own model
 adapted to them as a new group's would be, the mixture over the other
 training tasks, the group's share by the rule above; the smallest share
 within one standard error of the best mean balanced accuracy on up to
-``_LOO_QUERY`` of its other rows wins (:func:`choose_share`), once without
-``q_t`` and once with it. The functions
+``_LOO_QUERY`` of its other rows, over the draws of both sizes, wins
+(:func:`choose_share`), once without ``q_t`` and once with it. The functions
 here are the tensor algebra; the estimator supplies the models'
 log-probabilities.
 """
@@ -46,7 +48,7 @@ _TOP = 16  # components kept per new group
 _MAX_COMPONENTS = 256  # training tasks in the mixture (the largest)
 _MIN_TASKS = 5  # training tasks to leave out before "auto" mixes at all
 _LOO_TASKS = 64
-_LOO_SHOTS = 5
+_LOO_SHOTS = (1, 5)  # rows per class of the left-out supports
 _LOO_DRAWS = 2
 _LOO_QUERY = 200
 _MIN_PROBA = 1e-6

@@ -340,6 +340,53 @@ def test_auto_share_is_chosen_on_the_left_out_training_tasks(Estimator, types_da
 
 
 @pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_auto_share_is_scored_on_supports_of_each_size(
+    Estimator, types_data, monkeypatch
+):
+    # The left-out draws hold supports of one and of five rows per class,
+    # and the share and the columns are chosen on all of them together: a
+    # share must serve the smallest new groups as well as larger ones.
+    X, y, g = types_data
+    train = g < 9
+    batches, calls = [], []
+    left_out_batch = Estimator._left_out_batch
+    choose_share = _mixture.choose_share
+
+    def record_batch(self, eligible, shots, rng, prior):
+        batch = left_out_batch(self, eligible, shots, rng, prior)
+        batches.append((len(eligible), shots, batch))
+        return batch
+
+    def record_choice(*args, **kwargs):
+        calls.append(args)
+        return choose_share(*args, **kwargs)
+
+    monkeypatch.setattr(Estimator, "_left_out_batch", record_batch)
+    monkeypatch.setattr(_mixture, "choose_share", record_choice)
+    Estimator(**FAST).fit(X[train], y[train], tasks=g[train])
+    assert [shots for _, shots, _ in batches] == list(_mixture._LOO_SHOTS) == [1, 5]
+    n_draws = []
+    for n_tasks, shots, batch in batches:
+        assert batch["X"].shape[:2] == (n_tasks * _mixture._LOO_DRAWS, 2 * shots)
+        assert (batch["y"].sum(1) == shots).all()  # class-balanced supports
+        n_draws.append(len(batch["X"]))
+    assert len(calls) == 2  # without the columns, then with them
+    for own, query_lp, support_ll, excluded, y_query, evidence in calls:
+        assert len(own) == len(y_query) == len(evidence) == sum(n_draws)
+        assert query_lp.shape[:2] == own.shape[:2] == y_query.shape
+        assert support_ll.shape == excluded.shape == (len(own), query_lp.shape[2])
+        assert (excluded.sum(1) == 1).all()  # each draw's own task is left out
+        # One row per class leaves no fold to cross-validate: no evidence.
+        assert (evidence[: n_draws[0]] == 0).all()
+        assert (evidence[n_draws[0] :] != 0).any()
+        # The draws of each size hold their own queries, padded with -1.
+        for (_, _, batch), part in zip(batches, y_query.split(n_draws), strict=True):
+            width = batch["y_query"].shape[1]
+            torch.testing.assert_close(part[:, :width], batch["y_query"])
+            assert (part[:, width:] == -1).all()
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
 @pytest.mark.parametrize("columns", [False, True])
 def test_auto_columns_choice_decides_the_weights(
     Estimator, columns, types_data, monkeypatch

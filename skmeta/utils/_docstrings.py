@@ -136,8 +136,9 @@ class_prior : {"auto", "task", "pooled", "balanced"}, default="auto"
         borrows its kind's model from a row or two, and one whose rows
         clearly disagree with every training task ends near its own model.
         ``"auto"`` chooses the share in {0, 0.25, 0.5, 0.75, 1} at the end of
-        ``fit`` by leaving training tasks out in turn, each adapted from 5
-        rows per class as a new group, against the mixture of the others:
+        ``fit`` by leaving training tasks out in turn, each adapted from 1
+        and from 5 rows per class as a new group, against the mixture of the
+        others:
         the smallest share within one standard error of the best, with the
         weights from the classes alone and from the classes and columns; the
         columns are used only where their share scores higher by more than
