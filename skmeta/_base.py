@@ -119,20 +119,6 @@ _MIXTURE_BUDGET = 2**20
 
 
 @functools.lru_cache(maxsize=256)
-def _pad_query(tensor, n_query, position):
-    """Argument ``position`` of :func:`skmeta._mixture.choose_share` padded
-    to ``n_query`` query rows: the own probabilities and the components'
-    log-probabilities with zeros, the query classes with -1 (not scored);
-    the other arguments have no query rows."""
-    if position not in (0, 1, 4) or tensor.shape[1] == n_query:
-        return tensor
-    pad = tensor.new_full(
-        (tensor.shape[0], n_query - tensor.shape[1], *tensor.shape[2:]),
-        -1 if position == 4 else 0,
-    )
-    return torch.cat([tensor, pad], 1)
-
-
 def _seed_of_int(random_state):
     """The seed an integer ``random_state`` gives (the same at every call;
     building a ``RandomState`` costs about 0.1 ms per ``partial_fit``)."""
@@ -1397,7 +1383,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         large enough."""
         store = self.support_.tasks
         n_classes = len(self.classes_)
-        need = max(_mixture._LOO_SHOTS) + 5
+        sizes = _mixture._LOO_SHOTS
+        shots, need = max(sizes), max(sizes) + 5
         rng = np.random.default_rng(self._seed())
         eligible = []
         for key, start, end in zip(keys, starts, ends, strict=True):
@@ -1410,66 +1397,102 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         if len(eligible) > _mixture._LOO_TASKS:
             keep = rng.choice(len(eligible), _mixture._LOO_TASKS, replace=False)
             eligible = [eligible[i] for i in np.sort(keep)]
-        self._set_training(False)
-        prior = self._prior_state()
-        with self._fork_rng(), torch.no_grad():
-            self._manual_seed(self._seed())
-            # One batch of left-out draws per support size: a share must
-            # serve new groups of one row per class as well as of several.
-            batches = [
-                self._left_out_batch(eligible, shots, rng, prior)
-                for shots in _mixture._LOO_SHOTS
-            ]
-            # The share chosen with the mixture weighed by the rows' classes
-            # alone, then with their columns too; the columns are kept only
-            # where they clearly serve the left-out tasks better.
-            choices = []
-            for columns in (False, True):
-                parts = [
-                    self._left_out_inputs(batch, prior, columns) for batch in batches
-                ]
-                n_query = max(part[0].shape[1] for part in parts)
-                inputs = [
-                    torch.cat([_pad_query(part[i], n_query, i) for part in parts])
-                    for i in range(len(parts[0]))
-                ]
-                choices.append(_mixture.choose_share(*inputs, per_draw=True))
-        columns = _mixture.use_columns(choices[0][2], choices[1][2])
-        if not columns:
-            self._mixture_covariates_ = None
-        share, self._mixture_scores_, _ = choices[int(columns)]
-        return share
-
-    def _left_out_batch(self, eligible, shots, rng, prior):
-        """The left-out draws of ``shots`` rows per class of
-        :meth:`_left_out_share`: for each eligible task ``_LOO_DRAWS``
-        supports and queries, the own models' query probabilities and the
-        mixture's components' log-likelihoods."""
-        store = self.support_.tasks
-        n_classes = len(self.classes_)
         left_out, supports, queries = [], [], []
         for key, rows in eligible:
             by_class = [rows[store.y[rows] == c] for c in range(n_classes)]
             for _ in range(_mixture._LOO_DRAWS):
-                support = np.concatenate(
+                support = np.stack(
                     [rng.choice(r, shots, replace=False) for r in by_class]
-                )
+                )  # (n_classes, shots)
                 query = np.setdiff1d(rows, support)
                 n_query = min(len(query), _mixture._LOO_QUERY)
                 left_out.append(key + 1)
                 supports.append(support)
                 queries.append(rng.choice(query, n_query, replace=False))
         n_draws, n_query = len(supports), max(len(q) for q in queries)
-        support = np.stack(supports)
         query = np.zeros((n_draws, n_query), dtype=np.int64)
         y_query = np.full((n_draws, n_query), -1, dtype=np.int64)
         for d, q in enumerate(queries):
             query[d, : len(q)], y_query[d, : len(q)] = q, store.y[q]
         device, dtype = self.device, self._inference_dtype()
-        Xs = torch.as_tensor(store.X[support], device=device)
-        ys = torch.as_tensor(store.y[support], device=device)
-        ws = torch.ones(ys.shape, device=device)
         Xq = torch.as_tensor(store.X[query], device=device)
+        y_query = torch.as_tensor(y_query, device=device)
+        excluded = torch.as_tensor(
+            np.asarray(left_out)[:, None] == self._mixture_components_[None, :],
+            device=device,
+        )
+        self._set_training(False)
+        prior = self._prior_state()
+        n_components = len(self._mixture_components_)
+        with self._fork_rng(), torch.no_grad():
+            self._manual_seed(self._seed())
+            query_lp = self._component_log_proba(Xq.reshape(-1, Xq.shape[-1]))
+            query_lp = query_lp.view(n_draws, n_query, n_components, n_classes)
+            # Each draw's support of each size: the first rows of each class
+            # of the largest, whose other rows are not among the queries
+            # either, so the sizes share the queries and their
+            # log-probabilities under every component. A share must serve
+            # new groups of one row per class as well as of several.
+            batches = []
+            for size in sizes:
+                support = np.stack(supports)[:, :, :size].reshape(n_draws, -1)
+                Xs = torch.as_tensor(store.X[support], device=device)
+                ys = torch.as_tensor(store.y[support], device=device)
+                own, own_folds = self._left_out_own(Xs, ys, Xq, prior, dtype)
+                support_lp = self._component_log_proba(Xs.reshape(-1, Xs.shape[-1]))
+                row_ll = _mixture.row_log_likelihood(
+                    support_lp.view(n_draws, -1, n_components, n_classes), ys
+                )
+                batches.append(
+                    (Xs, ys, own, own_folds, row_ll, self._covariate_log_likelihood(Xs))
+                )
+            # The share chosen with the mixture weighed by the rows' classes
+            # alone, then with their columns too; the columns are kept only
+            # where they clearly serve the left-out tasks better.
+            choices = []
+            for columns in (False, True):
+                owns, mixtures, evidences = [], [], []
+                for Xs, ys, own, own_folds, row_ll, row_lx in batches:
+                    lx = row_lx if columns else None
+                    evidences.append(
+                        self._mixture_evidence(
+                            Xs,
+                            ys,
+                            torch.ones(ys.shape, device=device),
+                            row_ll,
+                            prior,
+                            excluded,
+                            own=own_folds,
+                            row_lx=lx,
+                        )
+                    )
+                    support_ll = (row_ll if lx is None else row_ll + lx).sum(1)
+                    mixtures.append(
+                        _mixture.mixture_proba(query_lp, support_ll, excluded)
+                    )
+                    owns.append(own)
+                choices.append(
+                    _mixture.score_shares(
+                        torch.cat(owns),
+                        torch.cat(mixtures),
+                        y_query.repeat(len(sizes), 1),
+                        torch.cat(evidences),
+                        per_draw=True,
+                    )
+                )
+        columns = _mixture.use_columns(choices[0][2], choices[1][2])
+        if not columns:
+            self._mixture_covariates_ = None
+        share, self._mixture_scores_, _ = choices[int(columns)]
+        return share
+
+    def _left_out_own(self, Xs, ys, Xq, prior, dtype):
+        """The left-out draws' own models (:meth:`_left_out_share`): each
+        adapted to its support ``Xs``, ``ys`` as a new group's would be; its
+        probabilities of the query rows ``Xq`` and the log-likelihoods of its
+        head's folds (``_mixture.OWN``, None where it has none)."""
+        n_draws, n_query = Xq.shape[:2]
+        ws = torch.ones(ys.shape, device=Xs.device)
         own, own_folds = [], []
         step = self._max_tasks_per_batch()
         for start in range(0, n_draws, step):
@@ -1478,56 +1501,12 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             folds = states.pop(_mixture.OWN, None)
             own_folds.extend([None] * len(Xs[chunk]) if folds is None else folds)
             n = len(Xs[chunk])
-            index = torch.arange(n, device=device).repeat_interleave(n_query)
+            index = torch.arange(n, device=Xs.device).repeat_interleave(n_query)
             logits = self._state_logits(
                 Xq[chunk].reshape(n * n_query, -1).to(dtype), index, states, dtype
             )
             own.append(logits.view(n, n_query, -1).softmax(-1))
-        n_components = len(self._mixture_components_)
-        support_lp = self._component_log_proba(Xs.reshape(-1, Xs.shape[-1]))
-        query_lp = self._component_log_proba(Xq.reshape(-1, Xq.shape[-1]))
-        return {
-            "X": Xs,
-            "y": ys,
-            "w": ws,
-            "own": torch.cat(own),
-            "own_folds": own_folds,
-            "row_ll": _mixture.row_log_likelihood(
-                support_lp.view(n_draws, -1, n_components, n_classes), ys
-            ),
-            "row_lx": self._covariate_log_likelihood(Xs),
-            "query_lp": query_lp.view(n_draws, n_query, n_components, n_classes),
-            "y_query": torch.as_tensor(y_query, device=device),
-            "excluded": torch.as_tensor(
-                np.asarray(left_out)[:, None] == self._mixture_components_[None, :],
-                device=device,
-            ),
-        }
-
-    def _left_out_inputs(self, batch, prior, columns):
-        """The arguments of :func:`skmeta._mixture.choose_share` for one
-        batch of :meth:`_left_out_batch`, the mixture weighed by the rows'
-        classes alone or (``columns``) by their columns too."""
-        lx = batch["row_lx"] if columns else None
-        evidence = self._mixture_evidence(
-            batch["X"],
-            batch["y"],
-            batch["w"],
-            batch["row_ll"],
-            prior,
-            batch["excluded"],
-            own=batch["own_folds"],
-            row_lx=lx,
-        )
-        row_ll = batch["row_ll"] if lx is None else batch["row_ll"] + lx
-        return (
-            batch["own"],
-            batch["query_lp"],
-            row_ll.sum(1),  # the support rows' weights are 1
-            batch["excluded"],
-            batch["y_query"],
-            evidence,
-        )
+        return torch.cat(own), own_folds
 
     def _mixed_logits(self, X, index, logits, dtype):
         """The logits of the rows of new groups with a mixture: the log of

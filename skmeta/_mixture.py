@@ -26,13 +26,14 @@ the cross-validated evidence of its rows (:func:`cv_evidence`,
 ``task_mixture="auto"`` chooses the fitted share at the end of ``fit`` from
 ``GRID`` by leaving training tasks out: for each of up to ``_LOO_TASKS``
 training tasks with at least ``max(_LOO_SHOTS) + 5`` rows of every class,
-``_LOO_DRAWS`` supports of each size in ``_LOO_SHOTS`` rows per class (one
-row per class and five: the share must serve the smallest new groups, whose
-rows say least about their labels, as well as larger ones), its own model
-adapted to them as a new group's would be, the mixture over the other
-training tasks, the group's share by the rule above; the smallest share
-within one standard error of the best mean balanced accuracy on up to
-``_LOO_QUERY`` of its other rows, over the draws of both sizes, wins
+``_LOO_DRAWS`` supports of ``max(_LOO_SHOTS)`` rows per class, each also cut
+to its first rows of each class for the other sizes of ``_LOO_SHOTS`` (one
+row per class: the share must serve the smallest new groups, whose rows say
+least about their labels, as well as larger ones), its own model adapted to
+each support as a new group's would be, the mixture over the other training
+tasks, the group's share by the rule above; the smallest share within one
+standard error of the best mean balanced accuracy on up to ``_LOO_QUERY`` of
+its other rows (the same for every size), over the draws of every size, wins
 (:func:`choose_share`), once without ``q_t`` and once with it. The functions
 here are the tensor algebra; the estimator supplies the models'
 log-probabilities.
@@ -318,13 +319,30 @@ def choose_share(
     draws : ndarray of shape (n_draws,)
         With ``per_draw=True``: the chosen share's score on each draw.
     """
-    n_classes = own_proba.shape[-1]
+    mixture = mixture_proba(component_log_proba, support_ll, excluded)
+    return score_shares(own_proba, mixture, y_query, evidence, per_draw=per_draw)
+
+
+def mixture_proba(component_log_proba, support_ll, excluded):
+    """The mixture's class probabilities of each draw's query rows (float64,
+    shape (n_draws, n_query, n_classes)): the components' probabilities
+    weighted by their posterior given the support rows (:func:`top_posterior`;
+    the arguments as in :func:`choose_share`)."""
+    n_classes = component_log_proba.shape[-1]
     ll = support_ll.masked_fill(excluded, -math.inf)
     index, weight = top_posterior(ll)
     chosen = component_log_proba.gather(
-        2, index[:, None, :, None].expand(-1, y_query.shape[1], -1, n_classes)
+        2,
+        index[:, None, :, None].expand(-1, component_log_proba.shape[1], -1, n_classes),
     )
-    mixture = (chosen.to(torch.float64).exp() * weight[:, None, :, None]).sum(2)
+    return (chosen.to(torch.float64).exp() * weight[:, None, :, None]).sum(2)
+
+
+def score_shares(own_proba, mixture, y_query, evidence, *, per_draw=False):
+    """:func:`choose_share` given the mixture's probabilities
+    (:func:`mixture_proba`): draws whose mixtures were computed apart (each
+    size of support) are scored together."""
+    n_classes = own_proba.shape[-1]
     own = own_proba.to(torch.float64)
     per_draw_scores = []
     for a in GRID:

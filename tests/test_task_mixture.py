@@ -343,47 +343,48 @@ def test_auto_share_is_chosen_on_the_left_out_training_tasks(Estimator, types_da
 def test_auto_share_is_scored_on_supports_of_each_size(
     Estimator, types_data, monkeypatch
 ):
-    # The left-out draws hold supports of one and of five rows per class,
-    # and the share and the columns are chosen on all of them together: a
-    # share must serve the smallest new groups as well as larger ones.
+    # Each left-out draw holds a support of five rows per class and, its
+    # first row of each class, one of one row per class; both are scored
+    # on the same query rows (none of them in either support), and the
+    # share and the columns are chosen on all of them together: a share must
+    # serve the smallest new groups as well as larger ones.
     X, y, g = types_data
     train = g < 9
-    batches, calls = [], []
-    left_out_batch = Estimator._left_out_batch
-    choose_share = _mixture.choose_share
+    owns, calls = [], []
+    left_out_own = Estimator._left_out_own
+    score_shares = _mixture.score_shares
 
-    def record_batch(self, eligible, shots, rng, prior):
-        batch = left_out_batch(self, eligible, shots, rng, prior)
-        batches.append((len(eligible), shots, batch))
-        return batch
+    def record_own(self, Xs, ys, Xq, prior, dtype):
+        owns.append((Xs, ys, Xq))
+        return left_out_own(self, Xs, ys, Xq, prior, dtype)
 
-    def record_choice(*args, **kwargs):
+    def record_scores(*args, **kwargs):
         calls.append(args)
-        return choose_share(*args, **kwargs)
+        return score_shares(*args, **kwargs)
 
-    monkeypatch.setattr(Estimator, "_left_out_batch", record_batch)
-    monkeypatch.setattr(_mixture, "choose_share", record_choice)
+    monkeypatch.setattr(Estimator, "_left_out_own", record_own)
+    monkeypatch.setattr(_mixture, "score_shares", record_scores)
     Estimator(**FAST).fit(X[train], y[train], tasks=g[train])
-    assert [shots for _, shots, _ in batches] == list(_mixture._LOO_SHOTS) == [1, 5]
-    n_draws = []
-    for n_tasks, shots, batch in batches:
-        assert batch["X"].shape[:2] == (n_tasks * _mixture._LOO_DRAWS, 2 * shots)
-        assert (batch["y"].sum(1) == shots).all()  # class-balanced supports
-        n_draws.append(len(batch["X"]))
+    assert _mixture._LOO_SHOTS == (1, 5)
+    (X1, y1, Xq1), (X5, y5, Xq5) = owns
+    n_draws = len(X5)
+    assert n_draws == len(X1) and n_draws % _mixture._LOO_DRAWS == 0
+    assert X1.shape[1] == 2 and X5.shape[1] == 10
+    assert (y1.sum(1) == 1).all() and (y5.sum(1) == 5).all()  # class-balanced
+    torch.testing.assert_close(X1, X5[:, [0, 5]])  # the first row of each class
+    assert Xq1 is Xq5
+    # No support row is a query row of its draw.
+    for support, query in zip(X5, Xq5, strict=True):
+        assert not (support[:, None, :] == query[None]).all(-1).any()
     assert len(calls) == 2  # without the columns, then with them
-    for own, query_lp, support_ll, excluded, y_query, evidence in calls:
-        assert len(own) == len(y_query) == len(evidence) == sum(n_draws)
-        assert query_lp.shape[:2] == own.shape[:2] == y_query.shape
-        assert support_ll.shape == excluded.shape == (len(own), query_lp.shape[2])
-        assert (excluded.sum(1) == 1).all()  # each draw's own task is left out
+    for own, mixture, y_query, evidence in calls:
+        assert own.shape == mixture.shape
+        assert len(own) == len(y_query) == len(evidence) == 2 * n_draws
+        torch.testing.assert_close(y_query[:n_draws], y_query[n_draws:])
+        torch.testing.assert_close(mixture.sum(-1), torch.ones_like(mixture[..., 0]))
         # One row per class leaves no fold to cross-validate: no evidence.
-        assert (evidence[: n_draws[0]] == 0).all()
-        assert (evidence[n_draws[0] :] != 0).any()
-        # The draws of each size hold their own queries, padded with -1.
-        for (_, _, batch), part in zip(batches, y_query.split(n_draws), strict=True):
-            width = batch["y_query"].shape[1]
-            torch.testing.assert_close(part[:, :width], batch["y_query"])
-            assert (part[:, width:] == -1).all()
+        assert (evidence[:n_draws] == 0).all()
+        assert (evidence[n_draws:] != 0).any()
 
 
 @pytest.mark.parametrize("Estimator", ESTIMATORS)
