@@ -1433,32 +1433,33 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             # either, so the sizes share the queries and their
             # log-probabilities under every component. A share must serve
             # new groups of one row per class as well as of several.
+            supports = np.stack(supports)  # (n_draws, n_classes, shots)
             batches = []
             for size in sizes:
-                support = np.stack(supports)[:, :, :size].reshape(n_draws, -1)
+                support = supports[:, :, :size].reshape(n_draws, -1)
                 Xs = torch.as_tensor(store.X[support], device=device)
                 ys = torch.as_tensor(store.y[support], device=device)
-                own, own_folds = self._left_out_own(Xs, ys, Xq, prior, dtype)
+                ws = torch.ones(ys.shape, device=device)
+                own, own_folds = self._left_out_own(Xs, ys, ws, Xq, prior, dtype)
                 support_lp = self._component_log_proba(Xs.reshape(-1, Xs.shape[-1]))
                 row_ll = _mixture.row_log_likelihood(
                     support_lp.view(n_draws, -1, n_components, n_classes), ys
                 )
-                batches.append(
-                    (Xs, ys, own, own_folds, row_ll, self._covariate_log_likelihood(Xs))
-                )
+                row_lx = self._covariate_log_likelihood(Xs)
+                batches.append((Xs, ys, ws, own, own_folds, row_ll, row_lx))
             # The share chosen with the mixture weighed by the rows' classes
             # alone, then with their columns too; the columns are kept only
             # where they clearly serve the left-out tasks better.
             choices = []
             for columns in (False, True):
                 owns, mixtures, evidences = [], [], []
-                for Xs, ys, own, own_folds, row_ll, row_lx in batches:
+                for Xs, ys, ws, own, own_folds, row_ll, row_lx in batches:
                     lx = row_lx if columns else None
                     evidences.append(
                         self._mixture_evidence(
                             Xs,
                             ys,
-                            torch.ones(ys.shape, device=device),
+                            ws,
                             row_ll,
                             prior,
                             excluded,
@@ -1486,13 +1487,13 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         share, self._mixture_scores_, _ = choices[int(columns)]
         return share
 
-    def _left_out_own(self, Xs, ys, Xq, prior, dtype):
+    def _left_out_own(self, Xs, ys, ws, Xq, prior, dtype):
         """The left-out draws' own models (:meth:`_left_out_share`): each
-        adapted to its support ``Xs``, ``ys`` as a new group's would be; its
-        probabilities of the query rows ``Xq`` and the log-likelihoods of its
-        head's folds (``_mixture.OWN``, None where it has none)."""
+        adapted to its support ``Xs``, ``ys`` (weights ``ws``) as a new
+        group's would be; its probabilities of the query rows ``Xq`` and the
+        log-likelihoods of its head's folds (``_mixture.OWN``, None where it
+        has none)."""
         n_draws, n_query = Xq.shape[:2]
-        ws = torch.ones(ys.shape, device=Xs.device)
         own, own_folds = [], []
         step = self._max_tasks_per_batch()
         for start in range(0, n_draws, step):

@@ -354,9 +354,9 @@ def test_auto_share_is_scored_on_supports_of_each_size(
     left_out_own = Estimator._left_out_own
     score_shares = _mixture.score_shares
 
-    def record_own(self, Xs, ys, Xq, prior, dtype):
+    def record_own(self, Xs, ys, ws, Xq, prior, dtype):
         owns.append((Xs, ys, Xq))
-        return left_out_own(self, Xs, ys, Xq, prior, dtype)
+        return left_out_own(self, Xs, ys, ws, Xq, prior, dtype)
 
     def record_scores(*args, **kwargs):
         calls.append(args)
