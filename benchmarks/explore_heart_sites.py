@@ -31,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_fewshot as B  # noqa: E402
 
+from skmeta.exceptions import UnknownGroupWarning  # noqa: E402
+
 METHODS = B.BASELINES + B.DEFAULT_META
 UNADAPTED = ("pooled LR", "pooled MLP", *B.DEFAULT_META)
 
@@ -44,10 +46,12 @@ def unadapted_scores(models, data, task):
     for method in UNADAPTED:
         model = models[method]
         if method in B.DEFAULT_META:
-            # The policy for groups never seen: the pooled support's state,
-            # without the warning that says so.
+            # The policy for groups never seen: the pooled support's state
+            # (with no row of the group known, it warns even so).
             model = copy.deepcopy(model).set_params(unknown_groups="pooled")
-            proba = model.predict_proba(X, tasks=np.full(len(rows), task))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UnknownGroupWarning)
+                proba = model.predict_proba(X, tasks=np.full(len(rows), task))
         else:
             proba = model.predict_proba(X)
         scores[method] = B.balanced_accuracy(y, (proba[:, 1] >= 0.5).astype(np.int64))
