@@ -1233,17 +1233,27 @@ def section_partial_fit(args, budget):
 
 
 # ------------------------------------------------------------------- 5. scale
+# The scale section's estimator parameters beyond its defaults (--no-heads:
+# no per-group logistic head, so no per-group cross-validation in fit).
+SCALE_PARAMS = {}
+NO_HEADS = {
+    "MAMLClassifier": {"head": "none"},
+    "PrototypicalClassifier": {"head": "prototypes"},
+}
+
+
 def _scale_child(klass, X, y, groups, n_calls):
     """Fit here; predict and partial_fit each in a forked grandchild.
 
     Each measurement starts after a warm-up of the same code (a fit on 400
     rows, a predict of 1,000 rows, one partial_fit call).
     """
-    warm = klass(max_epochs=1, steps_per_epoch=2, n_threads=1, random_state=0)
+    params = SCALE_PARAMS.get(klass.__name__, {})
+    warm = klass(max_epochs=1, steps_per_epoch=2, n_threads=1, random_state=0, **params)
     warm.fit(X[:400], y[:400], sensitive_features=groups[:400])
     del warm
     memory_mark()
-    clf = klass(max_epochs=1, n_threads=1, random_state=RANDOM_STATE)
+    clf = klass(max_epochs=1, n_threads=1, random_state=RANDOM_STATE, **params)
     start = time.perf_counter()
     clf.fit(X, y, sensitive_features=groups)
     fit_s = time.perf_counter() - start
@@ -1312,6 +1322,12 @@ def section_scale(args, budget):
                 runs.setdefault(key, []).append(out)
             del X, y, groups
     results = {key: _fastest(outs) for key, outs in runs.items()}
+    if SCALE_PARAMS:
+        print(
+            "\nWith `--no-heads`: "
+            + ", ".join(f"{name} {params}" for name, params in SCALE_PARAMS.items())
+            + " (no per-group head, so no per-group cross-validation in fit)."
+        )
     print(
         "\nDefault sizes, `max_epochs=1` with the default `steps_per_epoch` "
         "(about one pass over the rows: max(10, rows / 320) meta-batches), "
@@ -1732,6 +1748,12 @@ def main(argv=None):
         default=None,
         help="seconds after which a section-6 run is stopped (20 quick, 60 full)",
     )
+    parser.add_argument(
+        "--no-heads",
+        action="store_true",
+        help="section 5 without the per-group heads (MAML head='none', "
+        "ProtoNet head='prototypes')",
+    )
     parser.add_argument("--threads-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--threads-steps", type=int, default=None, help=argparse.SUPPRESS
@@ -1748,6 +1770,8 @@ def main(argv=None):
     if args.threads_timeout is None:
         args.threads_timeout = budget["threads_timeout"]
     sections = _parse_sections(args.sections, parser)
+    if args.no_heads:
+        SCALE_PARAMS.update(NO_HEADS)
     if args.skip_threads and "threads" in sections:
         sections.remove("threads")
 
