@@ -630,6 +630,20 @@ def fit_models(
     return models
 
 
+def fit_fold_models(data, settings, budget, methods, random_state=RANDOM_STATE):
+    """:func:`fit_models` on the training groups of the fold ``data``."""
+    train = data.train
+    return fit_models(
+        data.X[train],
+        data.y[train],
+        data.tasks[train],
+        settings,
+        budget,
+        methods=methods,
+        random_state=random_state,
+    )
+
+
 def adapt_and_predict(method, models, settings, Xs, ys, Xq, task, seed):
     """``P(y = 1)`` on the query rows after adapting to the support, and what
     the adaptation chose (a dict)."""
@@ -920,16 +934,7 @@ def training_seed_scores(
             if fitted is not None and seed == RANDOM_STATE:
                 models = fitted[f_index]
             else:
-                train = data.train
-                models = fit_models(
-                    data.X[train],
-                    data.y[train],
-                    data.tasks[train],
-                    settings,
-                    budget,
-                    methods=methods,
-                    random_state=seed,
-                )
+                models = fit_fold_models(data, settings, budget, methods, seed)
             fold_records, _ = evaluate(
                 data,
                 models,
@@ -1290,15 +1295,7 @@ def run(name, args):
     first_index = 0
     fitted = []  # each fold's models, reused by the training-seed table
     for f_index, (data, heldout) in enumerate(zip(folds, heldouts, strict=True)):
-        train = data.train
-        models = fit_models(
-            data.X[train],
-            data.y[train],
-            data.tasks[train],
-            settings,
-            budget,
-            methods=methods,
-        )
+        models = fit_fold_models(data, settings, budget, methods)
         oracle = oracle_probabilities(data) if dataset.oracle else None
         records, skipped = evaluate(
             data,

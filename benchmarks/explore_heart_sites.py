@@ -66,21 +66,18 @@ def explore(train_seeds, seeds, quick):
     records = []
     for train_seed in train_seeds:
         for f_index, data in enumerate(dataset.folds):
-            train = data.train
-            models = B.fit_models(
-                data.X[train],
-                data.y[train],
-                data.tasks[train],
-                settings,
-                budget,
-                methods=METHODS,
-                random_state=train_seed,
-            )
+            models = B.fit_fold_models(data, settings, budget, METHODS, train_seed)
             (task,) = data.heldout
             for method, bacc in unadapted_scores(models, data, task).items():
                 records.append(
-                    dict(task=task, k=0, seed=0, method=method, bacc=bacc)
-                    | dict(train_seed=train_seed)
+                    dict(
+                        task=task,
+                        k=0,
+                        seed=0,
+                        method=method,
+                        bacc=bacc,
+                        train_seed=train_seed,
+                    )
                 )
             adapted, _ = B.evaluate(
                 data,
