@@ -1,0 +1,117 @@
+"""Exploration: what do MAML's options cost or gain on new groups?
+
+``MAMLClassifier`` has three options that change how a group is adapted and
+that the few-shot runs of ``bench_fewshot.py`` leave at their defaults:
+``first_order=True`` (the meta-gradient without second derivatives),
+``adapt_layers="last"`` (ANIL: only the last layer adapts, on a
+representation shared by every group) and ``learn_inner_lr=True``
+(Meta-SGD: a learned step size per weight). For each fold of a
+``bench_fewshot.py`` data set this script fits MAML with the defaults of
+``bench_fewshot.py`` and with each option alone, on the training groups,
+then for each held-out group, k and support draw (the draws of
+``bench_fewshot.py``) scores balanced accuracy on the group's other rows
+after ``partial_fit`` on the support rows. It prints each variant minus the
+defaults, in the mean over held-out groups and in the worst group of each
+draw, with the standard error over folds x draws (the draws are paired:
+every variant adapts to the same support rows), and the fit time.
+
+Run (about 1 to 4 minutes per data set)::
+
+    OMP_NUM_THREADS=1 python benchmarks/explore_maml_options.py \\
+        --datasets synthetic-strong,heart --seeds 5
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_fewshot as B  # noqa: E402
+
+from skmeta import MAMLClassifier  # noqa: E402
+
+# The package's defaults first: every other variant is compared with it.
+VARIANTS = {
+    "defaults": {},
+    "first_order=True": {"first_order": True},
+    'adapt_layers="last"': {"adapt_layers": "last"},
+    "learn_inner_lr=True": {"learn_inner_lr": True},
+}
+
+
+def run_fold(data, f_index, seeds, ks, budget):
+    """The held-out records of every variant fitted on fold ``data``, and
+    each fit's seconds."""
+    tasks = B.merge_small_tasks(data.tasks[data.train])
+    records, fitted = [], []
+    for variant, params in VARIANTS.items():
+        kwargs = {**B._meta_kwargs(budget, B.RANDOM_STATE), **params}
+        start = time.perf_counter()
+        model = MAMLClassifier(**kwargs).fit(
+            data.X[data.train], data.y[data.train], tasks=tasks
+        )
+        fitted.append((variant, time.perf_counter() - start))
+        records += B.heldout_records(
+            model, data, f_index, ks, seeds, estimator="MAML", variant=variant
+        )
+    return records, fitted
+
+
+def worst_group_differences(df):
+    """Each variant but the defaults minus the defaults in the worst held-out
+    group of each fold, k and draw, points: ``"k=1: +0.3 ± 0.2, ..."``."""
+    worst = df.groupby(["variant", "k", "fold", "seed"]).bacc.min()
+    base = worst["defaults"]
+    return {
+        variant: B.points_by_k(100 * (worst[variant] - base))
+        for variant in list(VARIANTS)[1:]
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", default="synthetic-strong")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument(
+        "--quick", action="store_true", help="first fold, k = 5, one draw"
+    )
+    args = parser.parse_args(argv)
+    budget = "quick" if args.quick else "full"
+    if args.quick:
+        args.seeds = 1
+    B.exploration_header("explore_maml_options", argv)
+    for name in args.datasets.split(","):
+        start = time.perf_counter()
+        dataset = B.LOADERS[name]()
+        folds = dataset.folds[:1] if args.quick else dataset.folds
+        ks = (5,) if args.quick else dataset.ks
+        records, fitted = [], []
+        for f_index, data in enumerate(folds):
+            fold_records, fold_fitted = run_fold(
+                data, f_index, range(args.seeds), ks, budget
+            )
+            records += fold_records
+            fitted += fold_fitted
+        df = pd.DataFrame(records)
+        print(f"\n## {name} ({len(folds)} fold(s), {args.seeds} draws)\n")
+        B.print_variant_tables(
+            df, ["MAML"], list(VARIANTS), "seed", "draws and folds", "draws"
+        )
+        print(
+            "\nWorst held-out group of each draw, minus the defaults', points "
+            "(mean ± SE over folds x draws):\n"
+        )
+        for variant, line in worst_group_differences(df).items():
+            print(f"- MAML, {variant}: {line}")
+        fit = pd.DataFrame(fitted, columns=["variant", "seconds"])
+        print("\nFit time, seconds (mean over folds):\n")
+        print(fit.groupby("variant", sort=False).seconds.mean().round(1).to_string())
+        print(f"\n{name}: {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
