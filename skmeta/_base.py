@@ -103,6 +103,8 @@ _FITTED_ATTRIBUTES = (
     "states_",
     "log_priors_",
     "head_",
+    "head_min_rows_",
+    "task_spread_",
     "task_mixture_",
     "_mixture_components_",
     "_mixture_covariates_",
@@ -1076,7 +1078,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         # The head is settled when the first states are computed.
         if self.head == "auto":
             fair = self.constraints is not None and self.fairness_weight > 0
-            self.head_ = self._FAIR_HEAD if fair else "logistic"
+            self.head_ = self._FAIR_HEAD if fair else self._auto_head(support)
         else:
             self.head_ = self.head
         # Tensors skorch maps to an available device when unpickling.
@@ -1089,6 +1091,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         self.support_ = support
         self.__dict__.pop("states_", None)
         self._refresh_states(range(len(self.tasks_)), recompute_global=True)
+
+    def _auto_head(self, support):
+        """The head ``"auto"`` stands for without a fairness penalty."""
+        return "logistic"
 
     def _add_support(self, data):
         self.support_.add(data)

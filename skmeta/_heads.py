@@ -19,6 +19,7 @@ regression on it with the penalty halved (the two classes' changes are
 opposite), solved in one column.
 """
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -601,3 +602,103 @@ def shrunk_logistic(phi, f0, y, w, alpha, n_iter=_NEWTON_ITERATIONS):
         u = _binary_primal(phi, h0, y.to(phi.dtype), w, alpha / 2, n_iter)
         return torch.stack([-u / 2, u / 2], -2)
     return _multiclass_primal(phi, f0, y, w, alpha, n_iter).mT
+
+
+# How far the training tasks' linear models spread around the pooled one
+# (task_spread): the tasks counted need this many rows of each class; at most
+# _SPREAD_ROWS of a class and _SPREAD_TASKS tasks are used, and the fits are
+# ridge logistic regressions of this penalty on standardised columns.
+_SPREAD_MIN_ROWS = 10
+_SPREAD_ROWS = 100
+_SPREAD_TASKS = 1000
+_SPREAD_PENALTY = 1.0
+_SPREAD_POOLED_ROWS = 20000
+
+
+def task_spread(X, y, w, task, seed, device=None):
+    """Between-task variance of linear models, beyond their sampling noise.
+
+    For two classes, fits a ridge logistic regression (on standardised
+    columns and an intercept) to the pooled rows of the tasks counted, and
+    two to each such task, one on each half of its rows (split within each
+    class). The halves' errors are independent, so the mean over tasks of
+    ``(u_A - u) . (u_B - u)`` (``u`` the pooled coefficients, ``u_A``,
+    ``u_B`` the halves'), divided by the number of coefficients, estimates
+    the variance ``tau2`` of a task's coefficients around the pooled ones
+    without the noise of fitting them (a method-of-moments, empirical-Bayes
+    estimate; about 0, or negative, where the tasks differ less than their
+    noise).
+
+    Returns ``(tau2, curvature, n_tasks)``: ``curvature`` is the mean
+    ``p (1 - p)`` of the pooled model on its rows, so that a task's
+    coefficients fitted on ``n`` rows have a sampling variance of about
+    ``1 / (n curvature)`` each; ``n_tasks`` the tasks counted. ``tau2`` is
+    NaN where fewer than two tasks have ``_SPREAD_MIN_ROWS`` rows of each
+    class.
+    """
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y)
+    _, inverse = np.unique(task, return_inverse=True)
+    n_keys = int(inverse.max()) + 1 if len(inverse) else 0
+    counts = np.zeros((n_keys, 2), dtype=np.int64)
+    np.add.at(counts, (inverse, y), 1)
+    eligible = np.flatnonzero(counts.min(1) >= _SPREAD_MIN_ROWS)
+    if len(eligible) < 2:
+        return np.nan, np.nan, len(eligible)
+    if len(eligible) > _SPREAD_TASKS:
+        eligible = np.sort(rng.choice(eligible, _SPREAD_TASKS, replace=False))
+    # Each counted task's rows, up to _SPREAD_ROWS per class in a random
+    # order, alternately in two halves.
+    order = np.lexsort((rng.random(len(y)), y, inverse))
+    cells = inverse[order] * 2 + y[order]
+    starts = np.searchsorted(cells, np.arange(2 * n_keys))
+    ends = np.append(starts[1:], len(order))
+    halves = ([], [])
+    for t in eligible:
+        rows = [order[starts[c] : ends[c]][:_SPREAD_ROWS] for c in (2 * t, 2 * t + 1)]
+        halves[0].append(np.concatenate([r[::2] for r in rows]))
+        halves[1].append(np.concatenate([r[1::2] for r in rows]))
+    used = np.concatenate(halves[0] + halves[1])
+    dtype = torch.float64
+    Z = torch.as_tensor(np.asarray(X)[used], dtype=dtype, device=device)
+    Z = (Z - Z.mean(0)) / torch.where(Z.std(0) > 0, Z.std(0), 1.0)
+    Z = torch.cat([Z, Z.new_ones(len(used), 1)], 1)
+    Y = torch.as_tensor(y[used], device=device)
+    W = torch.as_tensor(np.asarray(w)[used], dtype=dtype, device=device)
+    position = np.empty(len(y), dtype=np.int64)
+    position[used] = np.arange(len(used))
+
+    def fit(problems):
+        """Ridge logistic coefficients of the logit difference, one row of
+        coefficients per set of rows in ``problems``, padded in one batch."""
+        m = max(len(rows) for rows in problems)
+        index = np.zeros((len(problems), m), dtype=np.int64)
+        valid = np.zeros((len(problems), m), dtype=bool)
+        for i, rows in enumerate(problems):
+            index[i, : len(rows)] = position[rows]
+            valid[i, : len(rows)] = True
+        index = torch.as_tensor(index, device=Z.device)
+        weight = W[index] * torch.as_tensor(valid, device=Z.device)
+        phi = Z[index]
+        f0 = phi.new_zeros(len(problems), m, 2)
+        alpha = phi.new_full((len(problems),), _SPREAD_PENALTY)
+        delta = shrunk_logistic(phi, f0, Y[index], weight, alpha)
+        return delta[:, 1] - delta[:, 0]
+
+    sample = used
+    if len(sample) > _SPREAD_POOLED_ROWS:
+        sample = rng.choice(used, _SPREAD_POOLED_ROWS, replace=False)
+    pooled = fit([sample])[0]
+    p1 = torch.sigmoid(Z[position[sample]] @ pooled)
+    weight = W[position[sample]]
+    curvature = float((weight * p1 * (1 - p1)).sum() / weight.sum())
+    n = len(eligible)
+    per_chunk = max(1, 2**21 // (2 * _SPREAD_ROWS * Z.shape[1]))
+    products = []
+    for start in range(0, n, per_chunk):
+        chunk = range(start, min(n, start + per_chunk))
+        u = fit([halves[0][i] for i in chunk] + [halves[1][i] for i in chunk])
+        k = len(chunk)
+        products.append(((u[:k] - pooled) * (u[k:] - pooled)).sum(1))
+    tau2 = float(torch.cat(products).mean()) / Z.shape[1]
+    return tau2, curvature, n

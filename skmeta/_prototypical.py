@@ -2,6 +2,7 @@
 
 from numbers import Real
 
+import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch.dataset import Dataset
@@ -28,6 +29,7 @@ from ._heads import (
     one_standard_error_index,
     shrunk_logistic,
     stratified_folds,
+    task_spread,
 )
 from .modules import EmbeddingMLP
 from .utils._docstrings import fill_docstring
@@ -126,10 +128,31 @@ class PrototypicalClassifier(_MetaClassifier):
           chosen on up to 40 of a task's rows and the head fitted on up to
           256, drawn in a fixed order. The input columns enter the penalty
           as they are: scale them (as the network needs anyway).
-        - ``"auto"``: ``"logistic"``, except with a fairness penalty
-          (``constraints`` and ``fairness_weight > 0``), where ``"prototypes"``
-          keeps the head that the penalty trained: a head refitted to each
-          task's rows for accuracy alone would not be held to it.
+        - ``"auto"``: ``"logistic"`` for tasks with enough rows to fit a
+          linear model of their own, as the training tasks tell (below);
+          ``"prototypes"`` where no task can have enough; and with a
+          fairness penalty (``constraints`` and ``fairness_weight > 0``)
+          ``"prototypes"``, which keeps the head that the penalty trained: a
+          head refitted to each task's rows for accuracy alone would not be
+          held to it.
+
+          How many rows are enough comes from how far the training tasks'
+          linear models spread around the pooled one (two classes only; an
+          empirical-Bayes estimate, ``task_spread_``): a ridge logistic
+          regression on standardised columns is fitted to the pooled rows
+          and to each half of each training task's rows (tasks with at least
+          10 rows of each class, at most 100 per class), and the mean
+          product of the two halves' deviations from the pooled coefficients
+          estimates their variance ``tau2`` around the pooled ones, free of
+          the noise of fitting them. A task's coefficients fitted on ``n``
+          rows have a sampling variance of about ``1 / (n v)`` each (``v``
+          the mean ``p (1 - p)`` of the pooled model), so a head of its own
+          can only pay once ``n >= 1 / (tau2 v)`` (``head_min_rows_``):
+          tasks with fewer rows keep their prototypes, the others choose by
+          cross-validation as above. Where the training tasks differ no more
+          than their noise (``tau2 <= 0``) no task gets a head; where fewer
+          than two tasks can be counted, or with more than two classes,
+          every task may.
 
     {episode_parameters}
 
@@ -169,6 +192,19 @@ class PrototypicalClassifier(_MetaClassifier):
         Penalty ``alpha`` of each task's logistic head, for each task of
         ``tasks_`` (``inf``: the task keeps its prototypes); only with the
         logistic head.
+
+    task_spread_ : float
+        With ``head="auto"``: the estimated variance ``tau2`` of the
+        training tasks' linear coefficients around the pooled ones, per
+        coefficient, beyond their sampling noise (see ``head``); NaN where
+        it could not be estimated (fewer than two tasks with 10 rows of each
+        class, more than two classes, or a fairness penalty).
+
+    head_min_rows_ : float
+        Fewest rows a task needs for a logistic head of its own: ``1 / (tau2
+        v)`` with ``head="auto"`` (``inf`` where ``tau2 <= 0``, 0 where it
+        could not be estimated), 0 with ``head="logistic"`` and ``inf`` with
+        the prototypes.
 
     global_state_ : torch.Tensor of shape (n_classes, embedding_dim)
         Global prototypes (all support rows).
@@ -441,6 +477,34 @@ class PrototypicalClassifier(_MetaClassifier):
         )
         return prototype_logits(embedded, prototypes, present, self._scale())
 
+    def _set_support(self, support):
+        # What head="auto" leaves unset (see _auto_head).
+        self.task_spread_ = np.nan
+        self.head_min_rows_ = np.inf if self.head == "prototypes" else 0.0
+        super()._set_support(support)
+        if self.head_ == "prototypes":
+            self.head_min_rows_ = np.inf
+
+    def _auto_head(self, support):
+        """``"logistic"``, with the fewest rows a task needs for a head of its
+        own (``head_min_rows_``) from the training tasks' spread, or
+        ``"prototypes"`` where no task can have enough (see ``head``)."""
+        store = support.tasks
+        tau2 = np.nan
+        if len(self.classes_) == 2 and store.n:
+            n = store.n
+            tau2, curvature, _ = task_spread(
+                store.X[:n], store.y[:n], store.weight[:n], store.key[:n], self._seed()
+            )
+        self.task_spread_ = tau2
+        if np.isnan(tau2):
+            self.head_min_rows_ = 0.0
+        elif tau2 <= 0:
+            self.head_min_rows_ = np.inf
+        else:
+            self.head_min_rows_ = 1.0 / (tau2 * curvature)
+        return "prototypes" if np.isinf(self.head_min_rows_) else "logistic"
+
     def _prototype_head(self, prototypes, n_features):
         """The linear head on ``[z, x]`` of prototypes: ``2 s c_k . z - s
         |c_k|^2`` (the prototype logits less the common ``-s |z|^2``)."""
@@ -469,7 +533,8 @@ class PrototypicalClassifier(_MetaClassifier):
         coef, bias = self._prototype_head(prototypes, n_features)
         penalty = torch.zeros(n_tasks, device=X.device)
         order, selected, cv_y, cv_w, onehot, n_min = cv_rows(y, w, n_classes)
-        tasks = (present.all(-1) & (n_min >= 2)).nonzero().flatten()
+        enough = (w > 0).sum(1) >= self._head_min_rows()
+        tasks = (present.all(-1) & (n_min >= 2) & enough).nonzero().flatten()
         # Tasks whose rows all choose the penalty (at most _HEAD_CV_ROWS).
         whole = (w > 0).sum(1) <= selected.shape[1]
         done = torch.zeros(n_tasks, dtype=torch.bool, device=X.device)
@@ -519,6 +584,10 @@ class PrototypicalClassifier(_MetaClassifier):
             theta = (theta + delta).to(coef.dtype)
             coef[chunk], bias[chunk] = theta[..., :-1], theta[..., -1]
         return coef, bias, penalty
+
+    def _head_min_rows(self):
+        """``head_min_rows_`` (0 for a model fitted before it existed)."""
+        return self.__dict__.get("head_min_rows_", 0.0)
 
     @staticmethod
     def _head_features(X, embedded, rows):

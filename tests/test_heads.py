@@ -7,6 +7,7 @@ import pytest
 import torch
 from scipy.optimize import minimize
 from scipy.special import log_softmax
+from sklearn.base import clone
 
 from skmeta import PrototypicalClassifier
 from skmeta import _heads as heads_module
@@ -19,6 +20,7 @@ from skmeta._heads import (
     shrunk_logistic,
     shrunk_logistic_dual,
     stratified_folds,
+    task_spread,
 )
 
 
@@ -185,14 +187,21 @@ def fitted():
     # Six far groups and four that follow the shared weights: tasks of both
     # kinds (a head of their own, the prototypes).
     X, y, groups = _shifted_groups(shift=[2.0] * 6 + [0.0] * 4)
-    # class_prior="balanced": the probabilities are the head's alone.
-    model = PrototypicalClassifier(max_epochs=3, class_prior="balanced", random_state=0)
+    # class_prior="balanced": the probabilities are the head's alone. The
+    # logistic head for every task with two rows of each class, whatever
+    # head="auto" would leave out (tested below).
+    model = PrototypicalClassifier(
+        max_epochs=3, class_prior="balanced", head="logistic", random_state=0
+    )
     return model.fit(X, y, sensitive_features=groups), (X, y, groups)
 
 
-def test_auto_head_is_logistic_without_fairness_penalty(fitted):
-    model, _ = fitted
+def test_auto_head_is_logistic_without_fairness_penalty():
+    X, y, groups = _shifted_groups(shift=[2.0] * 6 + [0.0] * 4)
+    model = PrototypicalClassifier(max_epochs=1, random_state=0)
+    model.fit(X, y, sensitive_features=groups)
     assert model.head_ == "logistic"
+    assert model.task_spread_ > 0 and 0 < model.head_min_rows_ < np.inf
     fair = PrototypicalClassifier(
         constraints="demographic_parity", fairness_weight=1.0, max_epochs=1
     )
@@ -292,6 +301,7 @@ def _reference_choice(model, Xs, ys):
 @pytest.mark.parametrize("k", [1, 4, 12])
 def test_new_group_penalty_and_head_match_the_reference(fitted, k):
     model, _ = fitted
+    assert model.head_min_rows_ == 0
     rng = np.random.RandomState(k)
     # A group far from the training groups: its own linear rule.
     coef = np.array([3.0, -3.0, 0.0, 2.0])
@@ -590,3 +600,94 @@ def test_cholesky_in_chunks_solves_as_lu_at_once(space, monkeypatch):
     chunked = shrunk_logistic(phi, f0, y, w, alpha)
     assert factored and max(factored) <= 7 and len(factored) > len(set(factored))
     torch.testing.assert_close(chunked, at_once, atol=1e-10, rtol=0)
+
+
+def _linear_groups(sigma, n_groups=12, n_rows=400, n_features=4, seed=0):
+    """Groups whose logistic coefficients are shared ones plus ``sigma``
+    times a standard normal vector each (standard normal columns)."""
+    rng = np.random.RandomState(seed)
+    shared = rng.normal(size=n_features)
+    X, y, groups = [], [], []
+    for g in range(n_groups):
+        coef = shared + sigma * rng.normal(size=n_features)
+        Xg = rng.normal(size=(n_rows, n_features))
+        p = 1 / (1 + np.exp(-(Xg @ coef)))
+        X.append(Xg)
+        y.append((rng.uniform(size=n_rows) < p).astype(int))
+        groups.append(np.full(n_rows, g))
+    return np.vstack(X), np.concatenate(y), np.concatenate(groups)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_task_spread_recovers_the_spread_of_the_groups_coefficients(seed):
+    """About 0 for groups with one linear rule; for coefficients spread with
+    variance 1 (4 of the 5 coefficients, intercept included: 0.8 each), the
+    estimate is of that order (the ridge shrinks it a little), and grows
+    with the spread."""
+    estimates = []
+    for sigma in (0.0, 0.5, 1.0):
+        X, y, groups = _linear_groups(sigma, seed=seed)
+        X_before = X.copy()
+        tau2, curvature, n_tasks = task_spread(X, y, np.ones(len(y)), groups, seed)
+        np.testing.assert_array_equal(X, X_before)
+        assert n_tasks == 12 and 0 < curvature <= 0.25
+        estimates.append(tau2)
+    assert abs(estimates[0]) < 0.05
+    assert 0.3 < estimates[2] < 1.2
+    assert estimates[0] < estimates[1] < estimates[2]
+
+
+def test_task_spread_needs_two_tasks_with_rows_of_each_class():
+    X, y, groups = _linear_groups(1.0, n_groups=3, n_rows=30)
+    y[groups > 0] = 0  # one task with both classes
+    tau2, curvature, n_tasks = task_spread(X, y, np.ones(len(y)), groups, 0)
+    assert np.isnan(tau2) and n_tasks == 1
+
+
+def test_auto_head_gives_no_head_where_groups_do_not_differ():
+    """Groups with one linear rule: no task can gain from a head of its own,
+    so "auto" keeps the prototypes (no heads to fit, no head_penalty_)."""
+    X, y, groups = _linear_groups(0.0, n_groups=6, n_rows=200, seed=3)
+    model = PrototypicalClassifier(max_epochs=1, random_state=0)
+    model.fit(X, y, sensitive_features=groups)
+    assert model.task_spread_ <= 0
+    assert model.head_ == "prototypes" and model.head_min_rows_ == np.inf
+    with pytest.raises(AttributeError, match="head_penalty_"):
+        _ = model.head_penalty_
+
+
+def test_auto_head_needs_head_min_rows_for_a_new_groups_head():
+    """Far groups: heads for groups with enough rows; a new group with fewer
+    rows than head_min_rows_ keeps its prototypes where head="logistic"
+    gives it a head, and gets one once it has the rows."""
+    X, y, groups = _linear_groups(0.8, n_groups=8, n_rows=300, seed=4)
+    auto = PrototypicalClassifier(max_epochs=2, random_state=0)
+    auto.fit(X, y, sensitive_features=groups)
+    logistic = clone(auto).set_params(head="logistic")
+    logistic.fit(X, y, sensitive_features=groups)
+    assert auto.head_ == "logistic" and 8 < auto.head_min_rows_ < 40
+    assert logistic.head_min_rows_ == 0 and np.isnan(logistic.task_spread_)
+    rng = np.random.RandomState(0)
+    coef = np.array([4.0, -4.0, 0.0, 3.0])
+    X_new = rng.normal(size=(400, 4))
+    y_new = (X_new @ coef > 0).astype(int)
+    given = {}
+    for n_per_class in (1, 2, 3, 4, 5, 10, 20):
+        rows = np.r_[
+            np.flatnonzero(y_new == 0)[:n_per_class],
+            np.flatnonzero(y_new == 1)[:n_per_class],
+        ]
+        for name, model in (("auto", auto), ("logistic", logistic)):
+            adapted = copy.deepcopy(model)
+            new = ["new"] * len(rows)
+            adapted.partial_fit(X_new[rows], y_new[rows], sensitive_features=new)
+            given[name, len(rows)] = np.isfinite(adapted.head_penalty_[-1])
+    for (name, n), has_head in given.items():
+        if name == "auto" and n < auto.head_min_rows_:
+            assert not has_head
+        if name == "auto" and n >= auto.head_min_rows_:
+            assert has_head == given["logistic", n]
+    assert given["auto", 40]
+    # The rule acts: below head_min_rows_, "logistic" gave heads that "auto"
+    # did not.
+    assert given["logistic", 8] and not given["auto", 8]
