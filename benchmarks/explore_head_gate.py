@@ -1,36 +1,41 @@
 """Exploration: when ProtoNet gives a new group a logistic head, does it help,
-and could a stricter test on the group's own rows tell?
+and what tells when it will?
 
-``PrototypicalClassifier(head="auto")`` gives a new group a logistic head of
-its own where cross-validation on its support rows says the head's held-out
-loss beats the prototypes' by more than half a standard error. On the
-validation groups of COMPAS and Adult the prototypes alone did better
+``PrototypicalClassifier`` can give a new group a logistic head of its own
+where cross-validation on its support rows says the head's held-out loss
+beats the prototypes' by more than half a standard error. On the validation
+groups of COMPAS and Adult the prototypes alone did better
 (``bench_fewshot.py``'s tuned rows), under the strong synthetic shift the
 heads. This script asks why, one held-out support draw at a time: for each
 fold of a ``bench_fewshot.py`` data set it fits ProtoNet with the defaults of
-``bench_fewshot.py``, adapts it to every held-out group, k and draw (the
-draws of ``bench_fewshot.py``; k = 1 never has a head) and scores the query
-rows twice: with the head the group was given, and with the prototypes' own
-head put back in its place (the same adapted model, its logistic heads
-replaced by the linear heads of its prototypes). It also records the
-statistic of the choice, ``z``: the prototypes' cross-validated loss minus
-the smallest, in standard errors of the rows' paired differences (the
-package gives a head where ``z > 0.5``; the script reads it by wrapping the
-package's private rule function, ``one_standard_error_index``).
+``bench_fewshot.py`` but ``head="logistic"`` (the cross-validation alone, as
+``head="auto"`` was until ``4c2fc14``), adapts it to every held-out group, k
+and draw (the draws of ``bench_fewshot.py``; k = 1 never has a head) and
+scores the query rows twice: with the head the group was given, and with the
+prototypes' own head put back in its place (the same adapted model, its
+logistic heads replaced by the linear heads of its prototypes). It also
+records the statistic of the choice, ``z``: the prototypes' cross-validated
+loss minus the smallest, in standard errors of the rows' paired differences
+(a head is given where ``z > 0.5``; the script reads it by wrapping the
+package's private rule function, ``one_standard_error_index``), and each
+fold's ``task_spread_`` and ``head_min_rows_``, which ``head="auto"`` computes
+from the training tasks since ``4c2fc14``.
 
 It prints, per data set and k, the share of draws given a head, the effect
 of the head where given (balanced accuracy and query log-loss, head minus
-prototypes), and what a stricter gate would do: the mean effect over all
-draws, in points, if a head were kept only where ``z >= c`` (its penalty
-still the one chosen today), for several ``c``.
+prototypes), and what two rules would do: the mean effect over all draws, in
+points, if a head were kept only where ``z >= c`` (its penalty still the one
+chosen), for several ``c``, or only where the group has at least
+``head_min_rows_`` rows (the rule of ``head="auto"`` since ``4c2fc14``).
 
-Run (about 6 minutes for the six data sets)::
+Run (about 1 minute for the six data sets)::
 
     OMP_NUM_THREADS=1 python benchmarks/explore_head_gate.py \\
         --datasets synthetic-strong,synthetic,synthetic-types,heart,compas,adult
 """
 
 import argparse
+import copy
 import sys
 import time
 from pathlib import Path
@@ -92,9 +97,14 @@ def prototype_scores(adapted, data, task, query):
 
 def run_fold(data, f_index, seeds, ks, budget, log):
     tasks = B.merge_small_tasks(data.tasks[data.train])
-    model = PrototypicalClassifier(**B._meta_kwargs(budget, B.RANDOM_STATE)).fit(
+    kwargs = B._meta_kwargs(budget, B.RANDOM_STATE)
+    model = PrototypicalClassifier(**kwargs, head="logistic").fit(
         data.X[data.train], data.y[data.train], tasks=tasks
     )
+    # What head="auto" would take from the same training tasks.
+    auto = copy.deepcopy(model)
+    auto._auto_head(auto.support_)
+    spread = (f_index, auto.task_spread_, auto.head_min_rows_)
     records = []
     for task, k, seed, support, query in B.heldout_draws(data, f_index, ks, seeds):
         log.z = None
@@ -107,6 +117,7 @@ def run_fold(data, f_index, seeds, ks, budget, log):
             raise RuntimeError("a head was given without the rule being read")
         given = bool(np.isfinite(penalty))
         record = dict(fold=f_index, task=task, k=k, seed=seed, head=given)
+        record["enough"] = len(support) >= auto.head_min_rows_
         record.update(z=log.z if log.z is not None else 0.0, bacc=bacc)
         record["loss"] = log_loss(data.y[query], proba)
         if given:
@@ -116,7 +127,7 @@ def run_fold(data, f_index, seeds, ks, budget, log):
         else:
             record["bacc_proto"], record["loss_proto"] = bacc, record["loss"]
         records.append(record)
-    return records
+    return records, spread
 
 
 def report(df):
@@ -154,9 +165,11 @@ def report(df):
         )
     )
     print(
-        "\nA stricter gate: the head kept only where z >= c; the mean effect on "
-        "balanced accuracy over all draws, points (± SE over the draws, groups x "
-        "seeds; c = 0.5 is today's rule):\n"
+        "\nStricter rules: the head kept only where z >= c, or only for groups "
+        "of at least head_min_rows_ rows (the rule of head='auto' since "
+        "4c2fc14); the mean effect on balanced accuracy over all draws, points "
+        "(± SE over the draws, groups x seeds; c = 0.5 is the cross-validation "
+        "alone):\n"
     )
     rows = []
     for k, part in df.groupby("k"):
@@ -164,8 +177,11 @@ def report(df):
         for c in GATES:
             kept = part.effect.where(part["head"] & (part.z >= c), 0.0)
             cells.append(B._pm(kept.mean(), B._sem(kept), 1, 1, True))
+        kept = part.effect.where(part["head"] & part.enough, 0.0)
+        cells.append(B._pm(kept.mean(), B._sem(kept), 1, 1, True))
         rows.append(cells)
-    print(B.markdown_table(["k", *(f"c = {c:g}" for c in GATES)], rows))
+    header = ["k", *(f"c = {c:g}" for c in GATES), "rows >= head_min_rows_"]
+    print(B.markdown_table(header, rows))
 
 
 def main(argv=None):
@@ -188,10 +204,20 @@ def main(argv=None):
             dataset = B.LOADERS[name]()
             folds = dataset.folds[:1] if args.quick else dataset.folds
             ks = (5,) if args.quick else KS
-            records = []
+            records, spreads = [], []
             for f_index, data in enumerate(folds):
-                records += run_fold(data, f_index, range(args.seeds), ks, budget, log)
+                fold_records, spread = run_fold(
+                    data, f_index, range(args.seeds), ks, budget, log
+                )
+                records += fold_records
+                spreads.append(spread)
             print(f"\n## {name} ({len(folds)} fold(s), {args.seeds} draws)\n")
+            print(
+                "The training tasks' spread (task_spread_) and the fewest rows for "
+                "a head (head_min_rows_), per fold: "
+                + "; ".join(f"{t:+.3f}, {n:.1f}" for _, t, n in spreads)
+                + "\n"
+            )
             report(pd.DataFrame(records))
             print(f"\n{name}: {time.perf_counter() - start:.0f} s")
     finally:
