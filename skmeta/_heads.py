@@ -619,15 +619,18 @@ def task_spread(X, y, w, task, seed, device=None):
     """Between-task variance of linear models, beyond their sampling noise.
 
     For two classes, fits a ridge logistic regression (on standardised
-    columns and an intercept) to the pooled rows of the tasks counted, and
-    two to each such task, one on each half of its rows (split within each
-    class). The halves' errors are independent, so the mean over tasks of
-    ``(u_A - u) . (u_B - u)`` (``u`` the pooled coefficients, ``u_A``,
-    ``u_B`` the halves'), divided by the number of coefficients, estimates
-    the variance ``tau2`` of a task's coefficients around the pooled ones
-    without the noise of fitting them (a method-of-moments, empirical-Bayes
-    estimate; about 0, or negative, where the tasks differ less than their
-    noise).
+    columns and an intercept) to the pooled rows of the tasks counted, with
+    coefficients ``u``, and to each half of each such task's rows (split
+    within each class) a ridge logistic regression shrunk toward ``u``, with
+    changes ``d_A``, ``d_B`` from it (shrunk toward the pooled coefficients
+    rather than 0, so that neither shrinkage nor the small-sample inflation
+    of a logistic fit's coefficients acts along ``u``). The halves' errors
+    are independent, so the mean over tasks of ``d_A . d_B``, divided by the
+    number of coefficients, estimates the variance ``tau2`` of a task's
+    coefficients around the pooled ones without the noise of fitting them (a
+    method-of-moments, empirical-Bayes estimate; about 0, or negative, where
+    the tasks differ less than their noise). The ridge shrinks the changes
+    of small tasks, so ``tau2`` errs low where tasks have few rows.
 
     Returns ``(tau2, curvature, n_tasks)``: ``curvature`` is the mean
     ``p (1 - p)`` of the pooled model on its rows, so that a task's
@@ -668,9 +671,11 @@ def task_spread(X, y, w, task, seed, device=None):
     position = np.empty(len(y), dtype=np.int64)
     position[used] = np.arange(len(used))
 
-    def fit(problems):
+    def fit(problems, offset=None):
         """Ridge logistic coefficients of the logit difference, one row of
-        coefficients per set of rows in ``problems``, padded in one batch."""
+        coefficients per set of rows in ``problems``, padded in one batch;
+        with ``offset`` (coefficients), shrunk toward them instead of 0 (the
+        change from them)."""
         m = max(len(rows) for rows in problems)
         index = np.zeros((len(problems), m), dtype=np.int64)
         valid = np.zeros((len(problems), m), dtype=bool)
@@ -681,6 +686,8 @@ def task_spread(X, y, w, task, seed, device=None):
         weight = W[index] * torch.as_tensor(valid, device=Z.device)
         phi = Z[index]
         f0 = phi.new_zeros(len(problems), m, 2)
+        if offset is not None:
+            f0[..., 1] = phi @ offset
         alpha = phi.new_full((len(problems),), _SPREAD_PENALTY)
         delta = shrunk_logistic(phi, f0, Y[index], weight, alpha)
         return delta[:, 1] - delta[:, 0]
@@ -697,8 +704,8 @@ def task_spread(X, y, w, task, seed, device=None):
     products = []
     for start in range(0, n, per_chunk):
         chunk = range(start, min(n, start + per_chunk))
-        u = fit([halves[0][i] for i in chunk] + [halves[1][i] for i in chunk])
+        u = fit([halves[0][i] for i in chunk] + [halves[1][i] for i in chunk], pooled)
         k = len(chunk)
-        products.append(((u[:k] - pooled) * (u[k:] - pooled)).sum(1))
+        products.append((u[:k] * u[k:]).sum(1))
     tau2 = float(torch.cat(products).mean()) / Z.shape[1]
     return tau2, curvature, n

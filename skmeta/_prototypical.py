@@ -139,12 +139,12 @@ class PrototypicalClassifier(_MetaClassifier):
           How many rows are enough comes from how far the training tasks'
           linear models spread around the pooled one (two classes only; an
           empirical-Bayes estimate, ``task_spread_``): a ridge logistic
-          regression on standardised columns is fitted to the pooled rows
+          regression on standardised columns is fitted to the pooled rows,
           and to each half of each training task's rows (tasks with at least
-          10 rows of each class, at most 100 per class), and the mean
-          product of the two halves' deviations from the pooled coefficients
-          estimates their variance ``tau2`` around the pooled ones, free of
-          the noise of fitting them. A task's coefficients fitted on ``n``
+          10 rows of each class, at most 100 per class) one shrunk toward
+          it; the mean product of the two halves' changes from the pooled
+          coefficients estimates their variance ``tau2`` around the pooled
+          ones, free of the noise of fitting them. A task's coefficients fitted on ``n``
           rows have a sampling variance of about ``1 / (n v)`` each (``v``
           the mean ``p (1 - p)`` of the pooled model), so a head of its own
           can only pay once ``n >= 1 / (tau2 v)`` (``head_min_rows_``):
