@@ -138,7 +138,7 @@ from sklearn.metrics import balanced_accuracy_score
 from skmeta import MAMLClassifier, PrototypicalClassifier
 
 ks = [1, 5, 10, 20]
-scores, strengths = [], []
+scores, strengths, head_rows = [], [], []
 for seed in range(3):
     models = {
         cls.__name__: cls(max_epochs=20, class_prior="balanced", random_state=seed).fit(
@@ -146,6 +146,7 @@ for seed in range(3):
         )
         for cls in (MAMLClassifier, PrototypicalClassifier)
     }
+    head_rows.append(models["PrototypicalClassifier"].head_min_rows_)
     pooled = LogisticRegression().fit(X, y)
     prior = np.r_[pooled.coef_[0], pooled.intercept_[0]]
     rng = np.random.default_rng(seed)
@@ -281,6 +282,12 @@ alpha = (
 print(mean_sd(per_seed, ["level", "k"], 2).join(alpha).to_string())
 
 # %%
+# How many rows a prototypical head needs here: the training groups' spread
+# around the pooled rule gives ``head_min_rows_`` (one value per seed); a new
+# group with fewer rows keeps its prototypes, however far it is.
+print("head_min_rows_:", ", ".join(f"{n:.1f}" for n in head_rows))
+
+# %%
 # What the tables say
 # -------------------
 # Near the shared rule, the pooled regression is hard to beat, and the adapted
@@ -289,14 +296,15 @@ print(mean_sd(per_seed, ["level", "k"], 2).join(alpha).to_string())
 # meta-learned model, so MAML moves less. Further out, MAML moves further and
 # keeps up with the regression shrunk toward the pooled one on the far groups;
 # on the very far ones it falls two to four points behind it from ``k = 5``.
-# The prototypical network gives more of the far groups a logistic head of
-# their own as ``k`` grows (all of the very far groups from ``k = 10``, against
-# about half near the shared rule, where the head and the prototypes predict
-# about alike), and on the very far groups it is behind MAML with one row per
-# class, ahead of it from ``k = 5``, and about two points behind the
-# regression on the group's own rows from ``k = 10``. MAML's correction
-# follows the same pattern: most of the very far groups get one from ``k = 5``,
-# few of the near ones. For those groups the
+# The prototypical network gives no group a logistic head of its own below
+# ``head_min_rows_`` rows (about 16 here: the training groups differ by
+# little, ``group_shift=0.5``); from ``k = 10`` it gives one to more of the
+# far groups (all of the very far groups, against about half near the shared
+# rule, where the head and the prototypes predict about alike). On the very far
+# groups it is behind MAML up to ``k = 5``, ahead of it from ``k = 10``, and
+# one to two points behind the regression on the group's own rows there.
+# MAML's correction follows the cross-validation alone: most of the very far
+# groups get one from ``k = 5``, few of the near ones. For those groups the
 # regression on the group's own rows wins from ``k = 10``, and the shrunk
 # regression, which picks its smallest ``alpha`` there, comes close: the right
 # amount of adaptation is nearly all of it. Read every difference against the
