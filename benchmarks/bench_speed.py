@@ -1176,11 +1176,18 @@ def section_partial_fit(args, budget):
     datasets = latency_rows()
     fit_kw = LATENCY_FIT
     rows, medians = [], {}
-    # ProtoNet with head="prototypes" too, at 10 groups: what choosing each
-    # group's head (the default logistic head) adds to a new group's call.
+    # ProtoNet with head="logistic" and head="prototypes" too, at 10 groups:
+    # what choosing each group's head adds to a new group's call (the default
+    # head="auto" gives a head only to groups of head_min_rows_ rows).
     contenders = [
         ("MAMLClassifier", MAMLClassifier, {}, datasets),
         ("PrototypicalClassifier", PrototypicalClassifier, {}, datasets),
+        (
+            "PrototypicalClassifier, head='logistic'",
+            PrototypicalClassifier,
+            {"head": "logistic"},
+            {10: datasets[10]},
+        ),
         (
             "PrototypicalClassifier, head='prototypes'",
             PrototypicalClassifier,
@@ -1223,9 +1230,9 @@ def section_partial_fit(args, budget):
             f"{k} {_ratio(medians[k, 10_000], medians[k, 10])}"
             for k in ("MAMLClassifier", "PrototypicalClassifier")
         )
-        + ". ProtoNet's logistic head / head='prototypes', 10 groups: "
+        + ". ProtoNet's head='logistic' / head='prototypes', 10 groups: "
         + _ratio(
-            medians["PrototypicalClassifier", 10],
+            medians["PrototypicalClassifier, head='logistic'", 10],
             medians["PrototypicalClassifier, head='prototypes'", 10],
         )
         + "."

@@ -1,6 +1,7 @@
 """Exploration: should a group's head penalty lean on the training groups?
 
-The logistic heads of ``PrototypicalClassifier`` (``head="auto"``) and the
+The logistic heads of ``PrototypicalClassifier`` (``head="logistic"``, which
+was ``"auto"`` until ``head_min_rows_``, ``4c2fc14``) and the
 logistic correction of ``MAMLClassifier`` choose each group's penalty by
 cross-validation on the group's own rows alone (one-standard-error rule).
 With 10 rows the choice is noisy. This script asks whether adding the
@@ -84,7 +85,10 @@ def run_fold(data, f_index, seeds, ks, budget):
     records, priors = [], []
     for estimator, cls in ESTIMATORS.items():
         STATE.update(curves=[], prior=None, c0=0.0)
-        model = cls(**B._meta_kwargs(budget, B.RANDOM_STATE)).fit(
+        # ProtoNet's cross-validation for every group with the rows for it, as
+        # head="auto" was before head_min_rows_ (4c2fc14): the rule explored.
+        params = {"head": "logistic"} if cls is PrototypicalClassifier else {}
+        model = cls(**B._meta_kwargs(budget, B.RANDOM_STATE), **params).fit(
             data.X[data.train], data.y[data.train], tasks=tasks
         )
         curves = STATE["curves"]
