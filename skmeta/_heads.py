@@ -664,7 +664,8 @@ def task_spread(X, y, w, task, seed, device=None):
     used = np.concatenate(halves[0] + halves[1])
     dtype = torch.float64
     Z = torch.as_tensor(np.asarray(X)[used], dtype=dtype, device=device)
-    Z = (Z - Z.mean(0)) / torch.where(Z.std(0) > 0, Z.std(0), 1.0)
+    std = Z.std(0)
+    Z = (Z - Z.mean(0)) / torch.where(std > 0, std, 1.0)
     Z = torch.cat([Z, Z.new_ones(len(used), 1)], 1)
     Y = torch.as_tensor(y[used], device=device)
     W = torch.as_tensor(np.asarray(w)[used], dtype=dtype, device=device)

@@ -144,10 +144,11 @@ class PrototypicalClassifier(_MetaClassifier):
           10 rows of each class, at most 100 per class) one shrunk toward
           it; the mean product of the two halves' changes from the pooled
           coefficients estimates their variance ``tau2`` around the pooled
-          ones, free of the noise of fitting them. A task's coefficients fitted on ``n``
-          rows have a sampling variance of about ``1 / (n v)`` each (``v``
-          the mean ``p (1 - p)`` of the pooled model), so a head of its own
-          can only pay once ``n >= 1 / (tau2 v)`` (``head_min_rows_``):
+          ones, free of the noise of fitting them. A task's coefficients
+          fitted on ``n`` rows have a sampling variance of about ``1 / (n
+          v)`` each (``v`` the mean ``p (1 - p)`` of the pooled model), so a
+          head of its own can only pay once ``n >= 1 / (tau2 v)``
+          (``head_min_rows_``):
           tasks with fewer rows keep their prototypes, the others choose by
           cross-validation as above. Where the training tasks differ no more
           than their noise (``tau2 <= 0``) no task gets a head; where fewer
@@ -479,8 +480,7 @@ class PrototypicalClassifier(_MetaClassifier):
 
     def _set_support(self, support):
         # What head="auto" leaves unset (see _auto_head).
-        self.task_spread_ = np.nan
-        self.head_min_rows_ = np.inf if self.head == "prototypes" else 0.0
+        self.task_spread_, self.head_min_rows_ = np.nan, 0.0
         super()._set_support(support)
         if self.head_ == "prototypes":
             self.head_min_rows_ = np.inf
@@ -533,10 +533,11 @@ class PrototypicalClassifier(_MetaClassifier):
         coef, bias = self._prototype_head(prototypes, n_features)
         penalty = torch.zeros(n_tasks, device=X.device)
         order, selected, cv_y, cv_w, onehot, n_min = cv_rows(y, w, n_classes)
-        enough = (w > 0).sum(1) >= self._head_min_rows()
+        task_rows = (w > 0).sum(1)
+        enough = task_rows >= self._head_min_rows()
         tasks = (present.all(-1) & (n_min >= 2) & enough).nonzero().flatten()
         # Tasks whose rows all choose the penalty (at most _HEAD_CV_ROWS).
-        whole = (w > 0).sum(1) <= selected.shape[1]
+        whole = task_rows <= selected.shape[1]
         done = torch.zeros(n_tasks, dtype=torch.bool, device=X.device)
         per_chunk = cv_chunk(selected.shape[1])
         for start in range(0, len(tasks), per_chunk):
