@@ -67,7 +67,7 @@ from ._episodes import (
     EpisodeSampler,
     default_steps_per_epoch,
 )
-from ._heads import CVFolds, scatter_folds
+from ._heads import CVFolds, scatter_folds, task_spread
 from ._input import (
     ConstantPredictorWarning,
     MetaInput,
@@ -1075,6 +1075,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
 
     def _set_support(self, support):
         """Store the support set and compute every task's state from it."""
+        # What head="auto" leaves unset (see _auto_head).
+        self.task_spread_, self.head_min_rows_ = np.nan, self._UNESTIMATED_MIN_ROWS
         # The head is settled when the first states are computed.
         if self.head == "auto":
             fair = self.constraints is not None and self.fairness_weight > 0
@@ -1095,6 +1097,40 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
     def _auto_head(self, support):
         """The head ``"auto"`` stands for without a fairness penalty."""
         return "logistic"
+
+    # head_min_rows_ where the training tasks' spread is not estimated.
+    _UNESTIMATED_MIN_ROWS = 0.0
+
+    def _estimate_spread(self, support):
+        """Set ``task_spread_`` and ``head_min_rows_`` from how far the
+        training tasks' linear models spread around the pooled one
+        (:func:`~skmeta._heads.task_spread`): ``head_min_rows_ = 1 / (tau2
+        v)``, ``inf`` where ``tau2 <= 0``, ``_UNESTIMATED_MIN_ROWS`` where it
+        cannot be estimated."""
+        store = support.tasks
+        tau2 = np.nan
+        if len(self.classes_) == 2 and store.n:
+            n = store.n
+            tau2, curvature, _ = task_spread(
+                store.X[:n], store.y[:n], store.weight[:n], store.key[:n], self._seed()
+            )
+        self.task_spread_ = tau2
+        if np.isnan(tau2):
+            self.head_min_rows_ = self._UNESTIMATED_MIN_ROWS
+        elif tau2 <= 0:
+            self.head_min_rows_ = np.inf
+        else:
+            self.head_min_rows_ = 1.0 / (tau2 * curvature)
+
+    def _head_tolerance(self, task_rows, default):
+        """The tolerance of each task's penalty choice, in standard errors:
+        0 (the smallest held-out loss) for tasks of at least
+        ``head_min_rows_`` rows where the training tasks' spread was
+        estimated (``0 < task_spread_``), ``default`` for the others."""
+        spread = self.__dict__.get("task_spread_", np.nan)
+        min_rows = self.__dict__.get("head_min_rows_", np.inf)
+        trusted = task_rows >= min_rows if spread > 0 else task_rows < 0
+        return torch.where(trusted, 0.0, float(default))
 
     def _add_support(self, data):
         self.support_.add(data)

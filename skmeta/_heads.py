@@ -163,7 +163,8 @@ def choose_penalty(phi, f0, y, w, fit, held_out, used, tolerance=1.0):
     head and these heads are scored by their summed held-out cross-entropy,
     and the largest penalty (the prior head first) whose loss is within
     ``tolerance`` standard errors of the smallest wins (the standard error of
-    the paired per-row differences).
+    the paired per-row differences); ``tolerance`` is a number or one per
+    task, a tensor (T,).
     """
     candidates, row_loss = cv_losses(phi, f0, y, w, fit, held_out)
     return one_standard_error_choice(candidates, row_loss, used.any(1), tolerance)
@@ -255,7 +256,7 @@ def one_standard_error_choice(candidates, row_loss, rows_used, tolerance=1.0):
     The largest penalty (the first candidate) whose summed loss exceeds the
     smallest by at most ``tolerance`` standard errors of their difference
     (the rows' differences are paired) wins. ``rows_used`` (T, m) marks each
-    task's rows.
+    task's rows; ``tolerance`` is a number or one per task, a tensor (T,).
     """
     return candidates[one_standard_error_index(row_loss, rows_used, tolerance)]
 
@@ -272,6 +273,8 @@ def one_standard_error_index(row_loss, rows_used, tolerance=1.0):
     mean = diff.sum(-1) / n_used
     var = ((diff - mean[..., None]) ** 2 * rows_used).sum(-1) / (n_used - 1)
     excess = loss - loss.gather(1, best[:, None])
+    if torch.is_tensor(tolerance):
+        tolerance = tolerance.to(loss)[:, None]
     within = excess <= tolerance * (var * n_used).sqrt()
     return within.to(torch.int8).argmax(1)
 

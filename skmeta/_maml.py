@@ -3,6 +3,7 @@
 from functools import partial
 from numbers import Integral, Real
 
+import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch.dataset import Dataset
@@ -43,6 +44,9 @@ _PRIOR_START = 10.0
 
 # Rows per chunk when adding the tasks' logistic corrections at prediction.
 _CORRECTION_CHUNK = 4096
+# The tolerance of the corrections' penalty choice, in standard errors, for
+# tasks of fewer than head_min_rows_ rows (the one-standard-error rule).
+_HEAD_TOLERANCE = 1.0
 
 
 class MAMLClassifier(_MetaClassifier):
@@ -257,6 +261,7 @@ class MAMLClassifier(_MetaClassifier):
 
     _module_outputs_classes = True
     _FAIR_HEAD = "none"
+    _UNESTIMATED_MIN_ROWS = np.inf
     _HEAD_PENALTY = "head_penalty"
 
     _parameter_constraints = {
@@ -630,6 +635,7 @@ class MAMLClassifier(_MetaClassifier):
         m = folds.rows.shape[1]
         own = torch.full((n_tasks, _HEAD_FOLDS, m), torch.nan, dtype=dtype)
         own = own.to(X.device)
+        tolerance = self._head_tolerance((w > 0).sum(1), _HEAD_TOLERANCE)
         for i, chunk in enumerate(folds.chunks(self._max_tasks_per_batch())):
             # Each fold's network: adapted to the fold's rows alone.
             T = len(chunk)
@@ -648,7 +654,7 @@ class MAMLClassifier(_MetaClassifier):
             phi = torch.cat([x, x.new_ones(x.shape[:-1] + (1,))], -1).to(dtype)
             fit, held_out, used = folds.masks(chunk)
             penalty[chunk] = choose_penalty(
-                phi, f0, yc, wc.to(dtype), fit, held_out, used
+                phi, f0, yc, wc.to(dtype), fit, held_out, used, tolerance[chunk]
             ).to(penalty.dtype)
         order = folds.order
         tasks = (penalty > 0).nonzero().flatten()
@@ -703,6 +709,13 @@ class MAMLClassifier(_MetaClassifier):
                 correction = (coef.index_select(0, rows) @ x).squeeze(-1)
                 out[chunk] += correction + bias.index_select(0, rows)
         return out
+
+    def _auto_head(self, support):
+        """``"logistic"``, with the rows from which a task's correction is
+        chosen by its smallest held-out loss (``head_min_rows_``) from the
+        training tasks' spread (see ``head``)."""
+        self._estimate_spread(support)
+        return "logistic"
 
     def _param_names(self):
         return {name for name, _ in self.module_.named_parameters()}

@@ -29,7 +29,6 @@ from ._heads import (
     one_standard_error_index,
     shrunk_logistic,
     stratified_folds,
-    task_spread,
 )
 from .modules import EmbeddingMLP
 from .utils._docstrings import fill_docstring
@@ -479,8 +478,6 @@ class PrototypicalClassifier(_MetaClassifier):
         return prototype_logits(embedded, prototypes, present, self._scale())
 
     def _set_support(self, support):
-        # What head="auto" leaves unset (see _auto_head).
-        self.task_spread_, self.head_min_rows_ = np.nan, 0.0
         super()._set_support(support)
         if self.head_ == "prototypes":
             self.head_min_rows_ = np.inf
@@ -489,20 +486,7 @@ class PrototypicalClassifier(_MetaClassifier):
         """``"logistic"``, with the fewest rows a task needs for a head of its
         own (``head_min_rows_``) from the training tasks' spread, or
         ``"prototypes"`` where no task can have enough (see ``head``)."""
-        store = support.tasks
-        tau2 = np.nan
-        if len(self.classes_) == 2 and store.n:
-            n = store.n
-            tau2, curvature, _ = task_spread(
-                store.X[:n], store.y[:n], store.weight[:n], store.key[:n], self._seed()
-            )
-        self.task_spread_ = tau2
-        if np.isnan(tau2):
-            self.head_min_rows_ = 0.0
-        elif tau2 <= 0:
-            self.head_min_rows_ = np.inf
-        else:
-            self.head_min_rows_ = 1.0 / (tau2 * curvature)
+        self._estimate_spread(support)
         return "prototypes" if np.isinf(self.head_min_rows_) else "logistic"
 
     def _prototype_head(self, prototypes, n_features):
@@ -535,6 +519,7 @@ class PrototypicalClassifier(_MetaClassifier):
         order, selected, cv_y, cv_w, onehot, n_min = cv_rows(y, w, n_classes)
         task_rows = (w > 0).sum(1)
         enough = task_rows >= self._head_min_rows()
+        tolerance = self._head_tolerance(task_rows, _HEAD_TOLERANCE)
         tasks = (present.all(-1) & (n_min >= 2) & enough).nonzero().flatten()
         # Tasks whose rows all choose the penalty (at most _HEAD_CV_ROWS).
         whole = task_rows <= selected.shape[1]
@@ -558,6 +543,7 @@ class PrototypicalClassifier(_MetaClassifier):
                 onehot[chunk],
                 n_min[chunk],
                 prior,
+                tolerance[chunk],
                 head=theta,
             )
             penalty[chunk] = chosen.to(penalty.dtype)
@@ -599,7 +585,9 @@ class PrototypicalClassifier(_MetaClassifier):
         ones = x.new_ones(x.shape[:-1] + (1,))
         return torch.cat([z, x, ones], -1).to(_head_dtype(X.device))
 
-    def _choose_penalty(self, X, embedded, y, w, rows, onehot, n_min, prior, head=None):
+    def _choose_penalty(
+        self, X, embedded, y, w, rows, onehot, n_min, prior, tolerance, head=None
+    ):
         """The penalty of each task by cross-validation (0: the prototypes),
         and, where the tasks' prototype heads ``head`` are given (every row of
         each task among ``rows``), the change of each head at its penalty
@@ -626,7 +614,7 @@ class PrototypicalClassifier(_MetaClassifier):
         f0 = phi[:, None] @ theta0.mT  # (T, F, m, K)
         if head is None:
             chosen = choose_penalty(
-                phi, f0, y, w, fit, held_out, used, tolerance=_HEAD_TOLERANCE
+                phi, f0, y, w, fit, held_out, used, tolerance=tolerance
             )
             return chosen, None
         # One more "fold": every row fitted, none held out, the task's head.
@@ -637,7 +625,7 @@ class PrototypicalClassifier(_MetaClassifier):
         candidates, row_loss, delta = cv_losses(
             phi, f0, y, w, fit, held_out, solutions=True
         )
-        index = one_standard_error_index(row_loss, rows_used, _HEAD_TOLERANCE)
+        index = one_standard_error_index(row_loss, rows_used, tolerance)
         return candidates[index], delta[torch.arange(len(index)), -1, index]
 
     def _state_logits(self, X, index, states, dtype):

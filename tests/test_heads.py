@@ -250,8 +250,10 @@ def _scrambled_order(n):
     return np.argsort((np.arange(n) * 2654435761) % 2**32, kind="stable")
 
 
-def _reference_choice(model, Xs, ys):
-    """The penalty and head of a new group, written out in numpy / scipy."""
+def _reference_choice(model, Xs, ys, tolerance=proto_module._HEAD_TOLERANCE):
+    """The penalty and head of a new group, written out in numpy / scipy: the
+    largest penalty within ``tolerance`` standard errors of the smallest
+    held-out loss wins."""
     with torch.no_grad():
         Z = model.module_(torch.as_tensor(Xs, dtype=torch.float32)).double().numpy()
     s, kappa = model.distance_scale_, model.prior_strength_
@@ -290,7 +292,7 @@ def _reference_choice(model, Xs, ys):
     best = total.argmin()
     diff = losses - losses[best]
     se = diff.std(1, ddof=1) * np.sqrt(len(ys))
-    within = total - total[best] <= proto_module._HEAD_TOLERANCE * se
+    within = total - total[best] <= tolerance * se
     chosen = penalties[int(np.flatnonzero(within)[0])]
     theta = prototype_head(np.ones(len(ys), dtype=bool))
     if np.isfinite(chosen):
@@ -298,10 +300,18 @@ def _reference_choice(model, Xs, ys):
     return chosen, theta
 
 
+@pytest.mark.parametrize("estimated", [False, True])
 @pytest.mark.parametrize("k", [1, 4, 12])
-def test_new_group_penalty_and_head_match_the_reference(fitted, k):
+def test_new_group_penalty_and_head_match_the_reference(fitted, k, estimated):
+    """With ``head="logistic"`` the penalty follows half the one-standard-error
+    rule; where the training tasks' spread was estimated (``head="auto"``), a
+    group of at least ``head_min_rows_`` rows takes the smallest held-out
+    loss."""
     model, _ = fitted
-    assert model.head_min_rows_ == 0
+    assert model.head_min_rows_ == 0 and np.isnan(model.task_spread_)
+    if estimated:
+        model = copy.deepcopy(model)
+        model.task_spread_, model.head_min_rows_ = 1.0, 2.0
     rng = np.random.RandomState(k)
     # A group far from the training groups: its own linear rule.
     coef = np.array([3.0, -3.0, 0.0, 2.0])
@@ -313,7 +323,8 @@ def test_new_group_penalty_and_head_match_the_reference(fitted, k):
     adapted = copy.deepcopy(model)
     adapted.partial_fit(Xs, ys, sensitive_features=["far"] * len(ys))
     chosen = adapted.head_penalty_[list(adapted.tasks_).index("far")]
-    expected, theta = _reference_choice(model, Xs, ys)
+    tolerance = 0.0 if estimated else proto_module._HEAD_TOLERANCE
+    expected, theta = _reference_choice(model, Xs, ys, tolerance)
     if k == 1:
         assert np.isinf(chosen) and np.isinf(expected)
     assert chosen == pytest.approx(expected, rel=1e-6)

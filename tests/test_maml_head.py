@@ -77,10 +77,11 @@ def _log_proba(plain, X, task):
     return np.log(plain.predict_proba(X, sensitive_features=[task] * len(X)))
 
 
-def _reference_choice(plain, Xs, ys):
+def _reference_choice(plain, Xs, ys, tolerance):
     """The penalty and correction of a new group, written out: each fold's
     network adapted by ``partial_fit`` on the fold's rows, the corrections
-    by scipy."""
+    by scipy; the largest penalty within ``tolerance`` standard errors of the
+    smallest held-out loss wins."""
     order = np.argsort((np.arange(len(ys)) * 2654435761) % 2**32, kind="stable")
     Xs, ys = Xs[order], ys[order]
     Phi = np.hstack([Xs, np.ones((len(ys), 1))])
@@ -107,12 +108,18 @@ def _reference_choice(plain, Xs, ys):
     best = total.argmin()
     diff = losses - losses[best]
     se = diff.std(1, ddof=1) * np.sqrt(len(ys))
-    return penalties[int(np.flatnonzero(total - total[best] <= se)[0])]
+    return penalties[int(np.flatnonzero(total - total[best] <= tolerance * se)[0])]
 
 
+@pytest.mark.parametrize("trusted", [False, True])
 @pytest.mark.parametrize("k", [1, 4, 12])
-def test_new_group_penalty_and_correction_match_the_reference(fitted, k):
+def test_new_group_penalty_and_correction_match_the_reference(fitted, k, trusted):
+    """A group of at least ``head_min_rows_`` rows takes the penalty of the
+    smallest held-out loss, a smaller one the one-standard-error rule."""
     model, plain, _ = fitted
+    assert model.task_spread_ > 0 and np.isfinite(model.head_min_rows_)
+    model = copy.deepcopy(model)
+    model.head_min_rows_ = 2.0 * k if trusted else 2.0 * k + 1
     rng = np.random.RandomState(k)
     # A group far from the training groups: its own linear rule.
     coef = np.array([3.0, -3.0, 0.0, 2.0])
@@ -128,7 +135,7 @@ def test_new_group_penalty_and_correction_match_the_reference(fitted, k):
     if k == 1:  # one row per class: no cross-validation, no correction
         assert np.isinf(chosen)
         return
-    expected = _reference_choice(plain, Xs, ys)
+    expected = _reference_choice(plain, Xs, ys, tolerance=0.0 if trusted else 1.0)
     assert chosen == pytest.approx(expected, rel=1e-6)
     # The corrected probabilities on other rows of the group.
     net = copy.deepcopy(plain).partial_fit(Xs, ys, sensitive_features=["far"] * len(ys))
