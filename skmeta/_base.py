@@ -152,10 +152,12 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
 
     - ``_query_logits(episodes)``: query logits of a padded meta-batch, after
       adaptation (training);
-    - ``_adapt_states(X, y, w, prior)``: the states of a batch of padded
-      support sets (``X`` of shape ``(n_tasks, n_rows, n_features)``), as a
-      dict of tensors with a leading task dimension; ``prior`` is the pooled
-      state for task states, None for the pooled state itself. The dict may
+    - ``_adapt_states(X, y, w, prior, new=True)``: the states of a batch of
+      padded support sets (``X`` of shape ``(n_tasks, n_rows, n_features)``),
+      as a dict of tensors with a leading task dimension; ``prior`` is the
+      pooled state for task states, None for the pooled state itself;
+      ``new`` marks supports of groups new to the model (not training
+      tasks; see ``_head_tolerance``). The dict may
       hold ``_mixture.OWN`` (the own model's fold log-likelihoods, for the
       mixture's evidence), which the callers take out before storing;
     - ``_state_logits(X, index, states, dtype)``: logits of rows ``X``, each
@@ -1122,14 +1124,19 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         else:
             self.head_min_rows_ = 1.0 / (tau2 * curvature)
 
-    def _head_tolerance(self, task_rows, default):
+    def _head_tolerance(self, task_rows, default, new):
         """The tolerance of each task's penalty choice, in standard errors:
-        0 (the smallest held-out loss) for tasks of at least
+        0 (the smallest held-out loss) for groups new to the model (``new``,
+        a bool or one per task: not among the training tasks) of at least
         ``head_min_rows_`` rows where the training tasks' spread was
-        estimated (``0 < task_spread_``), ``default`` for the others."""
+        estimated (``0 < task_spread_``), ``default`` for the others. The
+        training tasks keep ``default``: their rows are in the spread's
+        estimate and in the network's training, and their states are the
+        components that new groups' mixtures borrow."""
         spread = self.__dict__.get("task_spread_", np.nan)
         min_rows = self.__dict__.get("head_min_rows_", np.inf)
         trusted = task_rows >= min_rows if spread > 0 else task_rows < 0
+        trusted = trusted & torch.as_tensor(new, device=trusted.device)
         return torch.where(trusted, 0.0, float(default))
 
     def _add_support(self, data):
@@ -1194,6 +1201,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             # them, for the mixture's evidence.
             mixing = _mixture.SHARE in self.states_
             own_by_task = {}
+            # Tasks from here on were added after fit (during fit: none).
+            n_training = self.__dict__.get("_n_training_tasks_", len(self.tasks_))
             i = 0
             while i < len(by_size):
                 # Tasks of similar sizes, as many as fit the row budget padded.
@@ -1208,6 +1217,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 states, weight = self._adapt_states(
                     *self._padded(support.tasks, order, starts[chosen], ends[chosen]),
                     prior=prior,
+                    new=torch.as_tensor(keys[chosen] >= n_training),
                 )
                 own = states.pop(_mixture.OWN, None)
                 if own is not None and mixing:

@@ -153,6 +153,16 @@ class MAMLClassifier(_MetaClassifier):
           (``constraints`` and ``fairness_weight > 0``), where ``"none"``
           keeps the model that the penalty trained: a correction fitted to
           each task's rows for accuracy alone would not be held to it.
+          With two classes, ``fit`` also estimates how far the training
+          tasks' linear models spread around the pooled one
+          (``task_spread_``, as :class:`PrototypicalClassifier` does), and
+          from it ``head_min_rows_``, the rows from which a task's own
+          coefficients are less noisy than that spread. A group added after
+          ``fit`` with at least that many rows takes the penalty of the
+          smallest held-out loss, not the one-standard-error rule: its rows
+          outweigh the prior the training tasks give. The training tasks
+          keep the rule (their rows made that prior, and their states are
+          what new groups' mixtures borrow).
 
     {episode_parameters}
 
@@ -195,6 +205,19 @@ class MAMLClassifier(_MetaClassifier):
     head_penalty_ : ndarray of shape (n_tasks,)
         Penalty ``alpha`` of each task's logistic correction, for each task
         of ``tasks_`` (``inf``: no correction); only with the logistic head.
+
+    task_spread_ : float
+        With ``head="auto"``: the estimated variance ``tau2`` of the
+        training tasks' linear coefficients around the pooled ones, per
+        coefficient, beyond their sampling noise (see ``head``); NaN where
+        it was not estimated (another head, fewer than two tasks with 10
+        rows of each class, more than two classes, or a fairness penalty).
+
+    head_min_rows_ : float
+        Rows from which a group added after ``fit`` chooses its correction's
+        penalty by the smallest held-out loss: ``1 / (tau2 v)`` (``v`` the
+        pooled model's mean ``p (1 - p)``); ``inf`` where ``task_spread_``
+        is NaN or not positive (the one-standard-error rule for every task).
 
     dro_weights_ : torch.Tensor of shape (n_tasks,)
         Group DRO weights of the training tasks at the end of training; only
@@ -540,9 +563,11 @@ class MAMLClassifier(_MetaClassifier):
         n_params = sum(p.numel() for p in self.module_.parameters())
         return max(1, 2**23 // max(n_params, 1))
 
-    def _adapt_states(self, X, y, w, prior):
+    def _adapt_states(self, X, y, w, prior, new=True):
         """Parameters adapted to each padded support set (first order), and
-        the share ``n / (n + prior strength)`` of each support's own rows."""
+        the share ``n / (n + prior strength)`` of each support's own rows.
+        ``new`` (a bool or one per support) marks supports of groups new to
+        the model (see ``_head_tolerance``)."""
         params = {k: v.detach() for k, v in self.module_.named_parameters()}
         n = w.sum(-1)
         weight = n / (n + self._prior_strength_value()).clamp_min(1e-12)
@@ -581,7 +606,7 @@ class MAMLClassifier(_MetaClassifier):
             states = self._adapted_states(params, X, y, w)
             first = None
         coef, bias, penalty, own = self._logistic_heads(
-            X, y, w, params, states, folds, first
+            X, y, w, params, states, folds, new, first
         )
         states[_mixture.OWN] = own
         states.update(head_coef=coef, head_bias=bias, head_penalty=penalty)
@@ -608,7 +633,7 @@ class MAMLClassifier(_MetaClassifier):
         logits = self._state_logits(X.reshape(-1, d), index, states, X.dtype)
         return logits.reshape(T, m, -1).to(_head_dtype(X.device))
 
-    def _logistic_heads(self, X, y, w, params, states, folds, first=None):
+    def _logistic_heads(self, X, y, w, params, states, folds, new, first=None):
         """Each task's logistic correction on ``[x, 1]``, shrunk toward 0,
         its penalty chosen by cross-validation (see ``head``).
 
@@ -635,7 +660,7 @@ class MAMLClassifier(_MetaClassifier):
         m = folds.rows.shape[1]
         own = torch.full((n_tasks, _HEAD_FOLDS, m), torch.nan, dtype=dtype)
         own = own.to(X.device)
-        tolerance = self._head_tolerance((w > 0).sum(1), _HEAD_TOLERANCE)
+        tolerance = self._head_tolerance((w > 0).sum(1), _HEAD_TOLERANCE, new)
         for i, chunk in enumerate(folds.chunks(self._max_tasks_per_batch())):
             # Each fold's network: adapted to the fold's rows alone.
             T = len(chunk)

@@ -149,7 +149,12 @@ class PrototypicalClassifier(_MetaClassifier):
           head of its own can only pay once ``n >= 1 / (tau2 v)``
           (``head_min_rows_``):
           tasks with fewer rows keep their prototypes, the others choose by
-          cross-validation as above. Where the training tasks differ no more
+          cross-validation as above; a group added after ``fit`` with that
+          many rows by the smallest held-out loss rather than half the
+          one-standard-error rule, since its rows outweigh the prior the
+          training tasks give (the training tasks keep the rule: their rows
+          made that prior, and their states are what new groups' mixtures
+          borrow). Where the training tasks differ no more
           than their noise (``tau2 <= 0``) no task gets a head; where fewer
           than two tasks can be counted, or with more than two classes,
           every task may.
@@ -434,12 +439,13 @@ class PrototypicalClassifier(_MetaClassifier):
             embedded[:, n_support:], prototypes, present, self._scale()
         )
 
-    def _adapt_states(self, X, y, w, prior):
+    def _adapt_states(self, X, y, w, prior, new=True):
         """Prototypes of each padded support set, and the share of its own rows.
 
         The pooled state (``prior=None``) holds the plain class means; a
         task's prototypes shrink toward them. With ``head="logistic"`` the
-        states also hold each task's head (see :meth:`_logistic_heads`).
+        states also hold each task's head (see :meth:`_logistic_heads`;
+        ``new``, a bool or one per support, marks groups new to the model).
         """
         embedded = self._embed(X)
         sums, counts = class_sums(embedded, y, w, len(self.classes_))
@@ -462,7 +468,7 @@ class PrototypicalClassifier(_MetaClassifier):
         states = {"prototypes": prototypes, "present": present_or_prior}
         if self.head_ == "logistic":
             coef, bias, penalty = self._logistic_heads(
-                X, embedded, y, w, prototypes, present_or_prior, prior
+                X, embedded, y, w, prototypes, present_or_prior, prior, new
             )
             states.update(coef=coef, bias=bias, penalty=penalty)
         return states, weight
@@ -497,7 +503,7 @@ class PrototypicalClassifier(_MetaClassifier):
         coef = torch.cat([2 * scale * prototypes, zeros], -1)
         return coef, -scale * (prototypes**2).sum(-1)
 
-    def _logistic_heads(self, X, embedded, y, w, prototypes, present, prior):
+    def _logistic_heads(self, X, embedded, y, w, prototypes, present, prior, new):
         """Each task's logistic head on ``[z, x, 1]``, shrunk toward its
         prototype head, its penalty chosen by cross-validation.
 
@@ -519,7 +525,7 @@ class PrototypicalClassifier(_MetaClassifier):
         order, selected, cv_y, cv_w, onehot, n_min = cv_rows(y, w, n_classes)
         task_rows = (w > 0).sum(1)
         enough = task_rows >= self._head_min_rows()
-        tolerance = self._head_tolerance(task_rows, _HEAD_TOLERANCE)
+        tolerance = self._head_tolerance(task_rows, _HEAD_TOLERANCE, new)
         tasks = (present.all(-1) & (n_min >= 2) & enough).nonzero().flatten()
         # Tasks whose rows all choose the penalty (at most _HEAD_CV_ROWS).
         whole = task_rows <= selected.shape[1]

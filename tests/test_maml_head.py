@@ -206,3 +206,34 @@ def test_multiclass_correction():
     proba = model.predict_proba(X, sensitive_features=groups)
     np.testing.assert_allclose(proba.sum(1), 1, atol=1e-5)
     assert np.isfinite(proba).all()
+
+
+def test_training_tasks_keep_the_one_standard_error_rule(fitted):
+    """``head_min_rows_`` relaxes the penalty choice of groups new to the
+    model only: the training tasks' corrections, recomputed with every task
+    above it, are unchanged, and the tolerance is 0 exactly for new groups
+    with enough rows."""
+    model, _, _ = fitted
+    relaxed = copy.deepcopy(model)
+    relaxed.head_min_rows_ = 0.0
+    relaxed._refresh_states(range(len(relaxed.tasks_)), recompute_global=False)
+    np.testing.assert_array_equal(relaxed.head_penalty_, model.head_penalty_)
+    rows = torch.tensor([3, 30, 300])
+    new = torch.tensor([True, True, False])
+    model = copy.deepcopy(model)
+    model.head_min_rows_ = 10.0
+    tolerance = model._head_tolerance(rows, 1.0, new)
+    np.testing.assert_array_equal(tolerance.numpy(), [1.0, 0.0, 1.0])
+    model.task_spread_ = np.nan  # not estimated: the rule for every task
+    tolerance = model._head_tolerance(rows, 1.0, new)
+    np.testing.assert_array_equal(tolerance.numpy(), [1.0, 1.0, 1.0])
+
+
+def test_spread_is_estimated_only_with_the_automatic_head():
+    X, y, groups = _shifted_groups(n_groups=6, n_rows=60)
+    auto = _model().fit(X, y, sensitive_features=groups)
+    assert auto.task_spread_ > 0
+    # 1 / (tau2 v), v the mean p (1 - p): at most 1 / 4.
+    assert auto.head_min_rows_ * auto.task_spread_ >= 4
+    forced = _model(head="logistic").fit(X, y, sensitive_features=groups)
+    assert np.isnan(forced.task_spread_) and np.isinf(forced.head_min_rows_)
