@@ -712,3 +712,18 @@ def test_auto_head_needs_head_min_rows_for_a_new_groups_head():
     # The rule acts: below head_min_rows_, "logistic" gave heads that "auto"
     # did not.
     assert given["logistic", 8] and not given["auto", 8]
+
+
+def test_training_tasks_keep_half_the_one_standard_error_rule(fitted):
+    """Only groups added after fit choose by the smallest held-out loss: the
+    training tasks' heads, recomputed as if the spread said every task had
+    the rows, are unchanged."""
+    model, _ = fitted
+    relaxed = copy.deepcopy(model)
+    relaxed.task_spread_, relaxed.head_min_rows_ = 1.0, 0.0
+    relaxed._refresh_states(range(len(relaxed.tasks_)), recompute_global=False)
+    np.testing.assert_array_equal(relaxed.head_penalty_, model.head_penalty_)
+    tolerance = relaxed._head_tolerance(torch.tensor([4, 40]), 0.5, True)
+    np.testing.assert_array_equal(tolerance.numpy(), [0.0, 0.0])
+    tolerance = relaxed._head_tolerance(torch.tensor([4, 40]), 0.5, False)
+    np.testing.assert_array_equal(tolerance.numpy(), [0.5, 0.5])
