@@ -1133,10 +1133,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         training tasks keep ``default``: their rows are in the spread's
         estimate and in the network's training, and their states are the
         components that new groups' mixtures borrow."""
-        spread = self.__dict__.get("task_spread_", np.nan)
-        min_rows = self.__dict__.get("head_min_rows_", np.inf)
-        trusted = task_rows >= min_rows if spread > 0 else task_rows < 0
-        trusted = trusted & torch.as_tensor(new, device=trusted.device)
+        if not self.__dict__.get("task_spread_", np.nan) > 0:  # NaN: unestimated
+            return torch.full(task_rows.shape, float(default), device=task_rows.device)
+        trusted = task_rows >= self.head_min_rows_
+        trusted &= torch.as_tensor(new, device=task_rows.device)
         return torch.where(trusted, 0.0, float(default))
 
     def _add_support(self, data):
