@@ -63,8 +63,8 @@ class ChoiceLog:
         self.rule = _prototypical.one_standard_error_index
         self.z = None
 
-    def __call__(self, row_loss, rows_used, tolerance=1.0):
-        index = self.rule(row_loss, rows_used, tolerance)
+    def __call__(self, row_loss, rows_used, tolerance=1.0, allowed=None):
+        index = self.rule(row_loss, rows_used, tolerance, allowed)
         loss = row_loss[0][:, rows_used[0]].double()  # (candidates, rows)
         best = int(loss.sum(1).argmin())
         diff = loss[0] - loss[best]

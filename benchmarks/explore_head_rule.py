@@ -57,9 +57,12 @@ LEFT_OUT_DRAWS = 2
 STATE = {"c": 1.0}
 
 
-def choose_penalty(phi, f0, y, w, fit, held_out, used, tolerance=None):
+def choose_penalty(
+    phi, f0, y, w, fit, held_out, used, tolerance=None, max_penalty=None
+):
     """The package's rule with the tolerance ``STATE["c"]`` (in standard
-    errors of the paired per-row differences) instead of the estimator's."""
+    errors of the paired per-row differences) for every task instead of the
+    estimator's rule (its tolerances and penalty caps)."""
     candidates, row_loss = cv_losses(phi, f0, y, w, fit, held_out)
     return one_standard_error_choice(candidates, row_loss, used.any(1), STATE["c"])
 

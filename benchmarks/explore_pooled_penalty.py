@@ -41,7 +41,11 @@ import bench_fewshot as B  # noqa: E402
 import skmeta._maml as maml_module  # noqa: E402
 import skmeta._prototypical as proto_module  # noqa: E402
 from skmeta import MAMLClassifier, PrototypicalClassifier  # noqa: E402
-from skmeta._heads import cv_losses, one_standard_error_choice  # noqa: E402
+from skmeta._heads import (  # noqa: E402
+    allowed_candidates,
+    cv_losses,
+    one_standard_error_choice,
+)
 
 ESTIMATORS = {"MAML": MAMLClassifier, "ProtoNet": PrototypicalClassifier}
 # Today's rule first: every other variant is compared with it.
@@ -56,9 +60,10 @@ VARIANTS = {
 STATE = {"curves": None, "prior": None, "c0": 0.0}
 
 
-def choose_penalty(phi, f0, y, w, fit, held_out, used, tolerance=1.0):
+def choose_penalty(phi, f0, y, w, fit, held_out, used, tolerance=1.0, max_penalty=None):
     """The package's rule, with the prior curve of ``STATE`` added."""
     candidates, row_loss = cv_losses(phi, f0, y, w, fit, held_out)
+    allowed = allowed_candidates(candidates, max_penalty)
     rows_used = used.any(1)
     loss = row_loss.sum(-1)
     if STATE["curves"] is not None:
@@ -66,14 +71,18 @@ def choose_penalty(phi, f0, y, w, fit, held_out, used, tolerance=1.0):
         STATE["curves"].append(((loss - loss[:, :1]) / n_used).cpu())
     prior, c0 = STATE["prior"], STATE["c0"]
     if prior is None or c0 == 0:
-        return one_standard_error_choice(candidates, row_loss, rows_used, tolerance)
+        return one_standard_error_choice(
+            candidates, row_loss, rows_used, tolerance, allowed
+        )
     if c0 == np.inf:
         return candidates[int(prior.argmin())].expand(len(loss)).clone()
     # c0 pseudo-rows of the prior curve, spread over the task's used rows: the
     # summed losses gain c0 * prior; the paired differences' spread is kept.
     n_used = rows_used.sum(-1).to(loss.dtype)[:, None, None]
     shift = c0 * prior.to(loss)[None, :, None] / n_used * rows_used[:, None]
-    return one_standard_error_choice(candidates, row_loss + shift, rows_used, tolerance)
+    return one_standard_error_choice(
+        candidates, row_loss + shift, rows_used, tolerance, allowed
+    )
 
 
 maml_module.choose_penalty = choose_penalty

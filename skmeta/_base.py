@@ -157,7 +157,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
       as a dict of tensors with a leading task dimension; ``prior`` is the
       pooled state for task states, None for the pooled state itself;
       ``new`` marks supports of groups new to the model (not training
-      tasks; see ``_head_tolerance``). The dict may
+      tasks; see ``_head_rule``). The dict may
       hold ``_mixture.OWN`` (the own model's fold log-likelihoods, for the
       mixture's evidence), which the callers take out before storing;
     - ``_state_logits(X, index, states, dtype)``: logits of rows ``X``, each
@@ -1124,20 +1124,36 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         else:
             self.head_min_rows_ = 1.0 / (tau2 * curvature)
 
-    def _head_tolerance(self, task_rows, default, new):
-        """The tolerance of each task's penalty choice, in standard errors:
-        0 (the smallest held-out loss) for groups new to the model (``new``,
-        a bool or one per task: not among the training tasks) of at least
-        ``head_min_rows_`` rows where the training tasks' spread was
-        estimated (``0 < task_spread_``), ``default`` for the others. The
-        training tasks keep ``default``: their rows are in the spread's
-        estimate and in the network's training, and their states are the
-        components that new groups' mixtures borrow."""
-        if not self.__dict__.get("task_spread_", np.nan) > 0:  # NaN: unestimated
-            return torch.full(task_rows.shape, float(default), device=task_rows.device)
+    def _head_rule(self, task_rows, default, new):
+        """How each task's head chooses its penalty: ``(tolerance,
+        max_penalty)``, two tensors like ``task_rows``.
+
+        A group new to the model (``new``, a bool or one per task: not among
+        the training tasks) of at least ``head_min_rows_`` rows, where the
+        training tasks' spread ``tau2`` was estimated (``0 < task_spread_``),
+        is *trusted*: its own rows pin its coefficients down better than the
+        spread does, so it takes a head of its own (not the prior head), of
+        the penalty of smallest held-out loss among those up to ``1 /
+        tau2``, the precision of the spread (a larger penalty would hold it
+        closer to the prior than the training groups are to each other):
+        tolerance 0, ``max_penalty = 1 / tau2``. The others take the
+        ``default`` tolerance (in standard errors) among every candidate
+        (``max_penalty`` infinite). The training tasks are never trusted:
+        their rows are in the spread's estimate and in the network's
+        training, and their states are the components that new groups'
+        mixtures borrow."""
+        spread = self.__dict__.get("task_spread_", np.nan)
+        device = task_rows.device
+        untrusted = torch.full(task_rows.shape, float(default), device=device)
+        no_cap = torch.full(task_rows.shape, torch.inf, device=device)
+        if not spread > 0:  # NaN: unestimated
+            return untrusted, no_cap
         trusted = task_rows >= self.head_min_rows_
-        trusted &= torch.as_tensor(new, device=task_rows.device)
-        return torch.where(trusted, 0.0, float(default))
+        trusted &= torch.as_tensor(new, device=device)
+        return (
+            torch.where(trusted, 0.0, untrusted),
+            torch.where(trusted, 1.0 / spread, no_cap),
+        )
 
     def _add_support(self, data):
         self.support_.add(data)

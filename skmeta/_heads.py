@@ -153,7 +153,7 @@ def scatter_folds(live, values):
     return out
 
 
-def choose_penalty(phi, f0, y, w, fit, held_out, used, tolerance=1.0):
+def choose_penalty(phi, f0, y, w, fit, held_out, used, tolerance=1.0, max_penalty=None):
     """Each task's penalty by cross-validation (0: the prior head).
 
     ``phi`` (T, m, p) are the features of the task's rows, ``f0``
@@ -164,10 +164,31 @@ def choose_penalty(phi, f0, y, w, fit, held_out, used, tolerance=1.0):
     and the largest penalty (the prior head first) whose loss is within
     ``tolerance`` standard errors of the smallest wins (the standard error of
     the paired per-row differences); ``tolerance`` is a number or one per
-    task, a tensor (T,).
+    task, a tensor (T,). ``max_penalty`` (T,), where given, restricts the
+    tasks where it is finite to the penalties up to it (see
+    :func:`allowed_candidates`).
     """
     candidates, row_loss = cv_losses(phi, f0, y, w, fit, held_out)
-    return one_standard_error_choice(candidates, row_loss, used.any(1), tolerance)
+    allowed = allowed_candidates(candidates, max_penalty)
+    return one_standard_error_choice(
+        candidates, row_loss, used.any(1), tolerance, allowed
+    )
+
+
+def allowed_candidates(candidates, max_penalty):
+    """Which candidates of :func:`cv_losses` each task may take, a mask
+    (T, C), or None (all) where ``max_penalty`` is None.
+
+    A task whose ``max_penalty`` is infinite may take any; one whose
+    ``max_penalty`` is finite takes a head of its own (not the prior head),
+    of a penalty up to ``max_penalty`` (at least the smallest penalty tried).
+    """
+    if max_penalty is None:
+        return None
+    max_penalty = max_penalty.to(candidates)[:, None]
+    smallest = candidates[candidates > 0].min()
+    capped = (candidates > 0) & (candidates <= max_penalty.clamp_min(smallest))
+    return capped | max_penalty.isinf()
 
 
 def cv_losses(phi, f0, y, w, fit, held_out, solutions=False):
@@ -250,22 +271,29 @@ def cv_losses(phi, f0, y, w, fit, held_out, solutions=False):
     return candidates, row_loss, delta
 
 
-def one_standard_error_choice(candidates, row_loss, rows_used, tolerance=1.0):
+def one_standard_error_choice(
+    candidates, row_loss, rows_used, tolerance=1.0, allowed=None
+):
     """The one-standard-error rule over the candidates of :func:`cv_losses`.
 
     The largest penalty (the first candidate) whose summed loss exceeds the
     smallest by at most ``tolerance`` standard errors of their difference
     (the rows' differences are paired) wins. ``rows_used`` (T, m) marks each
-    task's rows; ``tolerance`` is a number or one per task, a tensor (T,).
+    task's rows; ``tolerance`` is a number or one per task, a tensor (T,);
+    ``allowed`` (T, C), where given, the candidates each task may take (the
+    rule runs among those; :func:`allowed_candidates`).
     """
-    return candidates[one_standard_error_index(row_loss, rows_used, tolerance)]
+    index = one_standard_error_index(row_loss, rows_used, tolerance, allowed)
+    return candidates[index]
 
 
-def one_standard_error_index(row_loss, rows_used, tolerance=1.0):
+def one_standard_error_index(row_loss, rows_used, tolerance=1.0, allowed=None):
     """The index of each task's candidate under
     :func:`one_standard_error_choice`."""
     n_tasks = row_loss.shape[0]
     loss = row_loss.sum(-1)
+    if allowed is not None:
+        loss = loss.masked_fill(~allowed, torch.inf)
     best = loss.argmin(1)
     diff = row_loss - row_loss[torch.arange(n_tasks), best][:, None]
     n_used = rows_used.sum(-1, keepdim=True).to(row_loss.dtype)  # (T, 1)

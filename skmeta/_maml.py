@@ -158,11 +158,14 @@ class MAMLClassifier(_MetaClassifier):
           (``task_spread_``, as :class:`PrototypicalClassifier` does), and
           from it ``head_min_rows_``, the rows from which a task's own
           coefficients are less noisy than that spread. A group added after
-          ``fit`` with at least that many rows takes the penalty of the
-          smallest held-out loss, not the one-standard-error rule: its rows
-          outweigh the prior the training tasks give. The training tasks
-          keep the rule (their rows made that prior, and their states are
-          what new groups' mixtures borrow).
+          ``fit`` with at least that many rows always gets a correction, of
+          the penalty of smallest held-out loss among those up to ``1 /
+          tau2`` (the precision of the spread; at least ``10**-2``), not the
+          one-standard-error rule: its rows outweigh the prior the training
+          tasks give, and a larger penalty would hold it closer to the
+          network than the training tasks are to each other. The training
+          tasks keep the rule (their rows made that prior, and their states
+          are what new groups' mixtures borrow).
 
     {episode_parameters}
 
@@ -214,8 +217,9 @@ class MAMLClassifier(_MetaClassifier):
         rows of each class, more than two classes, or a fairness penalty).
 
     head_min_rows_ : float
-        Rows from which a group added after ``fit`` chooses its correction's
-        penalty by the smallest held-out loss: ``1 / (tau2 v)`` (``v`` the
+        Rows from which a group added after ``fit`` gets a correction, its
+        penalty the one of smallest held-out loss up to ``1 / tau2`` (see
+        ``head``): ``1 / (tau2 v)`` (``v`` the
         pooled model's mean ``p (1 - p)``); ``inf`` where ``task_spread_``
         is NaN or not positive (the one-standard-error rule for every task).
 
@@ -567,7 +571,7 @@ class MAMLClassifier(_MetaClassifier):
         """Parameters adapted to each padded support set (first order), and
         the share ``n / (n + prior strength)`` of each support's own rows.
         ``new`` (a bool or one per support) marks supports of groups new to
-        the model (see ``_head_tolerance``)."""
+        the model (see ``_head_rule``)."""
         params = {k: v.detach() for k, v in self.module_.named_parameters()}
         n = w.sum(-1)
         weight = n / (n + self._prior_strength_value()).clamp_min(1e-12)
@@ -660,7 +664,7 @@ class MAMLClassifier(_MetaClassifier):
         m = folds.rows.shape[1]
         own = torch.full((n_tasks, _HEAD_FOLDS, m), torch.nan, dtype=dtype)
         own = own.to(X.device)
-        tolerance = self._head_tolerance((w > 0).sum(1), _HEAD_TOLERANCE, new)
+        tolerance, max_penalty = self._head_rule((w > 0).sum(1), _HEAD_TOLERANCE, new)
         for i, chunk in enumerate(folds.chunks(self._max_tasks_per_batch())):
             # Each fold's network: adapted to the fold's rows alone.
             T = len(chunk)
@@ -679,7 +683,15 @@ class MAMLClassifier(_MetaClassifier):
             phi = torch.cat([x, x.new_ones(x.shape[:-1] + (1,))], -1).to(dtype)
             fit, held_out, used = folds.masks(chunk)
             penalty[chunk] = choose_penalty(
-                phi, f0, yc, wc.to(dtype), fit, held_out, used, tolerance[chunk]
+                phi,
+                f0,
+                yc,
+                wc.to(dtype),
+                fit,
+                held_out,
+                used,
+                tolerance[chunk],
+                max_penalty[chunk],
             ).to(penalty.dtype)
         order = folds.order
         tasks = (penalty > 0).nonzero().flatten()

@@ -22,6 +22,7 @@ from ._heads import (
     _HEAD_BUDGET,
     _HEAD_ROWS,
     _head_dtype,
+    allowed_candidates,
     choose_penalty,
     cv_chunk,
     cv_losses,
@@ -150,14 +151,17 @@ class PrototypicalClassifier(_MetaClassifier):
           (``head_min_rows_``):
           tasks with fewer rows keep their prototypes, the others choose by
           cross-validation as above; a group added after ``fit`` with that
-          many rows by the smallest held-out loss rather than half the
-          one-standard-error rule, since its rows outweigh the prior the
-          training tasks give (the training tasks keep the rule: their rows
-          made that prior, and their states are what new groups' mixtures
-          borrow). Where the training tasks differ no more
-          than their noise (``tau2 <= 0``) no task gets a head; where fewer
-          than two tasks can be counted, or with more than two classes,
-          every task may.
+          many rows always gets a head of its own, of the penalty of
+          smallest held-out loss among those up to ``1 / tau2`` (the
+          precision of the spread; at least ``10**-2``) rather than by half
+          the one-standard-error rule, since its rows outweigh the prior the
+          training tasks give and a larger penalty would hold it closer to
+          its prototypes than the training tasks are to each other (the
+          training tasks keep the rule: their rows made that prior, and
+          their states are what new groups' mixtures borrow). Where the
+          training tasks differ no more than their noise (``tau2 <= 0``) no
+          task gets a head; where fewer than two tasks can be counted, or
+          with more than two classes, every task may.
 
     {episode_parameters}
 
@@ -525,7 +529,7 @@ class PrototypicalClassifier(_MetaClassifier):
         order, selected, cv_y, cv_w, onehot, n_min = cv_rows(y, w, n_classes)
         task_rows = (w > 0).sum(1)
         enough = task_rows >= self._head_min_rows()
-        tolerance = self._head_tolerance(task_rows, _HEAD_TOLERANCE, new)
+        tolerance, max_penalty = self._head_rule(task_rows, _HEAD_TOLERANCE, new)
         tasks = (present.all(-1) & (n_min >= 2) & enough).nonzero().flatten()
         # Tasks whose rows all choose the penalty (at most _HEAD_CV_ROWS).
         whole = task_rows <= selected.shape[1]
@@ -550,6 +554,7 @@ class PrototypicalClassifier(_MetaClassifier):
                 n_min[chunk],
                 prior,
                 tolerance[chunk],
+                max_penalty[chunk],
                 head=theta,
             )
             penalty[chunk] = chosen.to(penalty.dtype)
@@ -592,7 +597,18 @@ class PrototypicalClassifier(_MetaClassifier):
         return torch.cat([z, x, ones], -1).to(_head_dtype(X.device))
 
     def _choose_penalty(
-        self, X, embedded, y, w, rows, onehot, n_min, prior, tolerance, head=None
+        self,
+        X,
+        embedded,
+        y,
+        w,
+        rows,
+        onehot,
+        n_min,
+        prior,
+        tolerance,
+        max_penalty,
+        head=None,
     ):
         """The penalty of each task by cross-validation (0: the prototypes),
         and, where the tasks' prototype heads ``head`` are given (every row of
@@ -620,7 +636,7 @@ class PrototypicalClassifier(_MetaClassifier):
         f0 = phi[:, None] @ theta0.mT  # (T, F, m, K)
         if head is None:
             chosen = choose_penalty(
-                phi, f0, y, w, fit, held_out, used, tolerance=tolerance
+                phi, f0, y, w, fit, held_out, used, tolerance, max_penalty
             )
             return chosen, None
         # One more "fold": every row fitted, none held out, the task's head.
@@ -631,7 +647,8 @@ class PrototypicalClassifier(_MetaClassifier):
         candidates, row_loss, delta = cv_losses(
             phi, f0, y, w, fit, held_out, solutions=True
         )
-        index = one_standard_error_index(row_loss, rows_used, tolerance)
+        allowed = allowed_candidates(candidates, max_penalty)
+        index = one_standard_error_index(row_loss, rows_used, tolerance, allowed)
         return candidates[index], delta[torch.arange(len(index)), -1, index]
 
     def _state_logits(self, X, index, states, dtype):

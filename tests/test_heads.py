@@ -15,6 +15,7 @@ from skmeta import _prototypical as proto_module
 from skmeta._heads import (
     _HEAD_FOLDS,
     _HEAD_PENALTIES,
+    allowed_candidates,
     cv_losses,
     one_standard_error_choice,
     shrunk_logistic,
@@ -165,6 +166,38 @@ def test_penalty_rule_is_the_tolerance_rule_written_out(tolerance):
     assert (looser <= ours).all()
 
 
+def test_capped_rule_takes_the_smallest_loss_among_the_allowed_penalties():
+    """A task with a finite ``max_penalty`` takes the candidate of smallest
+    summed loss among the penalties up to it (at least the smallest), never
+    the prior head (candidate 0); an infinite one leaves the rule as it is."""
+    rng = np.random.RandomState(1)
+    T, m = 40, 10
+    # cv_losses's order: the prior head, then the penalties from the largest.
+    candidates = torch.tensor([0.0, 100.0, 10.0, 1.0, 0.1], dtype=torch.float64)
+    row_loss = torch.tensor(rng.gamma(2.0, 0.3, size=(T, len(candidates), m)))
+    row_loss[: T // 2, 0] -= 0.2  # the prior head best for half the tasks
+    used = torch.ones(T, m, dtype=torch.bool)
+    max_penalty = torch.tensor(rng.choice([np.inf, 50.0, 1.0, 0.01], size=T))
+    allowed = allowed_candidates(candidates, max_penalty)
+    ours = one_standard_error_choice(candidates, row_loss, used, 0.5, allowed)
+    free = one_standard_error_choice(candidates, row_loss, used, 0.5)
+    for t in range(T):
+        cap = float(max_penalty[t])
+        if np.isinf(cap):
+            assert ours[t] == free[t]
+            continue
+        ok = [i for i, c in enumerate(candidates.tolist()) if 0 < c <= max(cap, 0.1)]
+        total = row_loss[t].sum(-1).numpy()
+        expected = min(ok, key=lambda i: total[i]) if ok else None
+        # A tolerance of 0.5 standard errors within the allowed candidates.
+        losses = row_loss[t].numpy()
+        se = (losses - losses[expected]).std(1, ddof=1) * np.sqrt(m)
+        within = [i for i in ok if total[i] - total[expected] <= 0.5 * se[i]]
+        assert ours[t] == candidates[within[0]]
+        assert ours[t] > 0
+    assert (ours[max_penalty.isinf()] == 0).any()  # the test can tell
+
+
 def _shifted_groups(n_groups=10, n_rows=80, n_features=4, shift=2.0, seed=0):
     """Groups whose weights are the shared ones plus ``shift`` (one per group,
     or one for all) times a standard normal vector."""
@@ -250,10 +283,14 @@ def _scrambled_order(n):
     return np.argsort((np.arange(n) * 2654435761) % 2**32, kind="stable")
 
 
-def _reference_choice(model, Xs, ys, tolerance=proto_module._HEAD_TOLERANCE):
+def _reference_choice(
+    model, Xs, ys, tolerance=proto_module._HEAD_TOLERANCE, max_penalty=np.inf
+):
     """The penalty and head of a new group, written out in numpy / scipy: the
     largest penalty within ``tolerance`` standard errors of the smallest
-    held-out loss wins."""
+    held-out loss wins; with a finite ``max_penalty`` (a trusted group), the
+    penalty of smallest held-out loss among those up to it (at least the
+    smallest tried), never the prototypes."""
     with torch.no_grad():
         Z = model.module_(torch.as_tensor(Xs, dtype=torch.float32)).double().numpy()
     s, kappa = model.distance_scale_, model.prior_strength_
@@ -294,6 +331,10 @@ def _reference_choice(model, Xs, ys, tolerance=proto_module._HEAD_TOLERANCE):
     se = diff.std(1, ddof=1) * np.sqrt(len(ys))
     within = total - total[best] <= tolerance * se
     chosen = penalties[int(np.flatnonzero(within)[0])]
+    if np.isfinite(max_penalty):
+        cap = max(max_penalty, min(_HEAD_PENALTIES.tolist()))
+        allowed = [i for i, a in enumerate(penalties) if a <= cap]
+        chosen = penalties[min(allowed, key=lambda i: total[i])]
     theta = prototype_head(np.ones(len(ys), dtype=bool))
     if np.isfinite(chosen):
         theta = _reference_head(theta, Phi, ys, np.ones(len(ys)), chosen)
@@ -304,9 +345,10 @@ def _reference_choice(model, Xs, ys, tolerance=proto_module._HEAD_TOLERANCE):
 @pytest.mark.parametrize("k", [1, 4, 12])
 def test_new_group_penalty_and_head_match_the_reference(fitted, k, estimated):
     """With ``head="logistic"`` the penalty follows half the one-standard-error
-    rule; where the training tasks' spread was estimated (``head="auto"``), a
-    group of at least ``head_min_rows_`` rows takes the smallest held-out
-    loss."""
+    rule; where the training tasks' spread ``tau2`` was estimated
+    (``head="auto"``), a group of at least ``head_min_rows_`` rows takes a head
+    of its own, of the smallest held-out loss among the penalties up to
+    ``1 / tau2``."""
     model, _ = fitted
     assert model.head_min_rows_ == 0 and np.isnan(model.task_spread_)
     if estimated:
@@ -323,8 +365,10 @@ def test_new_group_penalty_and_head_match_the_reference(fitted, k, estimated):
     adapted = copy.deepcopy(model)
     adapted.partial_fit(Xs, ys, sensitive_features=["far"] * len(ys))
     chosen = adapted.head_penalty_[list(adapted.tasks_).index("far")]
-    tolerance = 0.0 if estimated else proto_module._HEAD_TOLERANCE
-    expected, theta = _reference_choice(model, Xs, ys, tolerance)
+    if estimated and k > 1:
+        expected, theta = _reference_choice(model, Xs, ys, 0.0, max_penalty=1.0)
+    else:
+        expected, theta = _reference_choice(model, Xs, ys)
     if k == 1:
         assert np.isinf(chosen) and np.isinf(expected)
     assert chosen == pytest.approx(expected, rel=1e-6)
@@ -723,7 +767,10 @@ def test_training_tasks_keep_half_the_one_standard_error_rule(fitted):
     relaxed.task_spread_, relaxed.head_min_rows_ = 1.0, 0.0
     relaxed._refresh_states(range(len(relaxed.tasks_)), recompute_global=False)
     np.testing.assert_array_equal(relaxed.head_penalty_, model.head_penalty_)
-    tolerance = relaxed._head_tolerance(torch.tensor([4, 40]), 0.5, True)
+    relaxed.task_spread_ = 4.0
+    tolerance, max_penalty = relaxed._head_rule(torch.tensor([4, 40]), 0.5, True)
     np.testing.assert_array_equal(tolerance.numpy(), [0.0, 0.0])
-    tolerance = relaxed._head_tolerance(torch.tensor([4, 40]), 0.5, False)
+    np.testing.assert_array_equal(max_penalty.numpy(), [0.25, 0.25])
+    tolerance, max_penalty = relaxed._head_rule(torch.tensor([4, 40]), 0.5, False)
     np.testing.assert_array_equal(tolerance.numpy(), [0.5, 0.5])
+    np.testing.assert_array_equal(max_penalty.numpy(), [np.inf, np.inf])

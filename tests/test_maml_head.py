@@ -77,11 +77,13 @@ def _log_proba(plain, X, task):
     return np.log(plain.predict_proba(X, sensitive_features=[task] * len(X)))
 
 
-def _reference_choice(plain, Xs, ys, tolerance):
+def _reference_choice(plain, Xs, ys, tolerance, max_penalty=np.inf):
     """The penalty and correction of a new group, written out: each fold's
     network adapted by ``partial_fit`` on the fold's rows, the corrections
     by scipy; the largest penalty within ``tolerance`` standard errors of the
-    smallest held-out loss wins."""
+    smallest held-out loss wins; with a finite ``max_penalty`` (a trusted
+    group), the penalty of smallest held-out loss among those up to it (at
+    least the smallest tried), never no correction."""
     order = np.argsort((np.arange(len(ys)) * 2654435761) % 2**32, kind="stable")
     Xs, ys = Xs[order], ys[order]
     Phi = np.hstack([Xs, np.ones((len(ys), 1))])
@@ -108,18 +110,24 @@ def _reference_choice(plain, Xs, ys, tolerance):
     best = total.argmin()
     diff = losses - losses[best]
     se = diff.std(1, ddof=1) * np.sqrt(len(ys))
+    if np.isfinite(max_penalty):
+        cap = max(max_penalty, min(_HEAD_PENALTIES.tolist()))
+        allowed = [i for i, a in enumerate(penalties) if a <= cap]
+        return penalties[min(allowed, key=lambda i: total[i])]
     return penalties[int(np.flatnonzero(total - total[best] <= tolerance * se)[0])]
 
 
 @pytest.mark.parametrize("trusted", [False, True])
 @pytest.mark.parametrize("k", [1, 4, 12])
 def test_new_group_penalty_and_correction_match_the_reference(fitted, k, trusted):
-    """A group of at least ``head_min_rows_`` rows takes the penalty of the
-    smallest held-out loss, a smaller one the one-standard-error rule."""
+    """A group of at least ``head_min_rows_`` rows takes a correction, of the
+    smallest held-out loss among the penalties up to ``1 / task_spread_``; a
+    smaller one the one-standard-error rule."""
     model, plain, _ = fitted
     assert model.task_spread_ > 0 and np.isfinite(model.head_min_rows_)
     model = copy.deepcopy(model)
     model.head_min_rows_ = 2.0 * k if trusted else 2.0 * k + 1
+    model.task_spread_ = 1.0  # penalties up to 1 where trusted
     rng = np.random.RandomState(k)
     # A group far from the training groups: its own linear rule.
     coef = np.array([3.0, -3.0, 0.0, 2.0])
@@ -135,7 +143,10 @@ def test_new_group_penalty_and_correction_match_the_reference(fitted, k, trusted
     if k == 1:  # one row per class: no cross-validation, no correction
         assert np.isinf(chosen)
         return
-    expected = _reference_choice(plain, Xs, ys, tolerance=0.0 if trusted else 1.0)
+    if trusted:
+        expected = _reference_choice(plain, Xs, ys, 0.0, max_penalty=1.0)
+    else:
+        expected = _reference_choice(plain, Xs, ys, 1.0)
     assert chosen == pytest.approx(expected, rel=1e-6)
     # The corrected probabilities on other rows of the group.
     net = copy.deepcopy(plain).partial_fit(Xs, ys, sensitive_features=["far"] * len(ys))
@@ -222,11 +233,14 @@ def test_training_tasks_keep_the_one_standard_error_rule(fitted):
     new = torch.tensor([True, True, False])
     model = copy.deepcopy(model)
     model.head_min_rows_ = 10.0
-    tolerance = model._head_tolerance(rows, 1.0, new)
+    model.task_spread_ = 2.0
+    tolerance, max_penalty = model._head_rule(rows, 1.0, new)
     np.testing.assert_array_equal(tolerance.numpy(), [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(max_penalty.numpy(), [np.inf, 0.5, np.inf])
     model.task_spread_ = np.nan  # not estimated: the rule for every task
-    tolerance = model._head_tolerance(rows, 1.0, new)
+    tolerance, max_penalty = model._head_rule(rows, 1.0, new)
     np.testing.assert_array_equal(tolerance.numpy(), [1.0, 1.0, 1.0])
+    assert np.isinf(max_penalty.numpy()).all()
 
 
 def test_spread_is_estimated_only_with_the_automatic_head():
