@@ -1386,16 +1386,22 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         per_chunk = max(1, _PREDICT_CHUNK // n_components)
         for start in range(0, len(X), per_chunk):
             x = X[start : start + per_chunk]
-            logits = self._state_logits(
-                x.repeat_interleave(n_components, 0),
-                components.repeat(len(x)),
-                self.states_,
-                dtype,
-            )
+            logits = self._repeated_state_logits(x, components, dtype)
             out[start : start + len(x)] = logits.view(
                 len(x), n_components, n_classes
             ).log_softmax(-1)
         return out
+
+    def _repeated_state_logits(self, X, components, dtype):
+        """Logits of every row of ``X`` under every state of ``components``
+        (rows of ``states_``), row by row: shape (len(X) * len(components),
+        n_classes)."""
+        return self._state_logits(
+            X.repeat_interleave(len(components), 0),
+            components.repeat(len(X)),
+            self.states_,
+            dtype,
+        )
 
     def _set_mixtures(self, tasks, prior, own_by_task):
         """Each new task's mixture: its ``_TOP`` most likely components given

@@ -651,12 +651,56 @@ class PrototypicalClassifier(_MetaClassifier):
         index = one_standard_error_index(row_loss, rows_used, tolerance, allowed)
         return candidates[index], delta[torch.arange(len(index)), -1, index]
 
-    def _state_logits(self, X, index, states, dtype):
+    def _repeated_state_logits(self, X, components, dtype):
+        # Every state shares the network: each row is embedded once, not
+        # once per component (the mixture scores rows under up to 256).
+        n = len(components)
+        embedded = self._inference_embedding(X, dtype)
+        if "coef" in self.states_:  # linear heads: one product for all
+            coef = self.states_["coef"].index_select(0, components).to(dtype)
+            bias = self.states_["bias"].index_select(0, components).to(dtype)
+            present = self.states_["present"].index_select(0, components)
+            n_classes, n_features = coef.shape[1:]
+            features = torch.cat([embedded, X], -1)
+            logits = features @ coef.reshape(-1, n_features).T + bias.reshape(-1)
+            logits = logits.view(len(X), n, n_classes).masked_fill(
+                ~present, torch.finfo(dtype).min
+            )
+            return logits.reshape(len(X) * n, n_classes)
+        return self._state_logits(
+            X.repeat_interleave(n, 0),
+            components.repeat(len(X)),
+            self.states_,
+            dtype,
+            embedded=embedded.repeat_interleave(n, 0),
+        )
+
+    def _inference_embedding(self, X, dtype):
+        """The network's embedding of the rows ``X``, in ``dtype``, by
+        chunks of ``_DISTANCE_CHUNK`` rows."""
+        params, buffers = self._inference_params(dtype)
+        starts = range(0, max(len(X), 1), _DISTANCE_CHUNK)  # one chunk if empty
+        return torch.cat(
+            [
+                stateless_forward(
+                    self.module_, params, buffers, X[start : start + _DISTANCE_CHUNK]
+                )
+                for start in starts
+            ]
+        )
+
+    def _inference_params(self, dtype):
         params = {k: v.to(dtype) for k, v in self.module_.named_parameters()}
         buffers = {
             k: v.to(dtype) if v.is_floating_point() else v
             for k, v in self.module_.named_buffers()
         }
+        return params, buffers
+
+    def _state_logits(self, X, index, states, dtype, embedded=None):
+        """Logits of the rows ``X``, each under the state ``index``;
+        ``embedded``, where given, the rows' embeddings (else computed)."""
+        params, buffers = self._inference_params(dtype)
         head = "coef" in states  # the logistic heads
         if head:
             coef, bias = states["coef"].to(dtype), states["bias"].to(dtype)
@@ -672,7 +716,10 @@ class PrototypicalClassifier(_MetaClassifier):
         for start in range(0, len(X), _DISTANCE_CHUNK):
             rows = index[start : start + _DISTANCE_CHUNK]
             chunk = slice(start, start + len(rows))
-            embeddings = stateless_forward(self.module_, params, buffers, X[chunk])
+            if embedded is None:
+                embeddings = stateless_forward(self.module_, params, buffers, X[chunk])
+            else:
+                embeddings = embedded[chunk]
             if head:
                 features = torch.cat([embeddings, X[chunk]], -1).unsqueeze(-1)
                 logits = (coef.index_select(0, rows) @ features).squeeze(-1)

@@ -558,3 +558,28 @@ def test_maml_evidence_reuses_its_heads_folds(types_data):
         model.task_mixture_weights_, recompute.task_mixture_weights_, atol=1e-6
     )
     assert (model.task_mixture_weights_[-2:].sum(1) != 0.5).all()
+
+
+@pytest.mark.parametrize("head", ["logistic", "prototypes"])
+def test_protonet_scores_every_component_as_row_by_row(head, types_data):
+    """ProtoNet embeds each row once for all components (and multiplies by
+    every linear head at once): the mixture's log-probabilities equal those
+    of evaluating each (row, component) pair on its own."""
+    from skmeta._base import _MetaClassifier
+
+    X, y, g = types_data
+    model = PrototypicalClassifier(head=head, **FAST).fit(X, y, tasks=g)
+    assert ("coef" in model.states_) == (head == "logistic")
+    components = torch.as_tensor(model._mixture_components_)
+    assert len(components) > 2
+    rows = torch.as_tensor(X[:50], dtype=torch.float32)
+    fast = model._repeated_state_logits(rows, components, torch.float32)
+    slow = _MetaClassifier._repeated_state_logits(
+        model, rows, components, torch.float32
+    )
+    assert fast.shape == (50 * len(components), 2)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
+    lp = model._component_log_proba(rows)
+    torch.testing.assert_close(
+        lp, slow.view(50, len(components), 2).log_softmax(-1), rtol=1e-5, atol=1e-5
+    )
