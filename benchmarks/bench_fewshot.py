@@ -1445,6 +1445,35 @@ def print_variant_tables(df, estimators, variants, unit, over, se_over):
             print(f"- {estimator}, {variant}: {line}")
 
 
+def variant_differences(df, reference, label, share=None):
+    """Each variant of an exploration minus ``reference``, per estimator and
+    k: a DataFrame of the mean balanced accuracy and the paired difference
+    in points (mean ± SE over the draws' seeds), plus the mean of the
+    boolean column ``share`` (e.g. "share with a head": the records' "head")
+    where given. ``df`` holds the records of :func:`heldout_records` with
+    ``estimator`` and ``variant`` labels."""
+    key = ["estimator", "fold", "task", "k", "seed"]
+    base = df[df.variant == reference].set_index(key).bacc
+    rows = []
+    for (estimator, variant), part in df.groupby(["estimator", "variant"], sort=False):
+        diff = (part.set_index(key).bacc - base).dropna()
+        for k, dk in diff.groupby(level="k"):
+            per_seed = dk.groupby(level="seed").mean()
+            se = per_seed.std(ddof=1) / np.sqrt(len(per_seed))
+            row = {
+                "estimator": estimator,
+                "variant": variant,
+                "k": k,
+                "bal. acc.": part[part.k == k].bacc.mean(),
+                label: f"{100 * dk.mean():+.2f} ± {100 * se:.2f}",
+            }
+            if share is not None:
+                name, column = share
+                row[name] = round(float(part[part.k == k][column].mean()), 2)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def heldout_records(model, data, f_index, ks, seeds, extra=None, **labels):
     """One record per held-out draw of :func:`heldout_draws`: ``labels``, the
     draw and the balanced accuracy of ``model`` adapted to its support, plus

@@ -139,24 +139,7 @@ def run_fold(data, f_index, seeds, ks, budget):
 
 
 def summarise(df):
-    key = ["estimator", "fold", "task", "k", "seed"]
-    base = df[df.variant == next(iter(TOLERANCES))].set_index(key).bacc
-    rows = []
-    for (estimator, variant), part in df.groupby(["estimator", "variant"], sort=False):
-        diff = (part.set_index(key).bacc - base).dropna()
-        for k, dk in diff.groupby(level="k"):
-            per_seed = dk.groupby(level="seed").mean()
-            se = per_seed.std(ddof=1) / np.sqrt(len(per_seed))
-            rows.append(
-                {
-                    "estimator": estimator,
-                    "variant": variant,
-                    "k": k,
-                    "bal. acc.": part[part.k == k].bacc.mean(),
-                    "minus c = 1 (points)": f"{100 * dk.mean():+.2f} ± {100 * se:.2f}",
-                }
-            )
-    return pd.DataFrame(rows)
+    return B.variant_differences(df, next(iter(TOLERANCES)), "minus c = 1 (points)")
 
 
 def main(argv=None):
