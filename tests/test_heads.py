@@ -188,7 +188,7 @@ def test_capped_rule_takes_the_smallest_loss_among_the_allowed_penalties():
             continue
         ok = [i for i, c in enumerate(candidates.tolist()) if 0 < c <= max(cap, 0.1)]
         total = row_loss[t].sum(-1).numpy()
-        expected = min(ok, key=lambda i: total[i]) if ok else None
+        expected = min(ok, key=lambda i: total[i])
         # A tolerance of 0.5 standard errors within the allowed candidates.
         losses = row_loss[t].numpy()
         se = (losses - losses[expected]).std(1, ddof=1) * np.sqrt(m)
