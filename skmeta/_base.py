@@ -1374,19 +1374,24 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             parts.append(_mixture.own_log_likelihood(logits, folds.y[chunk]))
         return torch.cat(parts)
 
-    def _component_log_proba(self, X):
+    def _component_log_proba(self, X, components=None):
         """Log-probabilities (before the class prior) of the rows ``X`` (n, d)
-        under every component of the mixture: shape (n, n_components,
-        n_classes), in the inference dtype."""
+        under every component of the mixture, or under the states
+        ``components`` (rows of ``states_``, shape (n, C): each row's own):
+        shape (n, n_components or C, n_classes), in the inference dtype."""
         dtype = self._inference_dtype()
         X = X.to(device=self.device, dtype=dtype)
-        components = torch.as_tensor(self._mixture_components_, device=X.device)
-        n_components, n_classes = len(components), len(self.classes_)
+        if components is None:
+            components = torch.as_tensor(self._mixture_components_, device=X.device)
+        n_components, n_classes = components.shape[-1], len(self.classes_)
         out = X.new_empty((len(X), n_components, n_classes))
         per_chunk = max(1, _PREDICT_CHUNK // n_components)
         for start in range(0, len(X), per_chunk):
             x = X[start : start + per_chunk]
-            logits = self._repeated_state_logits(x, components, dtype)
+            chunk = components
+            if components.dim() == 2:
+                chunk = components[start : start + per_chunk]
+            logits = self._repeated_state_logits(x, chunk, dtype)
             out[start : start + len(x)] = logits.view(
                 len(x), n_components, n_classes
             ).log_softmax(-1)
@@ -1394,14 +1399,13 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
 
     def _repeated_state_logits(self, X, components, dtype):
         """Logits of every row of ``X`` under every state of ``components``
-        (rows of ``states_``), row by row: shape (len(X) * len(components),
-        n_classes)."""
-        return self._state_logits(
-            X.repeat_interleave(len(components), 0),
-            components.repeat(len(X)),
-            self.states_,
-            dtype,
-        )
+        (rows of ``states_``: shape (C,), the same for every row, or (len(X),
+        C), each row's own), row by row: shape (len(X) * C, n_classes)."""
+        n = components.shape[-1]
+        index = components.reshape(-1)
+        if components.dim() == 1:
+            index = components.repeat(len(X))
+        return self._state_logits(X.repeat_interleave(n, 0), index, self.states_, dtype)
 
     def _set_mixtures(self, tasks, prior, own_by_task):
         """Each new task's mixture: its ``_TOP`` most likely components given
@@ -1500,8 +1504,6 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         n_components = len(self._mixture_components_)
         with self._fork_rng(), torch.no_grad():
             self._manual_seed(self._seed())
-            query_lp = self._component_log_proba(Xq.reshape(-1, Xq.shape[-1]))
-            query_lp = query_lp.view(n_draws, n_query, n_components, n_classes)
             # Each draw's support of each size: the first rows of each class
             # of the largest, whose other rows are not among the queries
             # either, so the sizes share the queries and their
@@ -1521,6 +1523,27 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                 )
                 row_lx = self._covariate_log_likelihood(Xs)
                 batches.append((Xs, ys, ws, own, own_folds, row_ll, row_lx))
+            # A draw's mixtures weigh only their _TOP most likely components:
+            # its queries are scored under those of any support size, with
+            # the columns or without (their union), not under every one.
+            top = [
+                _mixture.top_posterior(
+                    (row_ll if lx is None else row_ll + lx)
+                    .sum(1)
+                    .masked_fill(excluded, -torch.inf)
+                )[0]
+                for columns in (False, True)
+                for *_, row_ll, row_lx in batches
+                for lx in [row_lx if columns else None]
+            ]
+            scored, position = _mixture.union_of_components(
+                torch.cat(top, 1), n_components
+            )
+            components = torch.as_tensor(self._mixture_components_, device=device)
+            query_lp = self._component_log_proba(
+                Xq.reshape(-1, Xq.shape[-1]),
+                components[scored].repeat_interleave(n_query, 0),
+            ).view(n_draws, n_query, scored.shape[1], n_classes)
             # The share chosen with the mixture weighed by the rows' classes
             # alone, then with their columns too; the columns are kept only
             # where they clearly serve the left-out tasks better.
@@ -1543,7 +1566,7 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                     )
                     support_ll = (row_ll if lx is None else row_ll + lx).sum(1)
                     mixtures.append(
-                        _mixture.mixture_proba(query_lp, support_ll, excluded)
+                        _mixture.mixture_proba(query_lp, support_ll, excluded, position)
                     )
                     owns.append(own)
                 choices.append(
@@ -1597,11 +1620,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             r = rows[start : start + per_chunk]
             states = index.index_select(0, r)
             component = self.states_[_mixture.INDEX].index_select(0, states)
-            component_logits = self._state_logits(
-                X.index_select(0, r).repeat_interleave(top, 0),
-                component.reshape(-1),
-                self.states_,
-                dtype,
+            component_logits = self._repeated_state_logits(
+                X.index_select(0, r), component, dtype
             )
             logits[r] = _mixture.mix_log_proba(
                 logits.index_select(0, r).log_softmax(-1),

@@ -323,14 +323,39 @@ def choose_share(
     return score_shares(own_proba, mixture, y_query, evidence, per_draw=per_draw)
 
 
-def mixture_proba(component_log_proba, support_ll, excluded):
+def union_of_components(index, n_components):
+    """The components each draw needs, from its chosen ones ``index``
+    (n_draws, k; repeats allowed): ``(scored, position)``, where ``scored``
+    (n_draws, u) holds each draw's distinct components in increasing order
+    (padded with components it does not need, so that every draw has as
+    many as the one that needs most) and ``position`` (n_draws,
+    n_components) the column of ``scored`` that holds each needed component.
+    """
+    needed = torch.zeros(
+        (len(index), n_components), dtype=torch.bool, device=index.device
+    )
+    needed.scatter_(1, index, True)
+    width = max(1, int(needed.sum(1).max()))
+    # Needed components first, each group in increasing order (stable).
+    scored = (~needed).to(torch.int8).argsort(dim=1, stable=True)[:, :width]
+    position = torch.zeros_like(needed, dtype=torch.int64)
+    columns = torch.arange(width, device=index.device).expand_as(scored)
+    position.scatter_(1, scored, columns)
+    return scored, position
+
+
+def mixture_proba(component_log_proba, support_ll, excluded, position=None):
     """The mixture's class probabilities of each draw's query rows (float64,
     shape (n_draws, n_query, n_classes)): the components' probabilities
     weighted by their posterior given the support rows (:func:`top_posterior`;
-    the arguments as in :func:`choose_share`)."""
+    the arguments as in :func:`choose_share`). ``position``, where given
+    (:func:`union_of_components`), maps each component to its column of
+    ``component_log_proba``, which then holds only the components needed."""
     n_classes = component_log_proba.shape[-1]
     ll = support_ll.masked_fill(excluded, -math.inf)
     index, weight = top_posterior(ll)
+    if position is not None:
+        index = position.gather(1, index)
     chosen = component_log_proba.gather(
         2,
         index[:, None, :, None].expand(-1, component_log_proba.shape[1], -1, n_classes),

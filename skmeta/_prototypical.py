@@ -654,9 +654,10 @@ class PrototypicalClassifier(_MetaClassifier):
     def _repeated_state_logits(self, X, components, dtype):
         # Every state shares the network: each row is embedded once, not
         # once per component (the mixture scores rows under up to 256).
-        n = len(components)
+        n = components.shape[-1]
         embedded = self._inference_embedding(X, dtype)
-        if "coef" in self.states_:  # linear heads: one product for all
+        if "coef" in self.states_ and components.dim() == 1:
+            # Linear heads, the same states for every row: one product.
             coef = self.states_["coef"].index_select(0, components).to(dtype)
             bias = self.states_["bias"].index_select(0, components).to(dtype)
             present = self.states_["present"].index_select(0, components)
@@ -667,9 +668,12 @@ class PrototypicalClassifier(_MetaClassifier):
                 ~present, torch.finfo(dtype).min
             )
             return logits.reshape(len(X) * n, n_classes)
+        index = components.reshape(-1)
+        if components.dim() == 1:
+            index = components.repeat(len(X))
         return self._state_logits(
             X.repeat_interleave(n, 0),
-            components.repeat(len(X)),
+            index,
             self.states_,
             dtype,
             embedded=embedded.repeat_interleave(n, 0),

@@ -583,3 +583,69 @@ def test_protonet_scores_every_component_as_row_by_row(head, types_data):
     torch.testing.assert_close(
         lp, slow.view(50, len(components), 2).log_softmax(-1), rtol=1e-5, atol=1e-5
     )
+    # Each row under its own components (a new group's mixture, the
+    # left-out share's queries): the same as the pairs one by one.
+    rng = np.random.default_rng(0)
+    own = components[torch.as_tensor(rng.integers(0, len(components), (50, 3)))]
+    fast = model._repeated_state_logits(rows, own, torch.float32)
+    slow = PrototypicalClassifier._state_logits(
+        model,
+        rows.repeat_interleave(3, 0),
+        own.reshape(-1),
+        model.states_,
+        torch.float32,
+    )
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
+    lp = model._component_log_proba(rows, own)
+    torch.testing.assert_close(
+        lp, slow.view(50, 3, 2).log_softmax(-1), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_union_of_components_maps_each_needed_component():
+    index = torch.tensor([[4, 1, 4], [0, 2, 3], [5, 5, 5]])
+    scored, position = _mixture.union_of_components(index, 6)
+    assert scored.shape == (3, 3)
+    assert scored[0, :2].tolist() == [1, 4]  # needed first, in order
+    assert scored[1].tolist() == [0, 2, 3]
+    assert scored[2, 0].item() == 5
+    # Every needed component sits where ``position`` says.
+    assert (scored.gather(1, position.gather(1, index)) == index).all()
+
+
+@pytest.mark.parametrize("estimator", [MAMLClassifier, PrototypicalClassifier])
+def test_left_out_share_scores_only_the_components_it_weighs(estimator):
+    """The left-out share scores each draw's queries under the components its
+    mixtures weigh (the union of their top ones): the same scores as under
+    every component."""
+    X, y, g = make_group_classification(
+        n_groups=30, n_samples_per_group=40, shift="types", random_state=0
+    )
+    model = estimator(**FAST).fit(X, y, tasks=g)
+    assert len(model._mixture_components_) > _mixture._TOP  # a real subset
+    everything = copy.deepcopy(model)
+
+    def every_component(index, n_components):
+        scored = torch.arange(n_components).expand(len(index), -1)
+        position = torch.arange(n_components).expand(len(index), -1).clone()
+        return scored, position
+
+    captured = {}
+    original = _mixture.score_shares
+
+    def capture(*args, **kwargs):
+        out = original(*args, **kwargs)
+        captured.setdefault("scores", []).append(out[1])
+        return out
+
+    order, keys, starts, ends = model.support_.tasks.by_key()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_mixture, "score_shares", capture)
+        share = model._left_out_share(order, keys, starts, ends)
+        subset_scores = captured.pop("scores")
+        mp.setattr(_mixture, "union_of_components", every_component)
+        share_all = everything._left_out_share(order, keys, starts, ends)
+        all_scores = captured.pop("scores")
+    assert share == share_all
+    for a, b in zip(subset_scores, all_scores, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
