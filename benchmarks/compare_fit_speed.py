@@ -15,6 +15,13 @@ of each version over ``--repeats`` fits, the ratio of the fit times, and each
 version's fit and predict times per row relative to its 10-group ones (the
 scale target's ratios).
 
+With ``--new-groups N``, each fit is also followed by a ``partial_fit`` of N
+never-seen groups of 10 rows (``bench_speed.py``'s new-group rows) and five
+``predict_proba`` calls on 5,000 rows of the data relabelled as those groups
+(the smallest time counts): new groups are served through the training tasks'
+mixture where the fitted ``task_mixture_`` is above 0 (printed;
+``--task-mixture 0.5`` fixes it).
+
 Run (about 4 minutes with the defaults)::
 
     OMP_NUM_THREADS=1 python benchmarks/compare_fit_speed.py --against ec33904~2
@@ -78,7 +85,21 @@ def main(argv=None):
     parser.add_argument("--groups", default="10,1000,10000")
     parser.add_argument("--estimators", default="MAMLClassifier,PrototypicalClassifier")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--new-groups",
+        type=int,
+        default=0,
+        help="new groups added by partial_fit after each fit, then predicted",
+    )
+    parser.add_argument(
+        "--task-mixture",
+        default="auto",
+        help="the estimators' task_mixture ('auto' or a share in [0, 1])",
+    )
     args = parser.parse_args(argv)
+    mixture = (
+        args.task_mixture if args.task_mixture == "auto" else float(args.task_mixture)
+    )
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     groups = [int(g) for g in args.groups.split(",")]
@@ -93,12 +114,13 @@ def main(argv=None):
             f"alternating between the versions; predict: the smallest of "
             f"{PREDICT_CALLS} calls after each fit.\n"
         )
+        extra = " new-group predict ms (min) | task_mixture_ |" * bool(args.new_groups)
         print(
             "| estimator | groups | version | fit s (min) | / other version "
             "| x 10 groups, per row | predict ms (min) | x 10 groups, per row "
-            "| max abs. difference of probabilities |"
+            "| max abs. difference of probabilities |" + extra
         )
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|" + "---|---|" * bool(extra))
         for estimator in args.estimators.split(","):
             X, y, g = S.make_rows(400, 10)
             for module in versions.values():  # warm-up
@@ -110,12 +132,23 @@ def main(argv=None):
                 X, y, g = S.make_rows(50_000, n_groups)
                 times = {label: [] for label in versions}
                 predict_times = {label: [] for label in versions}
-                proba = {}
+                proba, new_times, shares = {}, {label: [] for label in versions}, {}
+                if args.new_groups:
+                    parts = [S.new_group_rows(i) for i in range(args.new_groups)]
+                    new_X = np.concatenate([p[0] for p in parts])
+                    new_y = np.concatenate([p[1] for p in parts])
+                    new_g = np.concatenate([p[2] for p in parts])
+                    query_X = X[:5000]
+                    query_g = np.array([f"new{i}" for i in range(args.new_groups)])
+                    query_g = query_g[np.arange(5000) % args.new_groups]
                 for r in range(args.repeats):
                     order = list(versions.items())
                     for label, module in order if r % 2 == 0 else order[::-1]:
                         clf = getattr(module, estimator)(
-                            max_epochs=1, n_threads=1, random_state=S.RANDOM_STATE
+                            max_epochs=1,
+                            n_threads=1,
+                            random_state=S.RANDOM_STATE,
+                            task_mixture=mixture,
                         )
                         start = time.perf_counter()
                         clf.fit(X, y, sensitive_features=g)
@@ -125,6 +158,16 @@ def main(argv=None):
                             start = time.perf_counter()
                             proba[label] = clf.predict_proba(X, sensitive_features=g)
                             predict_times[label].append(time.perf_counter() - start)
+                        if args.new_groups:
+                            clf.partial_fit(new_X, new_y, sensitive_features=new_g)
+                            shares[label] = clf.task_mixture_
+                            for _ in range(PREDICT_CALLS):
+                                start = time.perf_counter()
+                                p = clf.predict_proba(
+                                    query_X, sensitive_features=query_g
+                                )
+                                new_times[label].append(time.perf_counter() - start)
+                            proba[label] = np.concatenate([proba[label], p])
                 best = {label: min(t) for label, t in times.items()}
                 predict = {label: min(t) for label, t in predict_times.items()}
                 labels = list(versions)
@@ -137,7 +180,12 @@ def main(argv=None):
                     print(
                         f"| {estimator} | {n_groups:,} | {label} | {best[label]:.2f} "
                         f"| {ratio:.2f} | {per_row:.2f} | {predict[label] * 1e3:.1f} "
-                        f"| {predict[label] / base_predict[label]:.2f} | {diff:.1e} |",
+                        f"| {predict[label] / base_predict[label]:.2f} | {diff:.1e} |"
+                        + (
+                            f" {min(new_times[label]) * 1e3:.1f} | {shares[label]} |"
+                            if args.new_groups
+                            else ""
+                        ),
                         flush=True,
                     )
 
