@@ -17,10 +17,19 @@ in the worst group of each draw over every fold's held-out groups, as
 paired: every variant adapts to the same support rows. It also prints the
 fit time.
 
+With ``--variants``, other variants from ``VARIANTS``: ``"wide"`` replaces
+the default MLP by :class:`WideMLP`, whose logits add a linear model of the
+input to the MLP's (wide and deep; both adapted by the inner loop, through
+the general ``torch.func`` path): does a linear part carry better to new
+groups where a pooled linear model beats the networks (heart disease's VA
+hospital, COMPAS)?
+
 Run (about 1 to 4 minutes per data set)::
 
     OMP_NUM_THREADS=1 python benchmarks/explore_maml_options.py \\
         --datasets synthetic-strong,heart --seeds 5
+    OMP_NUM_THREADS=1 python benchmarks/explore_maml_options.py \\
+        --datasets heart,compas,synthetic-strong --variants defaults,wide --seeds 5
 """
 
 import argparse
@@ -33,8 +42,25 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_fewshot as B  # noqa: E402
+from torch import nn  # noqa: E402
 
 from skmeta import MAMLClassifier  # noqa: E402
+from skmeta.modules import MLP  # noqa: E402
+
+
+class WideMLP(MLP):
+    """The default MLP's logits plus a linear model of the input (wide and
+    deep), the linear part starting at 0."""
+
+    def __init__(self, n_features_in, n_classes, hidden_units=(64,), **kwargs):
+        super().__init__(n_features_in, n_classes, hidden_units, **kwargs)
+        self.wide = nn.Linear(n_features_in, n_classes)
+        nn.init.zeros_(self.wide.weight)
+        nn.init.zeros_(self.wide.bias)
+
+    def forward(self, X):
+        return super().forward(X) + self.wide(X)
+
 
 # The package's defaults first: every other variant is compared with it.
 VARIANTS = {
@@ -42,15 +68,18 @@ VARIANTS = {
     "first_order=True": {"first_order": True},
     'adapt_layers="last"': {"adapt_layers": "last"},
     "learn_inner_lr=True": {"learn_inner_lr": True},
+    "wide": {"module": WideMLP},
 }
+DEFAULT_VARIANTS = list(VARIANTS)[:4]
 
 
-def run_fold(data, f_index, seeds, ks, budget):
+def run_fold(data, f_index, seeds, ks, budget, variants=DEFAULT_VARIANTS):
     """The held-out records of every variant fitted on fold ``data``, and
     each fit's seconds."""
     tasks = B.merge_small_tasks(data.tasks[data.train])
     records, fitted = [], []
-    for variant, params in VARIANTS.items():
+    for variant in variants:
+        params = VARIANTS[variant]
         kwargs = {**B._meta_kwargs(budget, B.RANDOM_STATE), **params}
         start = time.perf_counter()
         model = MAMLClassifier(**kwargs).fit(
@@ -63,7 +92,7 @@ def run_fold(data, f_index, seeds, ks, budget):
     return records, fitted
 
 
-def worst_group_differences(df):
+def worst_group_differences(df, variants=DEFAULT_VARIANTS):
     """Each variant but the defaults minus the defaults in the worst held-out
     group of each k and draw, points: ``"k=1: +0.3 ± 0.2, ..."``. As in
     ``bench_fewshot.py``, the worst group is taken over every fold's held-out
@@ -72,7 +101,7 @@ def worst_group_differences(df):
     base = worst["defaults"]
     return {
         variant: B.points_by_k(100 * (worst[variant] - base))
-        for variant in list(VARIANTS)[1:]
+        for variant in variants[1:]
     }
 
 
@@ -83,7 +112,15 @@ def main(argv=None):
     parser.add_argument(
         "--quick", action="store_true", help="first fold, k = 5, one draw"
     )
+    parser.add_argument(
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help=f"comma-separated, the first 'defaults'; from {list(VARIANTS)}",
+    )
     args = parser.parse_args(argv)
+    variants = args.variants.split(",")
+    if variants[0] != "defaults" or not set(variants) <= set(VARIANTS):
+        parser.error(f"--variants: 'defaults' first, then some of {list(VARIANTS)}")
     budget = "quick" if args.quick else "full"
     if args.quick:
         args.seeds = 1
@@ -96,20 +133,20 @@ def main(argv=None):
         records, fitted = [], []
         for f_index, data in enumerate(folds):
             fold_records, fold_fitted = run_fold(
-                data, f_index, range(args.seeds), ks, budget
+                data, f_index, range(args.seeds), ks, budget, variants
             )
             records += fold_records
             fitted += fold_fitted
         df = pd.DataFrame(records)
         print(f"\n## {name} ({len(folds)} fold(s), {args.seeds} draws)\n")
         B.print_variant_tables(
-            df, ["MAML"], list(VARIANTS), "seed", "draws and folds", "draws"
+            df, ["MAML"], variants, "seed", "draws and folds", "draws"
         )
         print(
             "\nWorst held-out group of each draw (over the folds' groups), minus "
             "the defaults', points (mean ± SE over draws):\n"
         )
-        for variant, line in worst_group_differences(df).items():
+        for variant, line in worst_group_differences(df, variants).items():
             print(f"- MAML, {variant}: {line}")
         fit = pd.DataFrame(fitted, columns=["variant", "seconds"])
         print("\nFit time, seconds (mean over folds):\n")
