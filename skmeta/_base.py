@@ -145,6 +145,15 @@ def _encoded_accuracy(net, X, y):
     return float(np.mean(net.predict_proba(X).argmax(axis=1) == np.asarray(y)))
 
 
+def repeated_states(components, n_rows):
+    """The state of each (row, component) pair of ``_repeated_state_logits``,
+    rows first: ``components`` (C,) for every row, or (n_rows, C) each row's
+    own."""
+    if components.dim() == 1:
+        return components.repeat(n_rows)
+    return components.reshape(-1)
+
+
 class _MetaClassifier(ClassifierMixin, NeuralNet):
     """Base class of the skmeta classifiers; not for direct use.
 
@@ -1401,11 +1410,12 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
         """Logits of every row of ``X`` under every state of ``components``
         (rows of ``states_``: shape (C,), the same for every row, or (len(X),
         C), each row's own), row by row: shape (len(X) * C, n_classes)."""
-        n = components.shape[-1]
-        index = components.reshape(-1)
-        if components.dim() == 1:
-            index = components.repeat(len(X))
-        return self._state_logits(X.repeat_interleave(n, 0), index, self.states_, dtype)
+        return self._state_logits(
+            X.repeat_interleave(components.shape[-1], 0),
+            repeated_states(components, len(X)),
+            self.states_,
+            dtype,
+        )
 
     def _set_mixtures(self, tasks, prior, own_by_task):
         """Each new task's mixture: its ``_TOP`` most likely components given
@@ -1526,15 +1536,18 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             # A draw's mixtures weigh only their _TOP most likely components:
             # its queries are scored under those of any support size, with
             # the columns or without (their union), not under every one.
-            top = [
-                _mixture.top_posterior(
-                    (row_ll if lx is None else row_ll + lx)
-                    .sum(1)
-                    .masked_fill(excluded, -torch.inf)
-                )[0]
+            # Each support's log-likelihood under every component, without
+            # the columns (False) and with them (True).
+            support_lls = {
+                (columns, i): (
+                    row_ll if row_lx is None or not columns else row_ll + row_lx
+                ).sum(1)
                 for columns in (False, True)
-                for *_, row_ll, row_lx in batches
-                for lx in [row_lx if columns else None]
+                for i, (*_, row_ll, row_lx) in enumerate(batches)
+            }
+            top = [
+                _mixture.top_posterior(ll.masked_fill(excluded, -torch.inf))[0]
+                for ll in support_lls.values()
             ]
             scored, position = _mixture.union_of_components(
                 torch.cat(top, 1), n_components
@@ -1550,7 +1563,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             choices = []
             for columns in (False, True):
                 owns, mixtures, evidences = [], [], []
-                for Xs, ys, ws, own, own_folds, row_ll, row_lx in batches:
+                for i, (Xs, ys, ws, own, own_folds, row_ll, row_lx) in enumerate(
+                    batches
+                ):
                     lx = row_lx if columns else None
                     evidences.append(
                         self._mixture_evidence(
@@ -1564,9 +1579,10 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
                             row_lx=lx,
                         )
                     )
-                    support_ll = (row_ll if lx is None else row_ll + lx).sum(1)
                     mixtures.append(
-                        _mixture.mixture_proba(query_lp, support_ll, excluded, position)
+                        _mixture.mixture_proba(
+                            query_lp, support_lls[columns, i], excluded, position
+                        )
                     )
                     owns.append(own)
                 choices.append(

@@ -9,7 +9,7 @@ from skorch.dataset import Dataset
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ._base import _MetaClassifier
+from ._base import _MetaClassifier, repeated_states
 from ._compat import Interval, StrOptions
 from ._functional import (
     LearnedPrior,
@@ -668,12 +668,9 @@ class PrototypicalClassifier(_MetaClassifier):
                 ~present, torch.finfo(dtype).min
             )
             return logits.reshape(len(X) * n, n_classes)
-        index = components.reshape(-1)
-        if components.dim() == 1:
-            index = components.repeat(len(X))
         return self._state_logits(
             X.repeat_interleave(n, 0),
-            index,
+            repeated_states(components, len(X)),
             self.states_,
             dtype,
             embedded=embedded.repeat_interleave(n, 0),
@@ -704,7 +701,8 @@ class PrototypicalClassifier(_MetaClassifier):
     def _state_logits(self, X, index, states, dtype, embedded=None):
         """Logits of the rows ``X``, each under the state ``index``;
         ``embedded``, where given, the rows' embeddings (else computed)."""
-        params, buffers = self._inference_params(dtype)
+        if embedded is None:
+            params, buffers = self._inference_params(dtype)
         head = "coef" in states  # the logistic heads
         if head:
             coef, bias = states["coef"].to(dtype), states["bias"].to(dtype)
