@@ -70,7 +70,7 @@ VARIANTS = {
     "average, T = 2": ("average", 2.0),
 }
 SCALE = "offset_scale"  # a state: the factor of the network's logits
-STATE = {"variant": None, "scale": None, "trusted": False}
+STATE = {"variant": None, "scale": None}
 PACKAGE = {
     name: getattr(MAMLClassifier, name)
     for name in ("_logistic_heads", "_adapt_states", "_state_logits")
@@ -166,7 +166,6 @@ def logistic_heads(self, X, y, w, params, states, folds, new, first=None):
         penalty[chunk] = torch.where(trusted, chosen, choice).to(penalty.dtype)
         picked = torch.tensor(scales, dtype=X.dtype)[pick]
         scale[chunk] = torch.where(trusted, picked, torch.ones_like(picked))
-        STATE["trusted"] = STATE["trusted"] or bool(trusted.any())
     rows_used = min(n_rows, _HEAD_ROWS)
     for task in (penalty > 0).nonzero().flatten().tolist():
         one = torch.tensor([task])
