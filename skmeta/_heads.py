@@ -16,7 +16,10 @@ problem has fewer features than rows it is solved in the features' space
 instead (:func:`shrunk_logistic` picks the smaller, with the same optimum).
 For two classes the logits' difference carries everything: a logistic
 regression on it with the penalty halved (the two classes' changes are
-opposite), solved in one column.
+opposite), solved in one column. A cross-validation's problems (every fold
+and penalty of a task) share the task's rows: in the features' space they
+are solved together, with a task's matrix products for all of them
+(:func:`_binary_primal_shared`).
 """
 
 import numpy as np
@@ -204,10 +207,56 @@ def cv_losses(phi, f0, y, w, fit, held_out, solutions=False):
     n_tasks, m = y.shape
     n_folds = fit.shape[1]
     n_classes, p = f0.shape[-1], phi.shape[-1]
+    penalties = _HEAD_PENALTIES.to(phi.device, phi.dtype)
+    n_pen = len(penalties)
+    n_fit = int(fit.sum(-1).max())
+    if n_classes == 2 and n_fit > p:
+        # In the features' space, every fold and penalty of a task at once:
+        # they share the task's rows (a fold weighs the rows it fits on).
+        h0 = (f0[..., 1] - f0[..., 0])[:, :, None].expand(-1, -1, n_pen, -1)
+        fold_w = (w[:, None] * fit)[:, :, None].expand(-1, -1, n_pen, -1)
+        u = _binary_primal_shared(
+            phi,
+            h0.reshape(n_tasks, n_folds * n_pen, m),
+            y.to(phi.dtype),
+            fold_w.reshape(n_tasks, n_folds * n_pen, m),
+            (penalties / 2).repeat(n_folds).expand(n_tasks, -1),
+        )
+        h = (u @ phi.mT).view(n_tasks, n_folds, n_pen, m, 1)
+        change = torch.cat([-h / 2, h / 2], -1)
+        u = u.view(n_tasks, n_folds, n_pen, 1, p)
+        delta = torch.cat([-u / 2, u / 2], -2) if solutions else None
+    else:
+        change, delta = _fold_changes(phi, f0, y, w, fit, penalties, n_fit, solutions)
+    logits = torch.cat(
+        [f0[:, :, None], f0[:, :, None] + change], 2
+    )  # (T, F, 1 + P, m, K): the prior head first
+    nll = (
+        -logits.log_softmax(-1)
+        .gather(-1, y[:, None, None, :, None].expand(*logits.shape[:-1], 1))
+        .squeeze(-1)
+    )
+    # Each used row is held out once: its loss under each candidate.
+    row_loss = (nll * (w[:, None] * held_out)[:, :, None]).sum(1)  # (T, C, m)
+    # Candidates from the largest penalty down (the prior head first).
+    candidates = torch.cat([penalties.new_zeros(1), penalties.flip(0)])
+    row_loss = torch.cat([row_loss[:, :1], row_loss[:, 1:].flip(1)], 1)
+    if not solutions:
+        return candidates, row_loss
+    delta = torch.cat([torch.zeros_like(delta[:, :, :1]), delta.flip(2)], 2)
+    return candidates, row_loss, delta
+
+
+def _fold_changes(phi, f0, y, w, fit, penalties, n_fit, solutions):
+    """The logits' changes ``(T, F, P, m, K)`` of :func:`cv_losses`'s heads
+    and, with ``solutions``, the heads' changes ``(T, F, P, K, p)``, each
+    fold's problems solved on its fitting rows (``n_fit`` at most)."""
+    n_tasks, m = y.shape
+    n_folds = fit.shape[1]
+    n_classes, p = f0.shape[-1], phi.shape[-1]
     # Each fold's problems hold its fitting rows only (a held-out row's
     # coefficients would stay 0): the rows' kernel shrinks from m to the
     # most fitting rows of a fold, and the solves with its cube.
-    n_fit = int(fit.sum(-1).max())
     fit_rows = (~fit).to(torch.int8).sort(dim=-1, stable=True).indices[..., :n_fit]
     # Only the folds that fit on some row are solved (a task of few rows has
     # fewer folds than _HEAD_FOLDS); the others' heads stay the prior's.
@@ -225,7 +274,6 @@ def cv_losses(phi, f0, y, w, fit, held_out, solutions=False):
     fit_w = pairs((w[:, None] * fit).gather(-1, fit_rows))  # (L, n_fit)
     fit_f0 = pairs(f0.gather(-2, fit_rows[..., None].expand(-1, -1, -1, n_classes)))
     fit_y = pairs(y[:, None].expand(-1, n_folds, -1).gather(-1, fit_rows))
-    penalties = _HEAD_PENALTIES.to(phi.device, phi.dtype)
     n_pen = len(penalties)
     shape = (n_live, n_pen)
     args = (
@@ -252,23 +300,7 @@ def cv_losses(phi, f0, y, w, fit, held_out, solutions=False):
         delta = shrunk_logistic(fit_phi.reshape(-1, n_fit, p), *args)
         delta = scatter(delta.reshape(*shape, n_classes, p))
         change = phi[:, None, None] @ delta.mT
-    logits = torch.cat(
-        [f0[:, :, None], f0[:, :, None] + change], 2
-    )  # (T, F, 1 + P, m, K): the prior head first
-    nll = (
-        -logits.log_softmax(-1)
-        .gather(-1, y[:, None, None, :, None].expand(*logits.shape[:-1], 1))
-        .squeeze(-1)
-    )
-    # Each used row is held out once: its loss under each candidate.
-    row_loss = (nll * (w[:, None] * held_out)[:, :, None]).sum(1)  # (T, C, m)
-    # Candidates from the largest penalty down (the prior head first).
-    candidates = torch.cat([penalties.new_zeros(1), penalties.flip(0)])
-    row_loss = torch.cat([row_loss[:, :1], row_loss[:, 1:].flip(1)], 1)
-    if not solutions:
-        return candidates, row_loss
-    delta = torch.cat([torch.zeros_like(delta[:, :, :1]), delta.flip(2)], 2)
-    return candidates, row_loss, delta
+    return change, delta
 
 
 def one_standard_error_choice(
@@ -566,6 +598,102 @@ def _binary_primal(Phi, h0, y, w, alpha, n_iter):
     return _newton(
         Phi, alpha, newton_step, loss, u, n_iter, torch.zeros_like(h0), dual=False
     )
+
+
+def _binary_primal_shared(Phi, h0, y, w, alpha, n_iter=_NEWTON_ITERATIONS):
+    """``u`` of shape (T, Q, p) for Q binary problems per task that share
+    the task's rows: the logit difference of problem ``q`` of task ``t`` is
+    ``h0[t, q] + Phi[t] u[t, q]``, its data term weighted by ``w[t, q]``.
+
+    The problems of :func:`cv_losses` (every fold and penalty of a task)
+    differ only in their rows' weights, offsets and penalties, so the
+    products by the rows' features are a task's matrix products, one for
+    all its problems, rather than a small product per problem, and the
+    Newton matrices ``Phi^T D Phi`` are the curvatures ``D`` times each
+    row's outer product ``phi phi^T``, computed once. The iterates are
+    those of :func:`_binary_primal` (the same Newton steps and line search;
+    a problem whose gradient is below ``_TOLERANCE`` stays put), up to
+    floating-point rounding.
+
+    ``Phi`` (T, m, p); ``h0`` and ``w`` (T, Q, m); ``y`` (T, m), 0 or 1;
+    ``alpha`` (T, Q), positive and finite (rows of weight 0 do not count).
+    """
+    n_tasks, m, p = Phi.shape
+    n_problems = h0.shape[1]
+    steps = _STEPS.to(Phi)
+    # Each row's outer product, its lower triangle (the matrices are
+    # symmetric), and where those entries sit in a flattened (p, p) matrix.
+    low = torch.tril_indices(p, p, device=Phi.device)
+    outer = Phi[..., low[0]] * Phi[..., low[1]]  # (T, m, p (p + 1) / 2)
+    places = torch.stack([low[0] * p + low[1], low[1] * p + low[0]])
+    sign = (2.0 * y - 1.0)[:, None]
+    y = y[:, None]
+    u = Phi.new_zeros(n_tasks, n_problems, p)
+    h = torch.zeros_like(h0)
+    tasks = torch.arange(n_tasks, device=Phi.device)
+    # The tasks still moving, and their inputs (gathered anew when some stop).
+    inputs = (Phi, outer, h0, y, sign, w, alpha)
+    for _ in range(n_iter):
+        Phi_a, outer_a, h0_a, y_a, sign_a, w_a, a = inputs
+        u_a, h_a = (u, h) if len(tasks) == n_tasks else (u[tasks], h[tasks])
+        prob = torch.sigmoid(h0_a + h_a)
+        g = (w_a * (prob - y_a)) @ Phi_a + a[..., None] * u_a
+        moving = g.abs().amax(-1) >= _TOLERANCE  # (t, Q)
+        keep = moving.any(1)
+        if not keep.all():
+            tasks, moving, g, prob = tasks[keep], moving[keep], g[keep], prob[keep]
+            if not len(tasks):
+                break
+            inputs = tuple(x[keep] for x in inputs)
+            Phi_a, outer_a, h0_a, y_a, sign_a, w_a, a = inputs
+            u_a, h_a = u[tasks], h[tasks]
+        n_a = len(tasks)
+        # The Newton steps of the problems still moving (0 for the others).
+        rows = moving.flatten().nonzero().flatten()
+        lower = ((w_a * prob * (1 - prob)) @ outer_a).flatten(0, 1)[rows]
+        M = lower.new_empty(len(rows), p * p)
+        M.index_copy_(1, places[0], lower).index_copy_(1, places[1], lower)
+        M = M.view(-1, p, p)
+        M.diagonal(dim1=-2, dim2=-1).add_(a.flatten()[rows, None])
+        solved = _spd_solve(M.__getitem__, g.flatten(0, 1).index_select(0, rows))
+        step = torch.zeros_like(u_a).flatten(0, 1)
+        step[rows] = -solved
+        step = step.view(n_a, n_problems, p)
+        Gstep = step @ Phi_a.mT  # (t, Q, m)
+
+        problems = (h0_a, h_a, Gstep, sign_a.expand_as(h_a), w_a, a, u_a, step)
+        # Convex along the step: where the full step is no worse than half
+        # of it, no smaller step is better (as in _newton's large batches).
+        first = _shared_line_values(problems, steps[:2])
+        best = torch.zeros((n_a, n_problems), dtype=torch.long, device=Phi.device)
+        rest = (~(first[0] <= first[1]) | first[0].isinf()) & moving
+        if rest.any():
+            index = rest.flatten().nonzero().flatten()
+            chosen = tuple(x.flatten(0, 1)[index] for x in problems)
+            others = _shared_line_values(chosen, steps[2:])
+            both = torch.cat([first.flatten(1)[:, index], others])
+            best.view(-1)[index] = both.argmin(0)
+        t_best = steps[best][..., None]
+        u_new, h_new = u_a + t_best * step, h_a + t_best * Gstep
+        if n_a == n_tasks:
+            u, h = u_new, h_new
+        else:
+            u[tasks], h[tasks] = u_new, h_new
+    return u
+
+
+def _shared_line_values(problems, t):
+    """The objective of :func:`_binary_primal_shared`'s ``problems`` (their
+    offsets, logit changes and steps, signs, weights, penalties,
+    coefficients and steps) at the step sizes ``t`` (S,): shape (S, ...),
+    NaN as inf."""
+    h0, h, Gstep, sign, w, alpha, u, step = problems
+    t = t.view((-1,) + (1,) * h.dim())
+    margin = sign * (h0 + (h + t * Gstep))
+    data = (w * nn.functional.softplus(-margin)).sum(-1)
+    trial = u + t * step
+    values = data + 0.5 * alpha * (trial * trial).sum(-1)
+    return torch.nan_to_num(values, nan=torch.inf)
 
 
 def _multiclass_primal(Phi, f0, y, w, alpha, n_iter):

@@ -774,3 +774,64 @@ def test_training_tasks_keep_half_the_one_standard_error_rule(fitted):
     tolerance, max_penalty = relaxed._head_rule(torch.tensor([4, 40]), 0.5, False)
     np.testing.assert_array_equal(tolerance.numpy(), [0.5, 0.5])
     np.testing.assert_array_equal(max_penalty.numpy(), [np.inf, np.inf])
+
+
+def test_shared_rows_solver_equals_the_per_problem_solver():
+    """``_binary_primal_shared`` (a task's problems share its rows) reaches
+    the iterates of ``_binary_primal`` on the same problems, one by one,
+    problems of weight 0 and of every penalty included."""
+    rng = np.random.RandomState(0)
+    T, Q, m, p = 4, 13, 30, 6
+    Phi = torch.as_tensor(rng.normal(size=(T, m, p)))
+    y = torch.as_tensor(rng.randint(2, size=(T, m))).double()
+    h0 = torch.as_tensor(rng.normal(size=(T, Q, m)))
+    # A task whose offsets are confidently wrong: full Newton steps overshoot.
+    h0[-1] = 10.0 * (1.0 - 2.0 * y[-1])
+    w = torch.as_tensor(rng.uniform(0, 2, size=(T, Q, m)) * (rng.rand(T, Q, m) < 0.8))
+    w[0, 0] = 0.0  # a problem without rows: its coefficients stay 0
+    alpha = (10.0 ** torch.linspace(-2, 4, Q, dtype=torch.float64)).repeat(T, 1)
+    shared = heads_module._binary_primal_shared(Phi, h0, y, w, alpha)
+    one_by_one = heads_module._binary_primal(
+        Phi[:, None].expand(T, Q, m, p).reshape(-1, m, p),
+        h0.reshape(-1, m),
+        y[:, None].expand(T, Q, m).reshape(-1, m),
+        w.reshape(-1, m),
+        alpha.reshape(-1),
+        heads_module._NEWTON_ITERATIONS,
+    ).view(T, Q, p)
+    assert (shared[0, 0] == 0).all()
+    torch.testing.assert_close(shared, one_by_one, atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize("solutions", [False, True])
+def test_cv_losses_shared_rows_path_equals_the_per_fold_path(solutions):
+    """For two classes and more fitting rows than features, ``cv_losses``
+    solves a task's folds and penalties together; the per-fold path (each
+    fold's fitting rows gathered) gives the same losses and heads."""
+    rng = np.random.RandomState(1)
+    T, m, p = 5, 40, 7
+    phi = torch.as_tensor(rng.normal(size=(T, m, p)))
+    y = torch.as_tensor(rng.randint(2, size=(T, m)))
+    y[:, :4] = torch.tensor([0, 1, 0, 1])
+    w = torch.as_tensor(rng.uniform(0.5, 1.5, size=(T, m)))
+    w[1, 20:] = 0.0  # a task of fewer rows
+    onehot = torch.nn.functional.one_hot(y, 2) * (w > 0)[..., None]
+    fit, held_out, _ = stratified_folds(onehot, onehot.sum(1).min(-1).values, w)
+    f0 = torch.as_tensor(rng.normal(size=(T, _HEAD_FOLDS, m, 2)))
+    out = cv_losses(phi, f0, y, w, fit, held_out, solutions=solutions)
+    penalties = _HEAD_PENALTIES.to(phi.dtype)
+    n_fit = int(fit.sum(-1).max())
+    assert n_fit > p  # the shared path
+    change, delta = heads_module._fold_changes(
+        phi, f0, y, w, fit, penalties, n_fit, solutions
+    )
+    logits = torch.cat([f0[:, :, None], f0[:, :, None] + change], 2)
+    nll = -logits.log_softmax(-1).gather(
+        -1, y[:, None, None, :, None].expand(*logits.shape[:-1], 1)
+    )
+    row_loss = (nll.squeeze(-1) * (w[:, None] * held_out)[:, :, None]).sum(1)
+    row_loss = torch.cat([row_loss[:, :1], row_loss[:, 1:].flip(1)], 1)
+    torch.testing.assert_close(out[1], row_loss, atol=1e-8, rtol=0)
+    if solutions:
+        delta = torch.cat([torch.zeros_like(delta[:, :, :1]), delta.flip(2)], 2)
+        torch.testing.assert_close(out[2], delta, atol=1e-8, rtol=0)
