@@ -6,7 +6,10 @@ logistic regressions per group (``skmeta/_heads.py``, ``cv_losses``). Where a
 task has more rows than columns, those problems are solved in the columns'
 space. This script records the batches a fit hands to ``choose_penalty``
 (the scale data of ``bench_speed.py``: 50,000 rows in 1,000 groups of 20
-columns) and solves them again, interleaved, with
+columns; ``head="logistic"``, so that every group with two rows of each class
+cross-validates, as a group added by ``partial_fit`` does: with ``"auto"`` the
+training groups need ``head_min_rows_`` rows, which none of these has) and
+solves them again, interleaved, with
 
 - the per-fold path (``_fold_changes``: each fold's fitting rows gathered and
   each of its 65 problems solved with products of its own), and
@@ -52,9 +55,9 @@ def capture(n_rows, n_groups):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            MAMLClassifier(max_epochs=1, n_threads=1, random_state=0).fit(
-                X, y, sensitive_features=groups
-            )
+            MAMLClassifier(
+                max_epochs=1, n_threads=1, random_state=0, head="logistic"
+            ).fit(X, y, sensitive_features=groups)
     finally:
         maml_module.choose_penalty = original
     return calls
@@ -103,7 +106,8 @@ def main(argv=None):
     calls = [c for c in calls if c[0][0].shape[-2] > c[0][0].shape[-1]]
     n_tasks = sum(len(c[0][0]) for c in calls)
     print(
-        f"\nMAMLClassifier(max_epochs=1), {args.rows:,} rows in {args.groups:,} "
+        f"\nMAMLClassifier(max_epochs=1, head='logistic'), {args.rows:,} rows in "
+        f"{args.groups:,} "
         f"groups: {len(calls)} batches, {n_tasks} tasks, "
         f"{n_tasks * H._HEAD_FOLDS * len(H._HEAD_PENALTIES):,} problems; one "
         "thread.\n"

@@ -165,7 +165,13 @@ class MAMLClassifier(_MetaClassifier):
           tasks give, and a larger penalty would hold it closer to the
           network than the training tasks are to each other. The training
           tasks keep the rule (their rows made that prior, and their states
-          are what new groups' mixtures borrow).
+          are what new groups' mixtures borrow), but only those with at
+          least ``head_min_rows_`` rows get a correction, as only those get
+          a head in :class:`PrototypicalClassifier`: the network was
+          meta-trained on their rows, and a training task with fewer rows
+          keeps its adapted network (which also spares ``fit`` the
+          cross-validation of many small groups). Groups added after
+          ``fit`` with fewer rows keep the cross-validation.
 
     {episode_parameters}
 
@@ -217,11 +223,13 @@ class MAMLClassifier(_MetaClassifier):
         rows of each class, more than two classes, or a fairness penalty).
 
     head_min_rows_ : float
-        Rows from which a group added after ``fit`` gets a correction, its
-        penalty the one of smallest held-out loss up to ``1 / tau2`` (see
-        ``head``): ``1 / (tau2 v)`` (``v`` the
-        pooled model's mean ``p (1 - p)``); ``inf`` where ``task_spread_``
-        is NaN or not positive (the one-standard-error rule for every task).
+        Rows from which a group added after ``fit`` always gets a
+        correction, its penalty the one of smallest held-out loss up to ``1
+        / tau2``, and below which a training task gets none (see ``head``):
+        ``1 / (tau2 v)`` (``v`` the pooled model's mean ``p (1 - p)``);
+        ``inf`` where ``task_spread_`` is NaN (the one-standard-error rule
+        for every task) or not positive (no training task gets a
+        correction).
 
     dro_weights_ : torch.Tensor of shape (n_tasks,)
         Group DRO weights of the training tasks at the end of training; only
@@ -586,6 +594,12 @@ class MAMLClassifier(_MetaClassifier):
                 )
             return states, weight
         folds = CVFolds(y, w, len(self.classes_))
+        # A training task (not ``new``) needs head_min_rows_ rows, where the
+        # spread was estimated (see ``head``).
+        if not np.isnan(self.__dict__.get("task_spread_", np.nan)):
+            gate = (w > 0).sum(1) >= self.head_min_rows_
+            gate |= torch.as_tensor(new, device=gate.device)
+            folds.tasks = folds.tasks[gate[folds.tasks]]
         chunks = folds.chunks(self._max_tasks_per_batch())
         live = folds.live(chunks[0]) if chunks else None
         fits = len(X) + int(live.sum()) if chunks else None

@@ -251,3 +251,31 @@ def test_spread_is_estimated_only_with_the_automatic_head():
     assert auto.head_min_rows_ * auto.task_spread_ >= 4
     forced = _model(head="logistic").fit(X, y, sensitive_features=groups)
     assert np.isnan(forced.task_spread_) and np.isinf(forced.head_min_rows_)
+
+
+def test_training_tasks_need_head_min_rows_for_a_correction(fitted):
+    """Where the spread is estimated, a training task with fewer than
+    ``head_min_rows_`` rows keeps its adapted network (no correction); a group
+    added by ``partial_fit`` keeps the cross-validation whatever its rows, and
+    without an estimate every training task does."""
+    model, _, _ = fitted
+    rows = np.bincount(
+        model.support_.tasks.key[: model.support_.tasks.n],
+        minlength=len(model.tasks_),
+    )
+    corrected = np.isfinite(model.head_penalty_)
+    assert corrected.any()
+    assert (rows[corrected] >= model.head_min_rows_).all()
+    strict = copy.deepcopy(model)
+    strict.head_min_rows_ = 1e6
+    strict._refresh_states(range(len(strict.tasks_)), recompute_global=False)
+    assert np.isinf(strict.head_penalty_).all()
+    unestimated = copy.deepcopy(strict)
+    unestimated.task_spread_ = np.nan
+    unestimated._refresh_states(range(len(strict.tasks_)), recompute_global=False)
+    np.testing.assert_array_equal(unestimated.head_penalty_, model.head_penalty_)
+    rng = np.random.RandomState(1)
+    X_new = rng.normal(size=(200, 4))
+    y_new = (X_new @ np.array([3.0, -3.0, 0.0, 2.0]) > 0).astype(int)
+    strict.partial_fit(X_new, y_new, sensitive_features=["far"] * 200)
+    assert np.isfinite(strict.head_penalty_[-1])
