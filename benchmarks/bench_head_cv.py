@@ -68,13 +68,7 @@ def per_fold_losses(phi, f0, y, w, fit, held_out):
     penalties = H._HEAD_PENALTIES.to(phi.device, phi.dtype)
     n_fit = int(fit.sum(-1).max())
     change, _ = H._fold_changes(phi, f0, y, w, fit, penalties, n_fit, False)
-    logits = torch.cat([f0[:, :, None], f0[:, :, None] + change], 2)
-    nll = -logits.log_softmax(-1).gather(
-        -1, y[:, None, None, :, None].expand(*logits.shape[:-1], 1)
-    )
-    row_loss = (nll.squeeze(-1) * (w[:, None] * held_out)[:, :, None]).sum(1)
-    candidates = torch.cat([penalties.new_zeros(1), penalties.flip(0)])
-    return candidates, torch.cat([row_loss[:, :1], row_loss[:, 1:].flip(1)], 1)
+    return H.held_out_losses(f0, change, y, w, held_out, penalties)
 
 
 def choose(losses, args, kwargs):

@@ -228,6 +228,17 @@ def cv_losses(phi, f0, y, w, fit, held_out, solutions=False):
         delta = torch.cat([-u / 2, u / 2], -2) if solutions else None
     else:
         change, delta = _fold_changes(phi, f0, y, w, fit, penalties, n_fit, solutions)
+    candidates, row_loss = held_out_losses(f0, change, y, w, held_out, penalties)
+    if not solutions:
+        return candidates, row_loss
+    delta = torch.cat([torch.zeros_like(delta[:, :, :1]), delta.flip(2)], 2)
+    return candidates, row_loss, delta
+
+
+def held_out_losses(f0, change, y, w, held_out, penalties):
+    """:func:`cv_losses`'s ``candidates`` and ``row_loss`` from the changes
+    ``change`` (T, F, P, m, K) that its heads of the penalties ``penalties``
+    (P,) make to the folds' prior logits ``f0`` (T, F, m, K)."""
     logits = torch.cat(
         [f0[:, :, None], f0[:, :, None] + change], 2
     )  # (T, F, 1 + P, m, K): the prior head first
@@ -241,10 +252,7 @@ def cv_losses(phi, f0, y, w, fit, held_out, solutions=False):
     # Candidates from the largest penalty down (the prior head first).
     candidates = torch.cat([penalties.new_zeros(1), penalties.flip(0)])
     row_loss = torch.cat([row_loss[:, :1], row_loss[:, 1:].flip(1)], 1)
-    if not solutions:
-        return candidates, row_loss
-    delta = torch.cat([torch.zeros_like(delta[:, :, :1]), delta.flip(2)], 2)
-    return candidates, row_loss, delta
+    return candidates, row_loss
 
 
 def _fold_changes(phi, f0, y, w, fit, penalties, n_fit, solutions):

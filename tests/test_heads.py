@@ -825,12 +825,7 @@ def test_cv_losses_shared_rows_path_equals_the_per_fold_path(solutions):
     change, delta = heads_module._fold_changes(
         phi, f0, y, w, fit, penalties, n_fit, solutions
     )
-    logits = torch.cat([f0[:, :, None], f0[:, :, None] + change], 2)
-    nll = -logits.log_softmax(-1).gather(
-        -1, y[:, None, None, :, None].expand(*logits.shape[:-1], 1)
-    )
-    row_loss = (nll.squeeze(-1) * (w[:, None] * held_out)[:, :, None]).sum(1)
-    row_loss = torch.cat([row_loss[:, :1], row_loss[:, 1:].flip(1)], 1)
+    _, row_loss = heads_module.held_out_losses(f0, change, y, w, held_out, penalties)
     torch.testing.assert_close(out[1], row_loss, atol=1e-8, rtol=0)
     if solutions:
         delta = torch.cat([torch.zeros_like(delta[:, :, :1]), delta.flip(2)], 2)
