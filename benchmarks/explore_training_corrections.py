@@ -38,7 +38,10 @@ from skmeta import MAMLClassifier  # noqa: E402
 
 class EveryTrainingTask(MAMLClassifier):
     """The rule before: every task with two rows of each class
-    cross-validates its correction (as with ``task_spread_`` unestimated)."""
+    cross-validates its correction (as with ``task_spread_`` unestimated,
+    before such tasks needed three rows of their rarest class)."""
+
+    _UNESTIMATED_CLASS_ROWS = 2
 
     def _adapt_states(self, X, y, w, prior, new=True):
         spread = self.__dict__.get("task_spread_", np.nan)

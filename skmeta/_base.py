@@ -168,7 +168,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
       ``new`` marks supports of groups new to the model (not training
       tasks; see ``_head_rule``). The dict may
       hold ``_mixture.OWN`` (the own model's fold log-likelihoods, for the
-      mixture's evidence), which the callers take out before storing;
+      mixture's evidence; one entry per support, None where it has none),
+      which the callers take out before storing;
     - ``_state_logits(X, index, states, dtype)``: logits of rows ``X``, each
       evaluated with the state ``index`` (0: pooled, ``t + 1``: task ``t``).
 
@@ -1111,6 +1112,21 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
 
     # head_min_rows_ where the training tasks' spread is not estimated.
     _UNESTIMATED_MIN_ROWS = 0.0
+    # Rows of its rarest class a task needs to cross-validate a head where
+    # the spread is not estimated (see _head_min_class_rows).
+    _UNESTIMATED_CLASS_ROWS = 3
+
+    def _head_min_class_rows(self):
+        """Rows of its rarest class from which a task cross-validates a head
+        (ProtoNet) or correction (MAML): 2 (two folds) where the training
+        tasks' spread was estimated, ``_UNESTIMATED_CLASS_ROWS`` where not.
+        Without the spread nothing tempers the choice, and with two rows of a
+        class (two folds of one row each) the cross-validation picks heads
+        that lose on the group's further rows (``explore_small_groups.py``
+        in the benchmarks)."""
+        if np.isnan(self.__dict__.get("task_spread_", np.nan)):
+            return self._UNESTIMATED_CLASS_ROWS
+        return 2
 
     def _estimate_spread(self, support):
         """Set ``task_spread_`` and ``head_min_rows_`` from how far the

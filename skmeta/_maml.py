@@ -594,12 +594,14 @@ class MAMLClassifier(_MetaClassifier):
                 )
             return states, weight
         folds = CVFolds(y, w, len(self.classes_))
-        # A training task (not ``new``) needs head_min_rows_ rows, where the
-        # spread was estimated (see ``head``).
+        # Rows of the rarest class a task needs (_head_min_class_rows), and a
+        # training task (not ``new``) head_min_rows_ rows where the spread was
+        # estimated (see ``head``).
+        gate = folds.n_min >= self._head_min_class_rows()
         if not np.isnan(self.__dict__.get("task_spread_", np.nan)):
-            gate = (w > 0).sum(1) >= self.head_min_rows_
-            gate |= torch.as_tensor(new, device=gate.device)
-            folds.tasks = folds.tasks[gate[folds.tasks]]
+            trusted = (w > 0).sum(1) >= self.head_min_rows_
+            gate &= trusted | torch.as_tensor(new, device=gate.device)
+        folds.tasks = folds.tasks[gate[folds.tasks]]
         chunks = folds.chunks(self._max_tasks_per_batch())
         live = folds.live(chunks[0]) if chunks else None
         fits = len(X) + int(live.sum()) if chunks else None
@@ -626,7 +628,13 @@ class MAMLClassifier(_MetaClassifier):
         coef, bias, penalty, own = self._logistic_heads(
             X, y, w, params, states, folds, new, first
         )
-        states[_mixture.OWN] = own
+        # None for the tasks not cross-validated (the mixture's evidence
+        # adapts their folds' networks itself).
+        validated = torch.zeros(len(X), dtype=torch.bool)
+        validated[folds.tasks.cpu()] = True
+        states[_mixture.OWN] = [
+            o if v else None for o, v in zip(own, validated.tolist(), strict=True)
+        ]
         states.update(head_coef=coef, head_bias=bias, head_penalty=penalty)
         return states, weight
 

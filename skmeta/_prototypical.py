@@ -530,7 +530,8 @@ class PrototypicalClassifier(_MetaClassifier):
         task_rows = (w > 0).sum(1)
         enough = task_rows >= self._head_min_rows()
         tolerance, max_penalty = self._head_rule(task_rows, _HEAD_TOLERANCE, new)
-        tasks = (present.all(-1) & (n_min >= 2) & enough).nonzero().flatten()
+        enough &= n_min >= self._head_min_class_rows()
+        tasks = (present.all(-1) & enough).nonzero().flatten()
         # Tasks whose rows all choose the penalty (at most _HEAD_CV_ROWS).
         whole = task_rows <= selected.shape[1]
         done = torch.zeros(n_tasks, dtype=torch.bool, device=X.device)

@@ -830,3 +830,26 @@ def test_cv_losses_shared_rows_path_equals_the_per_fold_path(solutions):
     if solutions:
         delta = torch.cat([torch.zeros_like(delta[:, :, :1]), delta.flip(2)], 2)
         torch.testing.assert_close(out[2], delta, atol=1e-8, rtol=0)
+
+
+def test_without_the_spread_a_head_needs_three_rows_of_a_class():
+    """Where the training tasks' spread is not estimated, a task whose
+    rarest class has fewer than three rows keeps its prototypes; under the
+    rule before (two rows), some of these tasks took a head."""
+    X, y, groups = _shifted_groups(n_groups=60, n_rows=6, shift=2.0, seed=1)
+    model = PrototypicalClassifier(
+        max_epochs=1, class_prior="balanced", random_state=0, n_threads=1
+    ).fit(X, y, sensitive_features=groups)
+    assert model.head_ == "logistic" and np.isnan(model.task_spread_)
+    rarest = np.array(
+        [np.bincount(y[groups == t], minlength=2).min() for t in model.tasks_]
+    )
+    assert (rarest == 2).any() and (rarest == 3).any()
+    assert np.isinf(model.head_penalty_[rarest < 3]).all()
+    before = copy.deepcopy(model)
+    before._UNESTIMATED_CLASS_ROWS = 2
+    before._refresh_states(range(len(before.tasks_)), recompute_global=False)
+    assert np.isfinite(before.head_penalty_[rarest == 2]).any()
+    np.testing.assert_array_equal(
+        before.head_penalty_[rarest == 3], model.head_penalty_[rarest == 3]
+    )
