@@ -107,7 +107,7 @@ def score(y, p):
     return balanced_accuracy_score(y, p > 0.5), log_loss(y, p, labels=[0, 1])
 
 
-def run(kind, estimator, n_groups, per_group, seed):
+def run(kind, estimator, n_groups, per_group, seed, **params):
     """Both rules' scores: ``{rule: (training bal. acc., log loss, new bal.
     acc., log loss)}``, the groups each gave a head, and the fit times."""
     X, y, g, position, new = make_data(kind, n_groups, per_group, seed)
@@ -132,7 +132,7 @@ def run(kind, estimator, n_groups, per_group, seed):
     out, heads, times = {}, {}, {}
     rules = ("3 rows (package)", "2 rows (before)")
     for rule, cls in zip(rules, ESTIMATORS[estimator], strict=True):
-        clf = cls(n_threads=1, random_state=seed)
+        clf = cls(n_threads=1, random_state=seed, **params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             start = time.perf_counter()
@@ -158,11 +158,14 @@ def run(kind, estimator, n_groups, per_group, seed):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="one seed, one size")
+    parser.add_argument(
+        "--quick", action="store_true", help="CI smoke run: one small fit of each"
+    )
     args = parser.parse_args(argv)
-    sizes = [(2000, 5), (1000, 10)]
+    sizes, kinds, params = [(2000, 5), (1000, 10)], ("rows", "slopes"), {}
     if args.quick:
-        args.seeds, sizes = 1, [(300, 5)]
+        args.seeds, sizes, kinds = 1, [(200, 5)], ("rows",)
+        params = {"max_epochs": 2}
     torch.set_num_threads(1)
     B.exploration_header("explore_small_groups", argv)
     print(
@@ -180,11 +183,11 @@ def main(argv=None):
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     summary = []
-    for kind in ("rows", "slopes"):
+    for kind in kinds:
         for estimator in ESTIMATORS:
             for n_groups, per_group in sizes:
                 runs = [
-                    run(kind, estimator, n_groups, per_group, s)
+                    run(kind, estimator, n_groups, per_group, s, **params)
                     for s in range(args.seeds)
                 ]
                 rules = list(runs[0][0])

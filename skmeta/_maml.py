@@ -142,7 +142,10 @@ class MAMLClassifier(_MetaClassifier):
           ``10**-2, 10**-1.5, ..., 10**4`` and infinity (no correction), by
           the one-standard-error rule: the largest penalty whose held-out
           loss is within one standard error of the smallest. A task with
-          fewer than two rows of a class gets no correction. So a task that
+          fewer than two rows of a class gets no correction, nor, where
+          ``task_spread_`` is not estimated, one with fewer than three (two
+          folds of one row each: nothing tempers the choice, and the
+          corrections it picks lose on the group's further rows). So a task that
           the adapted network serves keeps it, and one whose rows clearly
           disagree with it moves toward a logistic regression of its own.
           ``head_penalty_`` reports each task's penalty. The penalty is

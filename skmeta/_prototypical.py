@@ -121,7 +121,10 @@ class PrototypicalClassifier(_MetaClassifier):
           themselves), by a half-standard-error rule: the largest penalty
           whose held-out loss is within half a standard error of the
           smallest.
-          A task with fewer than two rows of a class keeps its prototypes.
+          A task with fewer than two rows of a class keeps its prototypes,
+          and, where ``task_spread_`` is not estimated, one with fewer than
+          three (two folds of one row each: nothing tempers the choice, and
+          the heads it picks lose on the group's further rows).
           So a task close to the others keeps its prototypes, and one whose
           rows clearly disagree with them gets its own linear model.
           ``head_penalty_`` reports each task's penalty. The penalty is
