@@ -634,15 +634,14 @@ def _binary_primal_shared(Phi, h0, y, w, alpha, n_iter=_NEWTON_ITERATIONS):
     low = torch.tril_indices(p, p, device=Phi.device)
     outer = Phi[..., low[0]] * Phi[..., low[1]]  # (T, m, p (p + 1) / 2)
     places = torch.stack([low[0] * p + low[1], low[1] * p + low[0]])
-    sign = (2.0 * y - 1.0)[:, None]
     y = y[:, None]
     u = Phi.new_zeros(n_tasks, n_problems, p)
     h = torch.zeros_like(h0)
     tasks = torch.arange(n_tasks, device=Phi.device)
     # The tasks still moving, and their inputs (gathered anew when some stop).
-    inputs = (Phi, outer, h0, y, sign, w, alpha)
+    inputs = (Phi, outer, h0, y, w, alpha)
     for _ in range(n_iter):
-        Phi_a, outer_a, h0_a, y_a, sign_a, w_a, a = inputs
+        Phi_a, outer_a, h0_a, y_a, w_a, a = inputs
         u_a, h_a = (u, h) if len(tasks) == n_tasks else (u[tasks], h[tasks])
         prob = torch.sigmoid(h0_a + h_a)
         g = (w_a * (prob - y_a)) @ Phi_a + a[..., None] * u_a
@@ -653,7 +652,7 @@ def _binary_primal_shared(Phi, h0, y, w, alpha, n_iter=_NEWTON_ITERATIONS):
             if not len(tasks):
                 break
             inputs = tuple(x[keep] for x in inputs)
-            Phi_a, outer_a, h0_a, y_a, sign_a, w_a, a = inputs
+            Phi_a, outer_a, h0_a, y_a, w_a, a = inputs
             u_a, h_a = u[tasks], h[tasks]
         n_a = len(tasks)
         # The Newton steps of the problems still moving (0 for the others).
@@ -669,18 +668,20 @@ def _binary_primal_shared(Phi, h0, y, w, alpha, n_iter=_NEWTON_ITERATIONS):
         step = step.view(n_a, n_problems, p)
         Gstep = step @ Phi_a.mT  # (t, Q, m)
 
-        problems = (h0_a, h_a, Gstep, sign_a.expand_as(h_a), w_a, a, u_a, step)
-        # Convex along the step: where the full step is no worse than half
-        # of it, no smaller step is better (as in _newton's large batches).
-        first = _shared_line_values(problems, steps[:2])
-        best = torch.zeros((n_a, n_problems), dtype=torch.long, device=Phi.device)
-        rest = (~(first[0] <= first[1]) | first[0].isinf()) & moving
+        # The line search of _newton's large batches, on the problems
+        # flattened: where the full step is no worse than half of it (the
+        # objective is convex along the step), no smaller step is better.
+        flat = [x.flatten(0, 1) for x in (h0_a, y_a.expand_as(h0_a), w_a)]
+        trial = (_binary_loss(*flat), a.flatten(), False)
+        moves = [x.flatten(0, 1) for x in (u_a, h_a, step, Gstep)]
+        first = _line_values(*trial, slice(None), *moves, steps[:2])
+        best = torch.zeros(n_a * n_problems, dtype=torch.long, device=Phi.device)
+        rest = (~(first[0] <= first[1]) | first[0].isinf()) & moving.flatten()
         if rest.any():
-            index = rest.flatten().nonzero().flatten()
-            chosen = tuple(x.flatten(0, 1)[index] for x in problems)
-            others = _shared_line_values(chosen, steps[2:])
-            both = torch.cat([first.flatten(1)[:, index], others])
-            best.view(-1)[index] = both.argmin(0)
+            index = rest.nonzero().flatten()
+            others = _line_values(*trial, index, *[x[index] for x in moves], steps[2:])
+            best[index] = torch.cat([first[:, index], others]).argmin(0)
+        best = best.view(n_a, n_problems)
         t_best = steps[best][..., None]
         u_new, h_new = u_a + t_best * step, h_a + t_best * Gstep
         if n_a == n_tasks:
@@ -688,20 +689,6 @@ def _binary_primal_shared(Phi, h0, y, w, alpha, n_iter=_NEWTON_ITERATIONS):
         else:
             u[tasks], h[tasks] = u_new, h_new
     return u
-
-
-def _shared_line_values(problems, t):
-    """The objective of :func:`_binary_primal_shared`'s ``problems`` (their
-    offsets, logit changes and steps, signs, weights, penalties,
-    coefficients and steps) at the step sizes ``t`` (S,): shape (S, ...),
-    NaN as inf."""
-    h0, h, Gstep, sign, w, alpha, u, step = problems
-    t = t.view((-1,) + (1,) * h.dim())
-    margin = sign * (h0 + (h + t * Gstep))
-    data = (w * nn.functional.softplus(-margin)).sum(-1)
-    trial = u + t * step
-    values = data + 0.5 * alpha * (trial * trial).sum(-1)
-    return torch.nan_to_num(values, nan=torch.inf)
 
 
 def _multiclass_primal(Phi, f0, y, w, alpha, n_iter):
