@@ -231,8 +231,8 @@ class MAMLClassifier(_MetaClassifier):
         / tau2``, and below which a training task gets none (see ``head``):
         ``1 / (tau2 v)`` (``v`` the pooled model's mean ``p (1 - p)``);
         ``inf`` where ``task_spread_`` is NaN (the one-standard-error rule
-        for every task) or not positive (no training task gets a
-        correction).
+        for every task with three rows of its rarest class) or not positive
+        (no training task gets a correction).
 
     dro_weights_ : torch.Tensor of shape (n_tasks,)
         Group DRO weights of the training tasks at the end of training; only

@@ -216,7 +216,8 @@ class PrototypicalClassifier(_MetaClassifier):
         Fewest rows a task needs for a logistic head of its own: ``1 / (tau2
         v)`` with ``head="auto"`` (``inf`` where ``tau2 <= 0``, 0 where it
         could not be estimated), 0 with ``head="logistic"`` and ``inf`` with
-        the prototypes.
+        the prototypes. Where ``tau2`` is not estimated a task also needs
+        three rows of its rarest class (see ``head``).
 
     global_state_ : torch.Tensor of shape (n_classes, embedding_dim)
         Global prototypes (all support rows).

@@ -261,7 +261,7 @@ def test_training_tasks_need_head_min_rows_for_a_correction(fitted):
     """Where the spread is estimated, a training task with fewer than
     ``head_min_rows_`` rows keeps its adapted network (no correction); a group
     added by ``partial_fit`` keeps the cross-validation whatever its rows, and
-    without an estimate every training task does."""
+    without an estimate every training task with the rows does."""
     model, _, _ = fitted
     rows = np.bincount(
         model.support_.tasks.key[: model.support_.tasks.n],
