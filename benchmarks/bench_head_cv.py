@@ -6,8 +6,9 @@ logistic regressions per group (``skmeta/_heads.py``, ``cv_losses``). Where a
 task has more rows than columns, those problems are solved in the columns'
 space. This script records the batches a fit hands to ``choose_penalty``
 (the scale data of ``bench_speed.py``: 50,000 rows in 1,000 groups of 20
-columns; ``head="logistic"``, so that every group with two rows of each class
-cross-validates, as a group added by ``partial_fit`` does: with ``"auto"`` the
+columns; ``head="logistic"``, so that every group with five rows of each
+class cross-validates (98 % of them; without the spread a group needs five),
+as a group added by ``partial_fit`` does: with ``"auto"`` the
 training groups need ``head_min_rows_`` rows, which none of these has) and
 solves them again, interleaved, with
 

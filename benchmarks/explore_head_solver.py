@@ -39,8 +39,9 @@ from skmeta import _heads as H  # noqa: E402
 
 
 def fit(X, y, groups):
-    # head="logistic": every group with two rows of each class runs the
-    # cross-validation (head="auto" skips groups under head_min_rows_).
+    # head="logistic": every group with five rows of each class (98 % of
+    # them) runs the cross-validation (head="auto" skips groups under
+    # head_min_rows_).
     clf = PrototypicalClassifier(
         max_epochs=1, n_threads=1, random_state=0, head="logistic"
     )

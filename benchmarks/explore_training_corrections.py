@@ -39,7 +39,7 @@ from skmeta import MAMLClassifier  # noqa: E402
 class EveryTrainingTask(MAMLClassifier):
     """The rule before: every task with two rows of each class
     cross-validates its correction (as with ``task_spread_`` unestimated,
-    before such tasks needed three rows of their rarest class)."""
+    before such tasks needed three, now five, rows of their rarest class)."""
 
     _UNESTIMATED_CLASS_ROWS = 2
 

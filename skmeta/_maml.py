@@ -143,9 +143,10 @@ class MAMLClassifier(_MetaClassifier):
           the one-standard-error rule: the largest penalty whose held-out
           loss is within one standard error of the smallest. A task with
           fewer than two rows of a class gets no correction, nor, where
-          ``task_spread_`` is not estimated, one with fewer than three (two
-          folds of one row each: nothing tempers the choice, and the
-          corrections it picks lose on the group's further rows). So a task that
+          ``task_spread_`` is not estimated, one with fewer than five (fewer
+          than five folds, of one row of that class each: nothing tempers
+          the choice, and the corrections it picks lose on the group's
+          further rows, in log loss always). So a task that
           the adapted network serves keeps it, and one whose rows clearly
           disagree with it moves toward a logistic regression of its own.
           ``head_penalty_`` reports each task's penalty. The penalty is
@@ -231,7 +232,7 @@ class MAMLClassifier(_MetaClassifier):
         / tau2``, and below which a training task gets none (see ``head``):
         ``1 / (tau2 v)`` (``v`` the pooled model's mean ``p (1 - p)``);
         ``inf`` where ``task_spread_`` is NaN (the one-standard-error rule
-        for every task with three rows of its rarest class) or not positive
+        for every task with five rows of its rarest class) or not positive
         (no training task gets a correction).
 
     dro_weights_ : torch.Tensor of shape (n_tasks,)

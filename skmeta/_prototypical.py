@@ -123,8 +123,10 @@ class PrototypicalClassifier(_MetaClassifier):
           smallest.
           A task with fewer than two rows of a class keeps its prototypes,
           and, where ``task_spread_`` is not estimated, one with fewer than
-          three (two folds of one row each: nothing tempers the choice, and
-          the heads it picks lose on the group's further rows).
+          five (fewer than five folds, of one row of that class each:
+          nothing tempers the choice, and the heads it picks lose on the
+          group's further rows in log loss, in balanced accuracy on most
+          data).
           So a task close to the others keeps its prototypes, and one whose
           rows clearly disagree with them gets its own linear model.
           ``head_penalty_`` reports each task's penalty. The penalty is
@@ -217,7 +219,7 @@ class PrototypicalClassifier(_MetaClassifier):
         v)`` with ``head="auto"`` (``inf`` where ``tau2 <= 0``, 0 where it
         could not be estimated), 0 with ``head="logistic"`` and ``inf`` with
         the prototypes. Where ``tau2`` is not estimated a task also needs
-        three rows of its rarest class (see ``head``).
+        five rows of its rarest class (see ``head``).
 
     global_state_ : torch.Tensor of shape (n_classes, embedding_dim)
         Global prototypes (all support rows).

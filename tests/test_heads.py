@@ -284,13 +284,19 @@ def _scrambled_order(n):
 
 
 def _reference_choice(
-    model, Xs, ys, tolerance=proto_module._HEAD_TOLERANCE, max_penalty=np.inf
+    model,
+    Xs,
+    ys,
+    tolerance=proto_module._HEAD_TOLERANCE,
+    max_penalty=np.inf,
+    min_class_rows=2,
 ):
     """The penalty and head of a new group, written out in numpy / scipy: the
     largest penalty within ``tolerance`` standard errors of the smallest
     held-out loss wins; with a finite ``max_penalty`` (a trusted group), the
     penalty of smallest held-out loss among those up to it (at least the
-    smallest tried), never the prototypes."""
+    smallest tried), never the prototypes; a group with fewer than
+    ``min_class_rows`` rows of its rarest class keeps the prototypes."""
     with torch.no_grad():
         Z = model.module_(torch.as_tensor(Xs, dtype=torch.float32)).double().numpy()
     s, kappa = model.distance_scale_, model.prior_strength_
@@ -306,7 +312,9 @@ def _reference_choice(
         coef = np.hstack([2 * s * C, np.zeros((2, Xs.shape[1]))])
         return np.hstack([coef, -s * (C**2).sum(1)[:, None]])
 
-    n_min = np.bincount(ys).min()
+    n_min = np.bincount(ys, minlength=2).min()
+    if n_min < min_class_rows:
+        return np.inf, prototype_head(np.ones(len(ys), dtype=bool))
     n_folds = min(5, n_min)
     rank = np.zeros(len(ys), dtype=int)
     for c in (0, 1):
@@ -342,13 +350,14 @@ def _reference_choice(
 
 
 @pytest.mark.parametrize("estimated", [False, True])
-@pytest.mark.parametrize("k", [1, 4, 12])
+@pytest.mark.parametrize("k", [1, 4, 6, 12])
 def test_new_group_penalty_and_head_match_the_reference(fitted, k, estimated):
     """With ``head="logistic"`` the penalty follows half the one-standard-error
-    rule; where the training tasks' spread ``tau2`` was estimated
-    (``head="auto"``), a group of at least ``head_min_rows_`` rows takes a head
-    of its own, of the smallest held-out loss among the penalties up to
-    ``1 / tau2``."""
+    rule, for a group with five rows of its rarest class where the spread is
+    not estimated (two where it is); where the training tasks' spread
+    ``tau2`` was estimated (``head="auto"``), a group of at least
+    ``head_min_rows_`` rows takes a head of its own, of the smallest held-out
+    loss among the penalties up to ``1 / tau2``."""
     model, _ = fitted
     assert model.head_min_rows_ == 0 and np.isnan(model.task_spread_)
     if estimated:
@@ -368,8 +377,10 @@ def test_new_group_penalty_and_head_match_the_reference(fitted, k, estimated):
     if estimated and k > 1:
         expected, theta = _reference_choice(model, Xs, ys, 0.0, max_penalty=1.0)
     else:
-        expected, theta = _reference_choice(model, Xs, ys)
-    if k == 1:
+        expected, theta = _reference_choice(
+            model, Xs, ys, min_class_rows=2 if estimated else 5
+        )
+    if k == 1 or (k < 5 and not estimated):
         assert np.isinf(chosen) and np.isinf(expected)
     assert chosen == pytest.approx(expected, rel=1e-6)
     # The head's probabilities on other rows of the group.
@@ -754,8 +765,10 @@ def test_auto_head_needs_head_min_rows_for_a_new_groups_head():
             assert has_head == given["logistic", n]
     assert given["auto", 40]
     # The rule acts: below head_min_rows_, "logistic" gave heads that "auto"
-    # did not.
-    assert given["logistic", 8] and not given["auto", 8]
+    # did not (from five rows of each class: "logistic" does not estimate
+    # the spread).
+    assert given["logistic", 10] and not given["auto", 10]
+    assert not given["logistic", 8]
 
 
 def test_training_tasks_keep_half_the_one_standard_error_rule(fitted):
@@ -832,31 +845,35 @@ def test_cv_losses_shared_rows_path_equals_the_per_fold_path(solutions):
         torch.testing.assert_close(out[2], delta, atol=1e-8, rtol=0)
 
 
-def assert_three_row_rule(model, y, groups):
+def assert_five_row_rule(model, y, groups):
     """Where the spread is not estimated, the tasks of ``model`` whose rarest
-    class has fewer than three rows have no head; under the rule before (two
-    rows) some with two did, and those with three are unchanged."""
+    class has fewer than five rows have no head; under the rules before
+    (three rows, and two before that) some with three or four, or two, did,
+    and those with five or more are unchanged."""
     assert np.isnan(model.task_spread_)
+    assert model._UNESTIMATED_CLASS_ROWS == 5
     rarest = np.array(
         [np.bincount(y[groups == t], minlength=2).min() for t in model.tasks_]
     )
-    assert (rarest == 2).any() and (rarest == 3).any()
-    assert np.isinf(model.head_penalty_[rarest < 3]).all()
-    before = copy.deepcopy(model)
-    before._UNESTIMATED_CLASS_ROWS = 2
-    before._refresh_states(range(len(before.tasks_)), recompute_global=False)
-    assert np.isfinite(before.head_penalty_[rarest == 2]).any()
-    np.testing.assert_array_equal(
-        before.head_penalty_[rarest == 3], model.head_penalty_[rarest == 3]
-    )
+    few, enough = (rarest >= 2) & (rarest < 5), rarest >= 5
+    assert ((rarest >= 3) & few).any() and enough.any()
+    assert np.isinf(model.head_penalty_[rarest < 5]).all()
+    for rows in (3, 2):
+        before = copy.deepcopy(model)
+        before._UNESTIMATED_CLASS_ROWS = rows
+        before._refresh_states(range(len(before.tasks_)), recompute_global=False)
+        assert np.isfinite(before.head_penalty_[few & (rarest >= rows)]).any()
+        np.testing.assert_array_equal(
+            before.head_penalty_[enough], model.head_penalty_[enough]
+        )
 
 
-def test_without_the_spread_a_head_needs_three_rows_of_a_class():
+def test_without_the_spread_a_head_needs_five_rows_of_a_class():
     """Where the training tasks' spread is not estimated, a task whose
-    rarest class has fewer than three rows keeps its prototypes."""
-    X, y, groups = _shifted_groups(n_groups=60, n_rows=6, shift=2.0, seed=1)
+    rarest class has fewer than five rows keeps its prototypes."""
+    X, y, groups = _shifted_groups(n_groups=60, n_rows=12, shift=2.0, seed=1)
     model = PrototypicalClassifier(
         max_epochs=1, class_prior="balanced", random_state=0, n_threads=1
     ).fit(X, y, sensitive_features=groups)
     assert model.head_ == "logistic"
-    assert_three_row_rule(model, y, groups)
+    assert_five_row_rule(model, y, groups)

@@ -9,8 +9,8 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax
 from test_heads import (
     _shifted_groups,
+    assert_five_row_rule,
     assert_headless_tasks_match,
-    assert_three_row_rule,
 )
 
 from skmeta import MAMLClassifier
@@ -285,14 +285,14 @@ def test_training_tasks_need_head_min_rows_for_a_correction(fitted):
     assert np.isfinite(strict.head_penalty_[-1])
 
 
-def test_without_the_spread_a_correction_needs_three_rows_of_a_class():
+def test_without_the_spread_a_correction_needs_five_rows_of_a_class():
     """Where the training tasks' spread is not estimated, a task (training
-    or new) whose rarest class has fewer than three rows gets no correction."""
-    X, y, groups = _shifted_groups(n_groups=60, n_rows=6, shift=2.0, seed=1)
+    or new) whose rarest class has fewer than five rows gets no correction."""
+    X, y, groups = _shifted_groups(n_groups=60, n_rows=12, shift=2.0, seed=1)
     model = _model().fit(X, y, sensitive_features=groups)
-    assert_three_row_rule(model, y, groups)
-    # A new group with two rows of each class: no correction either.
+    assert_five_row_rule(model, y, groups)
+    # A new group with four rows of each class: no correction either.
     rng = np.random.RandomState(2)
-    X_new = rng.normal(size=(4, 4))
-    model.partial_fit(X_new, np.array([0, 1, 0, 1]), sensitive_features=["new"] * 4)
+    X_new = rng.normal(size=(8, 4))
+    model.partial_fit(X_new, np.array([0, 1] * 4), sensitive_features=["new"] * 8)
     assert np.isinf(model.head_penalty_[-1])
