@@ -190,7 +190,7 @@ BUDGETS = {
         "repeats": 3,
         "predict_rows": 100_000,
         "partial_fit_calls": 20,
-        "scale_groups": (10, 100, 1_000, 10_000),
+        "scale_groups": (10, 100, 1_000, 5_000, 10_000),
         "scale_group_rows": 50_000,
         "scale_rows": (10_000, 100_000, 1_000_000),
         "scale_calls": 5,
