@@ -211,8 +211,8 @@ class PrototypicalClassifier(_MetaClassifier):
         With ``head="auto"``: the estimated variance ``tau2`` of the
         training tasks' linear coefficients around the pooled ones, per
         coefficient, beyond their sampling noise (see ``head``); NaN where
-        it could not be estimated (fewer than two tasks with 10 rows of each
-        class, more than two classes, or a fairness penalty).
+        it was not estimated (another head, fewer than two tasks with 10
+        rows of each class, more than two classes, or a fairness penalty).
 
     head_min_rows_ : float
         Fewest rows a task needs for a logistic head of its own: ``1 / (tau2
