@@ -67,7 +67,7 @@ from ._episodes import (
     EpisodeSampler,
     default_steps_per_epoch,
 )
-from ._heads import CVFolds, scatter_folds, task_spread
+from ._heads import _HEAD_FOLDS, CVFolds, scatter_folds, task_spread
 from ._input import (
     ConstantPredictorWarning,
     MetaInput,
@@ -1113,8 +1113,8 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
     # head_min_rows_ where the training tasks' spread is not estimated.
     _UNESTIMATED_MIN_ROWS = 0.0
     # Rows of its rarest class a task needs to cross-validate a head where
-    # the spread is not estimated (see _head_min_class_rows): _HEAD_FOLDS.
-    _UNESTIMATED_CLASS_ROWS = 5
+    # the spread is not estimated (see _head_min_class_rows): the full folds.
+    _UNESTIMATED_CLASS_ROWS = _HEAD_FOLDS
 
     def _head_min_class_rows(self):
         """Rows of its rarest class from which a task cross-validates a head
