@@ -112,6 +112,7 @@ _FITTED_ATTRIBUTES = (
     "_mixture_scores_",
     "_tasks_index_",
     "_groups_index_",
+    "_group_columns_",
 )
 
 # Rows evaluated per chunk at prediction (bounds the memory of one call).
@@ -621,8 +622,9 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
 
         sensitive_features : array-like of shape (n_samples,) or \
                 (n_samples, n_sensitive), default=None
-            Sensitive group of each row. Rows without a group (None) join
-            the pooled support set, which serves unknown groups.
+            Sensitive group of each row, with the columns given to
+            :meth:`fit` (see :meth:`predict`). Rows without a group (None)
+            join the pooled support set, which serves unknown groups.
 
         tasks : array-like of shape (n_samples,), default=None
             Task of each row, when tasks are not the sensitive groups.

@@ -10,6 +10,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_array, check_X_y, validate_data
@@ -123,6 +124,50 @@ def _sensitive_name(estimator):
     )
 
 
+def _group_columns(values):
+    """``(n_columns, names)`` of per-row group information as the user passed
+    it: a 1-D array or Series has one column; ``names`` are a DataFrame's
+    column labels or a Series' name, None where there are none."""
+    if values is None:
+        return None
+    if isinstance(values, pd.DataFrame):
+        return values.shape[1], tuple(values.columns.tolist())
+    if isinstance(values, pd.Series):
+        return 1, None if values.name is None else (values.name,)
+    try:
+        shape = np.shape(values)
+    except ValueError:  # ragged: check_groups says what is wrong
+        return None
+    return (shape[1] if len(shape) == 2 else 1), None
+
+
+def _check_group_columns(estimator, name, columns):
+    """Group information at prediction (or a later ``partial_fit``) has the
+    columns of fit's: as many, and the same names in the same order where
+    both have names (a DataFrame's columns are matched in order, as
+    scikit-learn does for ``X``; reordered or other columns would make every
+    group unknown)."""
+    fitted = estimator.__dict__.get("_group_columns_", {}).get(name)
+    if fitted is None or columns is None:
+        return
+    (n_fit, names_fit), (n, names) = fitted, columns
+    described = f"{n_fit} column(s)" + (
+        f" {list(names_fit)!r}" if names_fit is not None else ""
+    )
+    if n != n_fit:
+        raise ValueError(
+            f"{name} has {n} column(s), but {type(estimator).__name__} was "
+            f"fitted with {described}: a group is the combination of the same "
+            f"columns as in fit."
+        )
+    if names_fit is not None and names is not None and names != names_fit:
+        raise ValueError(
+            f"{name} has the columns {list(names)!r}, but "
+            f"{type(estimator).__name__} was fitted with {list(names_fit)!r}: "
+            "pass the same columns, in the same order."
+        )
+
+
 def _task_labels(task_source, sensitive, tasks):
     """The labels that define each row's task, given where tasks come from."""
     if task_source == "tasks":
@@ -153,6 +198,15 @@ def validate_fit_input(
     )
     n_samples = X.shape[0]
     check_classification_targets(y)
+    columns = {
+        "sensitive_features": None
+        if estimator.sensitive_columns is not None
+        else _group_columns(sensitive),
+        "tasks": _group_columns(tasks),
+    }
+    if not reset:
+        for arg, described in columns.items():
+            _check_group_columns(estimator, arg, described)
     sensitive = check_groups(sensitive, n_samples, name=_sensitive_name(estimator))
     tasks = check_groups(tasks, n_samples, name="tasks")
     if sample_weight is not None:
@@ -197,6 +251,7 @@ def validate_fit_input(
                 f"{estimator.classes_[0]!r}."
             )
         estimator.n_features_model_ = X.shape[1]
+        estimator._group_columns_ = columns
         if tasks is not None:
             estimator.task_source_ = "tasks"
         elif sensitive is not None:
@@ -307,6 +362,9 @@ def validate_predict_input(estimator, X, sensitive_features, tasks):
         estimator, X, sensitive_features, reset=False, fitting=False
     )
     n_samples = X.shape[0]
+    if estimator.sensitive_columns is None:
+        _check_group_columns(estimator, "sensitive_features", _group_columns(sensitive))
+    _check_group_columns(estimator, "tasks", _group_columns(tasks))
     sensitive = check_groups(
         sensitive, n_samples, name=_sensitive_name(estimator), keep_strings=True
     )

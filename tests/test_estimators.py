@@ -183,6 +183,44 @@ def test_predict_checks(klass, grouped_data):
         clf.predict(np.full_like(X, np.nan))
 
 
+def test_group_columns_must_match_fit(klass, grouped_data):
+    """Groups given by other columns than in fit raise, rather than making
+    every row an unknown group served by the pooled model."""
+    X, y, groups = grouped_data
+    rng = np.random.default_rng(0)
+    sf = pd.DataFrame({"g": groups, "h": rng.choice(["u", "v"], len(y))})
+    clf = klass(**FAST).fit(X, y, sensitive_features=sf)
+    expected = clf.predict_proba(X, sensitive_features=sf)
+    # The same columns, as a DataFrame, an array or a list of rows: served.
+    np.testing.assert_array_equal(
+        clf.predict_proba(X, sensitive_features=sf.to_numpy()), expected
+    )
+    np.testing.assert_array_equal(
+        clf.predict_proba(X, sensitive_features=sf.to_numpy().tolist()), expected
+    )
+    with pytest.raises(ValueError, match=r"columns \['h', 'g'\].*\['g', 'h'\]"):
+        clf.predict(X, sensitive_features=sf[["h", "g"]])
+    with pytest.raises(ValueError, match=r"1 column\(s\).*2 column\(s\) \['g', 'h'\]"):
+        clf.predict(X, sensitive_features=sf["g"])
+    with pytest.raises(ValueError, match=r"1 column\(s\).*2 column\(s\)"):
+        clf.predict_proba(X, sensitive_features=groups)
+    before = clf.tasks_.copy()
+    with pytest.raises(ValueError, match=r"sensitive_features has the columns"):
+        clf.partial_fit(X[:6], y[:6], sensitive_features=sf[["h", "g"]][:6])
+    np.testing.assert_array_equal(clf.tasks_, before)  # raised before any change
+    # A Series' name counts as its column's; tasks are checked alike.
+    clf = klass(**FAST).fit(X, y, tasks=pd.Series(groups, name="site"))
+    clf.predict(X, tasks=pd.Series(groups, name="site"))
+    clf.predict(X, tasks=groups)  # no name: the count alone is checked
+    with pytest.raises(ValueError, match=r"tasks has the columns \['ward'\]"):
+        clf.predict(X, tasks=pd.Series(groups, name="ward"))
+    with pytest.raises(ValueError, match=r"tasks has 2 column\(s\)"):
+        clf.partial_fit(X[:6], y[:6], tasks=sf[:6])
+    # A refit forgets the columns of the previous fit.
+    clf.fit(X, y, tasks=sf)
+    clf.predict(X, tasks=sf)
+
+
 def test_skorch_parameters_history_and_callbacks(klass, grouped_data, capsys):
     X, y, groups = grouped_data
     hidden = {"module__hidden_units": (8, 8)}

@@ -224,8 +224,10 @@ X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
 
         sensitive_features : array-like or DataFrame of shape (n_samples,) \
                 or (n_samples, n_sensitive), default=None
-            Sensitive group of each row, when groups are the tasks. Rows of
-            a group never seen follow ``unknown_groups``; with no groups at
+            Sensitive group of each row, when groups are the tasks, with the
+            columns given to ``fit`` (as many; the same names in the same
+            order where both have names, else a ``ValueError``). Rows of a
+            group never seen follow ``unknown_groups``; with no groups at
             all, every row uses the model adapted to the pooled data.
 
         tasks : array-like of shape (n_samples,), default=None
