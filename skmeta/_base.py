@@ -1837,7 +1837,26 @@ class _MetaClassifier(ClassifierMixin, NeuralNet):
             data = validate_predict_input(self, X, sensitive_features, tasks)
             X, task = data.X, data.task
         with torch_threads(self._threads()):
-            return self._logits_array(X, task)
+            logits = self._logits_array(X, task)
+        # A row whose largest score is not finite (NaN, +inf, or -inf for
+        # every class) has no probabilities: raise rather than return NaN.
+        bad = ~np.isfinite(logits.max(axis=1))
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            scale = float(np.abs(dense(X[rows[:1000]])).max())
+            raise ValueError(
+                f"{type(self).__name__} cannot score {len(rows)} of {len(bad)} "
+                f"row(s) of X (the first: row {rows[0]}): their scores overflow "
+                f"in {self.inference_dtype} (the largest absolute feature value "
+                f"among them is {scale:.3g}). Scale X as the rows given to fit "
+                "were scaled (e.g. with the same fitted StandardScaler)"
+                + (
+                    ", or pass inference_dtype='float64'."
+                    if self.inference_dtype != "float64"
+                    else "."
+                )
+            )
+        return logits
 
     def _threads(self):
         """The torch threads to use: ``n_threads`` with ``"auto"`` resolved."""

@@ -393,6 +393,35 @@ def test_huge_features_stop_training_with_an_actionable_error():
         MAMLClassifier(**FAST).fit(X * 1e12, y, sensitive_features=groups)
 
 
+def test_scores_that_overflow_raise_instead_of_nan():
+    """Rows far outside the training scale: a ValueError that says so, never
+    NaN probabilities or an arbitrary label (found with a ProtoNet whose
+    squared distances overflow float32 at features of 1e30)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 4)).astype(np.float32)
+    groups = rng.choice(list("abcd"), 400)
+    y = (X[:, 0] + rng.standard_normal(400) > 0).astype(int)
+    clf = PrototypicalClassifier(max_epochs=2, random_state=0)
+    clf.fit(X, y, sensitive_features=groups)
+    far = X[:3] * 1e30
+    for method in (
+        "predict",
+        "predict_proba",
+        "predict_log_proba",
+        "decision_function",
+    ):
+        with pytest.raises(ValueError, match=r"3 of 3 row\(s\).*overflow in float32"):
+            getattr(clf, method)(far, sensitive_features=groups[:3])
+    # One bad row among good ones is named; the good rows are not enough.
+    mixed = np.vstack([X[:5], far[:1]])
+    with pytest.raises(ValueError, match=r"1 of 6 row\(s\) of X \(the first: row 5\)"):
+        clf.predict(mixed, sensitive_features=groups[:6])
+    # Scores that overflow however they arise (here NaN from the network).
+    clf._logits_array = lambda X, task: np.full((len(task), 2), np.nan)
+    with pytest.raises(ValueError, match="cannot score 3 of 3"):
+        clf.predict(X[:3], sensitive_features=groups[:3])
+
+
 def test_large_dro_step_sizes_keep_weights_finite(klass):
     X, y, groups = _data(300, 3)
     clf = klass(dro_step_size=1e4, **FAST).fit(X, y, sensitive_features=groups)
