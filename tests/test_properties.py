@@ -1,9 +1,11 @@
 """Properties of fitted models, checked on many inputs (hypothesis)."""
 
 import copy
+import pickle
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -102,3 +104,103 @@ def test_partial_fit_on_a_new_group_changes_only_that_group(fitted, k, seed):
     for a, b in zip(clf.module_.parameters(), meta, strict=True):
         assert (a.detach() == b).all()
     assert "new" in clf.tasks_
+
+
+# Every option of the estimators, each with values that change what runs.
+_COMMON_OPTIONS = dict(
+    n_shots=[1, 5],
+    variable_shots=[False, True],
+    task_sampling=["proportional", "uniform"],
+    class_prior=["auto", "balanced", "task", "pooled"],
+    constraints=[None, "demographic_parity", "equalized_odds"],
+    fairness_weight=[0.0, 1.0],
+    dro_step_size=[0.0, 0.5],
+    pooled_episodes=[0.0, 0.5],
+    pretrain_epochs=[0, 1],
+    online_meta_update=[False, True],
+    task_mixture=["auto", 0.0, 0.5],
+    support_size=[3, 500],
+    inference_dtype=["float32", "float64"],
+)
+_OPTIONS = {
+    MAMLClassifier: dict(
+        inner_steps=[1, 3],
+        prior_strength=["learn", 0.0, 5.0],
+        adapt_layers=["all", "last"],
+        head=["auto", "none", "logistic"],
+        first_order=[False, True],
+        learn_inner_lr=[False, True],
+    ),
+    PrototypicalClassifier: dict(
+        shrinkage=["learn", 0.0, 3.0],
+        distance_scale=["learn", 1.0],
+        head=["auto", "prototypes", "logistic"],
+    ),
+}
+
+
+@st.composite
+def _configurations(draw):
+    klass = draw(st.sampled_from([MAMLClassifier, PrototypicalClassifier]))
+    options = {**_COMMON_OPTIONS, **_OPTIONS[klass]}
+    params = {name: draw(st.sampled_from(values)) for name, values in options.items()}
+    data = dict(
+        n_rows=draw(st.integers(20, 150)),
+        n_features=draw(st.integers(1, 5)),
+        n_classes=draw(st.integers(2, 3)),
+        n_groups=draw(st.integers(1, 5)),
+        tasks=draw(st.booleans()),
+        weights=draw(st.booleans()),
+        new_rows=draw(st.integers(1, 6)),
+        seed=draw(st.integers(0, 2**16)),
+    )
+    return klass, params, data
+
+
+@settings(max_examples=16, deadline=None)
+@given(config=_configurations())
+def test_any_configuration_fits_predicts_adapts_and_pickles(config):
+    """Whatever the options and data: valid probabilities, prediction leaves
+    the model as it was, new and known groups adapt, and a pickled copy
+    predicts the same."""
+    klass, params, d = config
+    rng = np.random.default_rng(d["seed"])
+    n = d["n_rows"]
+    X = rng.normal(size=(n, d["n_features"]))
+    y = rng.integers(0, d["n_classes"], n)
+    y[: d["n_classes"]] = np.arange(d["n_classes"])  # every class present
+    groups = rng.integers(0, d["n_groups"], n).astype(str)
+    given_groups = dict(sensitive_features=groups)
+    if d["tasks"]:
+        given_groups["tasks"] = rng.integers(0, 3, n).astype(str)
+    weight = rng.random(n) + 0.01 if d["weights"] else None
+    clf = klass(max_epochs=1, steps_per_epoch=2, random_state=0, **params)
+    clf.fit(X, y, sample_weight=weight, **given_groups)
+
+    states = {k: v.clone() for k, v in clf.states_.items()}
+    proba = clf.predict_proba(X, **given_groups)
+    assert np.isfinite(proba).all() and np.all(proba >= 0)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    for name, value in states.items():
+        assert torch.equal(value, clf.states_[name]), name
+
+    m = d["new_rows"]
+    X_new = rng.normal(size=(m, d["n_features"]))
+    y_new = rng.integers(0, d["n_classes"], m)
+    new_groups = (
+        dict(tasks=["new"] * m, sensitive_features=groups[:m])
+        if d["tasks"]
+        else dict(sensitive_features=["new"] * m)
+    )
+    clf.partial_fit(X_new, y_new, **new_groups)
+    clf.partial_fit(X[:5], y[:5], **{k: v[:5] for k, v in given_groups.items()})
+    both = {k: np.r_[given_groups[k], new_groups[k]] for k in given_groups}
+    proba = clf.predict_proba(np.r_[X, X_new], **both)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    assert "new" in clf.tasks_
+
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(
+        restored.predict_proba(np.r_[X, X_new], **both), proba
+    )
