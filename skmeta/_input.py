@@ -134,10 +134,18 @@ def _group_columns(values):
         return values.shape[1], tuple(values.columns.tolist())
     if isinstance(values, pd.Series):
         return 1, None if values.name is None else (values.name,)
-    try:
-        shape = np.shape(values)
-    except ValueError:  # ragged: check_groups says what is wrong
-        return None
+    shape = getattr(values, "shape", None)
+    if shape is None and isinstance(values, list | tuple):
+        # The first row tells (np.shape would convert the whole list).
+        first = values[0] if len(values) else None
+        if isinstance(first, list | tuple | np.ndarray):
+            return len(first), None
+        return 1, None
+    if shape is None:
+        try:
+            shape = np.shape(values)
+        except ValueError:  # ragged: check_groups says what is wrong
+            return None
     return (shape[1] if len(shape) == 2 else 1), None
 
 
