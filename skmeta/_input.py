@@ -149,13 +149,30 @@ def _group_columns(values):
     return (shape[1] if len(shape) == 2 else 1), None
 
 
-def _check_group_columns(estimator, name, columns):
+def _groups_columns(estimator, sensitive, tasks):
+    """:func:`_group_columns` of ``sensitive_features`` (None where they come
+    from ``sensitive_columns``, columns of ``X`` that scikit-learn checks) and
+    of ``tasks``, by argument name."""
+    return {
+        "sensitive_features": None
+        if estimator.sensitive_columns is not None
+        else _group_columns(sensitive),
+        "tasks": _group_columns(tasks),
+    }
+
+
+def _check_group_columns(estimator, columns):
     """Group information at prediction (or a later ``partial_fit``) has the
-    columns of fit's: as many, and the same names in the same order where
-    both have names (a DataFrame's columns are matched in order, as
-    scikit-learn does for ``X``; reordered or other columns would make every
-    group unknown)."""
-    fitted = estimator.__dict__.get("_group_columns_", {}).get(name)
+    columns of fit's (``columns`` from :func:`_groups_columns`): as many, and
+    the same names in the same order where both have names (a DataFrame's
+    columns are matched in order, as scikit-learn does for ``X``; reordered
+    or other columns would make every group unknown)."""
+    fitted_columns = estimator.__dict__.get("_group_columns_", {})
+    for name, described in columns.items():
+        _check_columns_of(estimator, name, fitted_columns.get(name), described)
+
+
+def _check_columns_of(estimator, name, fitted, columns):
     if fitted is None or columns is None:
         return
     (n_fit, names_fit), (n, names) = fitted, columns
@@ -206,15 +223,9 @@ def validate_fit_input(
     )
     n_samples = X.shape[0]
     check_classification_targets(y)
-    columns = {
-        "sensitive_features": None
-        if estimator.sensitive_columns is not None
-        else _group_columns(sensitive),
-        "tasks": _group_columns(tasks),
-    }
+    columns = _groups_columns(estimator, sensitive, tasks)
     if not reset:
-        for arg, described in columns.items():
-            _check_group_columns(estimator, arg, described)
+        _check_group_columns(estimator, columns)
     sensitive = check_groups(sensitive, n_samples, name=_sensitive_name(estimator))
     tasks = check_groups(tasks, n_samples, name="tasks")
     if sample_weight is not None:
@@ -370,9 +381,7 @@ def validate_predict_input(estimator, X, sensitive_features, tasks):
         estimator, X, sensitive_features, reset=False, fitting=False
     )
     n_samples = X.shape[0]
-    if estimator.sensitive_columns is None:
-        _check_group_columns(estimator, "sensitive_features", _group_columns(sensitive))
-    _check_group_columns(estimator, "tasks", _group_columns(tasks))
+    _check_group_columns(estimator, _groups_columns(estimator, sensitive, tasks))
     sensitive = check_groups(
         sensitive, n_samples, name=_sensitive_name(estimator), keep_strings=True
     )
