@@ -13,12 +13,14 @@ from fairlearn.metrics import (
 )
 from fairlearn.postprocessing import ThresholdOptimizer
 from fairlearn.reductions import DemographicParity, ExponentiatedGradient
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import (
     GridSearchCV,
     GroupKFold,
     KFold,
+    TunedThresholdClassifierCV,
     cross_validate,
 )
 from sklearn.pipeline import Pipeline
@@ -130,6 +132,35 @@ def test_exponentiated_gradient_with_maml(biased_frame):
         y[test], p, sensitive_features=groups[test]
     )
     assert gap(pred) < gap(raw)
+
+
+@pytest.mark.parametrize("klass", [MAMLClassifier, PrototypicalClassifier])
+def test_calibration_and_threshold_tuning_with_sensitive_columns(biased_frame, klass):
+    # CalibratedClassifierCV and TunedThresholdClassifierCV call predict_proba
+    # with X alone, at fit and at prediction: the groups reach every model
+    # they fit through the column named in sensitive_columns.
+    df, y, train = biased_frame
+    test = ~train
+    est = klass(sensitive_columns="group", **FAST)
+    relabelled = df[test].assign(group=df["group"][test].replace({"z": "x"}))
+    z = (df["group"][test] == "z").to_numpy()
+
+    calibrated = CalibratedClassifierCV(est, cv=3).fit(df[train], y[train])
+    for fitted in calibrated.calibrated_classifiers_:
+        assert set(fitted.estimator.tasks_) == {"x", "y", "z"}
+    proba = calibrated.predict_proba(df[test])
+    assert np.allclose(proba.sum(1), 1) and np.isfinite(proba).all()
+    # Group z's rows are served by group z's models: labelled x, they change.
+    moved = np.abs(proba - calibrated.predict_proba(relabelled))
+    assert moved[z].max() > 0.05 and moved[~z].max() == 0
+
+    tuned = TunedThresholdClassifierCV(est, cv=3, scoring="balanced_accuracy")
+    tuned.fit(df[train], y[train])
+    assert set(tuned.estimator_.tasks_) == {"x", "y", "z"}
+    scores = tuned.estimator_.predict_proba(df[test])[:, 1]
+    expected = tuned.classes_[(scores >= tuned.best_threshold_).astype(int)]
+    np.testing.assert_array_equal(tuned.predict(df[test]), expected)
+    assert (tuned.predict(relabelled) != tuned.predict(df[test]))[~z].sum() == 0
 
 
 def test_metric_frame_over_predictions(biased_frame):
