@@ -9,7 +9,7 @@ from skorch.dataset import Dataset
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ._base import _MetaClassifier, repeated_states
+from ._base import _MetaClassifier
 from ._compat import Interval, StrOptions
 from ._functional import (
     LearnedPrior,
@@ -31,6 +31,7 @@ from ._heads import (
     shrunk_logistic,
     stratified_folds,
 )
+from ._task_mixture import repeated_states
 from .modules import EmbeddingMLP
 from .utils._docstrings import fill_docstring
 

@@ -20,6 +20,12 @@ import torch
 
 __all__ = ["RowStore", "SupportSet"]
 
+# Key of the per-state share of the own rows (adaptation_weight_) in the
+# estimators' states_, whose row 0 is the pooled state and row t + 1 task t.
+_WEIGHT = "_weight"
+# Rows evaluated per chunk at prediction (bounds the memory of one call).
+_PREDICT_CHUNK = 65536
+
 
 class RowStore:
     """Rows under integer keys, at most ``size`` per (key, class).

@@ -13,7 +13,15 @@ from skmeta import MAMLClassifier, PrototypicalClassifier
 PACKAGE = Path(skmeta.__file__).parent
 
 # Pure maths: torch and numpy only, never skorch, scikit-learn or pandas.
-MATHS = ["_functional", "_objectives", "fairness", "_episodes", "modules"]
+MATHS = [
+    "_functional",
+    "_objectives",
+    "fairness",
+    "_episodes",
+    "_heads",
+    "_mixture",
+    "modules",
+]
 FORBIDDEN = {"skorch", "sklearn", "pandas", "fairlearn"}
 
 
