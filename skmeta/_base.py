@@ -87,7 +87,7 @@ from ._objectives import (
     shrunk_log_priors,
     weighted_mean,
 )
-from ._support import _PREDICT_CHUNK, _WEIGHT, SupportSet
+from ._support import _WEIGHT, SupportSet, chunk_rows
 from ._task_mixture import TaskMixtureMixin
 from .utils._docstrings import fill_doc
 from .utils._threads import torch_threads
@@ -1234,6 +1234,7 @@ class _MetaClassifier(TaskMixtureMixin, ClassifierMixin, NeuralNet):
             own_by_task = {}
             # Tasks from here on were added after fit (during fit: none).
             n_training = self.__dict__.get("_n_training_tasks_", len(self.tasks_))
+            budget = chunk_rows(support.tasks.X.shape[1])
             i = 0
             while i < len(by_size):
                 # Tasks of similar sizes, as many as fit the row budget padded.
@@ -1241,7 +1242,7 @@ class _MetaClassifier(TaskMixtureMixin, ClassifierMixin, NeuralNet):
                 limit = i + self._max_tasks_per_batch()
                 while (
                     j < min(len(by_size), limit)
-                    and (j - i + 1) * int(sizes[by_size[j]]) <= _PREDICT_CHUNK
+                    and (j - i + 1) * int(sizes[by_size[j]]) <= budget
                 ):
                     j += 1
                 chosen = by_size[i:j]
@@ -1433,8 +1434,9 @@ class _MetaClassifier(TaskMixtureMixin, ClassifierMixin, NeuralNet):
     def _logits_array(self, X, task):
         out = np.empty((X.shape[0], len(self.classes_)), dtype=np.float64)
         with torch.inference_mode():
-            for start in range(0, X.shape[0], _PREDICT_CHUNK):
-                stop = start + _PREDICT_CHUNK
+            step = chunk_rows(X.shape[1])
+            for start in range(0, X.shape[0], step):
+                stop = start + step
                 chunk = dense(X[start:stop])  # sparse: densify a chunk
                 logits = self._predict_logits(
                     torch.as_tensor(chunk), torch.as_tensor(task[start:stop])

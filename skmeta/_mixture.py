@@ -53,6 +53,8 @@ _LOO_SHOTS = (1, 5)  # rows per class of the left-out supports
 _LOO_DRAWS = 2
 _LOO_QUERY = 200
 _MIN_PROBA = 1e-6
+# Most floats of a chunk of rows in _weighted_moments (float64: 128 MB).
+_MOMENT_FLOATS = 2**24
 _MAX_SHARE = 0.9  # a fitted share of 1 as prior odds
 
 # The keys of the mixture in an estimator's ``states_``.
@@ -91,8 +93,10 @@ def own_log_likelihood(logits, y):
 
 def _weighted_moments(X, w, chunk=65536):
     """Weighted column means and variances of the rows ``X``, accumulated
-    in float64 a chunk of rows at a time (no float64 copy of ``X``)."""
+    in float64 a chunk of rows at a time (no float64 copy of ``X``; fewer
+    rows per chunk for wide rows, at most ``_MOMENT_FLOATS`` floats)."""
     d = X.shape[1]
+    chunk = max(1, min(chunk, _MOMENT_FLOATS // max(1, d)))
     total, first, second = 0.0, np.zeros(d), np.zeros(d)
     for start in range(0, len(X), chunk):
         x = np.asarray(X[start : start + chunk], dtype=np.float64)

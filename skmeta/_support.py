@@ -23,8 +23,19 @@ __all__ = ["RowStore", "SupportSet"]
 # Key of the per-state share of the own rows (adaptation_weight_) in the
 # estimators' states_, whose row 0 is the pooled state and row t + 1 task t.
 _WEIGHT = "_weight"
-# Rows evaluated per chunk at prediction (bounds the memory of one call).
+# Rows evaluated per chunk at prediction (bounds the memory of one call), and
+# the most floats of rows (rows times columns) such a chunk holds: up to 256
+# columns a chunk is _PREDICT_CHUNK rows, beyond it has fewer, so that the
+# memory of prediction and adaptation does not grow with the columns (wide
+# one-hot data).
 _PREDICT_CHUNK = 65536
+_CHUNK_FLOATS = _PREDICT_CHUNK * 256
+
+
+def chunk_rows(n_features, rows=_PREDICT_CHUNK):
+    """Rows per chunk of ``n_features`` columns: ``rows``, or fewer where
+    they would hold more than ``_CHUNK_FLOATS`` floats (at least 1)."""
+    return max(1, min(rows, _CHUNK_FLOATS // max(1, n_features)))
 
 
 class RowStore:

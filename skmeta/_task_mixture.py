@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _mixture
 from ._heads import CVFolds, scatter_folds
-from ._support import _PREDICT_CHUNK, _WEIGHT
+from ._support import _WEIGHT, chunk_rows
 
 __all__ = ["TaskMixtureMixin", "repeated_states"]
 
@@ -172,7 +172,7 @@ class TaskMixtureMixin:
             components = torch.as_tensor(self._mixture_components_, device=X.device)
         n_components, n_classes = components.shape[-1], len(self.classes_)
         out = X.new_empty((len(X), n_components, n_classes))
-        per_chunk = max(1, _PREDICT_CHUNK // n_components)
+        per_chunk = max(1, chunk_rows(X.shape[-1]) // n_components)
         for start in range(0, len(X), per_chunk):
             x = X[start : start + per_chunk]
             chunk = components
@@ -409,7 +409,7 @@ class TaskMixtureMixin:
         if not len(rows):
             return logits
         top = self.states_[_mixture.INDEX].shape[1]
-        per_chunk = max(1, _PREDICT_CHUNK // top)
+        per_chunk = max(1, chunk_rows(X.shape[-1]) // top)
         for start in range(0, len(rows), per_chunk):
             r = rows[start : start + per_chunk]
             states = index.index_select(0, r)

@@ -23,6 +23,7 @@ from skorch.callbacks import Callback, EarlyStopping
 from skorch.exceptions import SkorchTrainingImpossibleError
 
 from skmeta import MAMLClassifier, PrototypicalClassifier
+from skmeta.datasets import make_group_classification
 from skmeta.exceptions import ConstantPredictorWarning, UnknownGroupWarning
 from skmeta.utils import _validation, check_groups
 
@@ -757,3 +758,41 @@ def test_near_constant_classifier_is_reported(klass):
     data.y, data.weight = y, np.ones(len(y))
     with pytest.warns(ConstantPredictorWarning, match="close to a constant"):
         clf._warn_if_near_constant(data)
+
+
+@pytest.mark.parametrize("klass", [MAMLClassifier, PrototypicalClassifier])
+def test_wide_rows_are_evaluated_in_smaller_chunks_with_the_same_results(
+    klass, monkeypatch
+):
+    # Chunks of prediction, adaptation and the task mixture hold at most
+    # _CHUNK_FLOATS floats of rows (fewer rows when rows are wide, so that
+    # memory does not grow with the columns): a budget of a few rows gives
+    # the same fitted model and predictions as the default one chunk.
+    import skmeta._mixture as mixture_module
+    import skmeta._support as support_module
+
+    X, y, groups = make_group_classification(
+        n_groups=8, n_samples_per_group=60, shift="types", random_state=0
+    )
+    groups = groups.astype(str)
+    params = dict(max_epochs=1, steps_per_epoch=3, task_mixture="auto", random_state=0)
+    reference = klass(**params).fit(X, y, sensitive_features=groups)
+    assert support_module.chunk_rows(X.shape[1]) == support_module._PREDICT_CHUNK
+    monkeypatch.setattr(support_module, "_CHUNK_FLOATS", 5 * X.shape[1])
+    monkeypatch.setattr(mixture_module, "_MOMENT_FLOATS", 3 * X.shape[1])
+    assert support_module.chunk_rows(X.shape[1]) == 5
+    assert support_module.chunk_rows(10**9) == 1
+    chunked = klass(**params).fit(X, y, sensitive_features=groups)
+    assert chunked.task_mixture_ == reference.task_mixture_ > 0
+    for name, state in reference.states_.items():
+        torch.testing.assert_close(chunked.states_[name], state, rtol=1e-5, atol=1e-6)
+    new = dict(sensitive_features=np.r_[groups[:50], ["new"] * 6])
+    rows = np.r_[X[:50], X[-6:]]
+    for model in (reference, chunked):
+        model.partial_fit(X[-6:], y[-6:], sensitive_features=["new"] * 6)
+    np.testing.assert_allclose(
+        chunked.predict_proba(rows, **new),
+        reference.predict_proba(rows, **new),
+        rtol=1e-5,
+        atol=1e-6,
+    )
