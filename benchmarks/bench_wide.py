@@ -143,9 +143,9 @@ def main(argv=None):
             results = {}
             for version in versions:
                 out = str(pathlib.Path(scratch) / f"{estimator}-{len(results)}")
-                folder = tempfile.mkdtemp(dir=scratch)
                 figures = {}
                 for step in ("fit", "predict"):
+                    folder = tempfile.mkdtemp(dir=scratch)  # the export
                     command = [sys.executable, __file__, "--worker", step]
                     command += [estimator, version, folder, out]
                     subprocess.run(command, check=True)
