@@ -16,7 +16,8 @@ predict loads the fitted model, pickled). With
 archive``, as in ``compare_fit_speed.py``) is measured the same way, and the
 largest difference between the two versions' probabilities is printed.
 
-Run (about 3 minutes; 5 with ``--against``)::
+Run (about 3 minutes; 5 with ``--against``; ``--quick``, 2,000 rows of 1,000
+columns, checks that the script runs)::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_wide.py --against 002e6a8
 """
@@ -38,10 +39,15 @@ import scipy.sparse as sp
 
 HERE = pathlib.Path(__file__).resolve().parent
 N_ROWS, N_COLUMNS, ONES, N_GROUPS = 20_000, 5_000, 8, 20
+# --quick (CI: the script runs): 2,000 rows of 1,000 columns.
+QUICK_ROWS, QUICK_COLUMNS = 2_000, 1_000
 
 
-def make_wide(seed=0):
+def make_wide(quick=False, seed=0):
     """Sparse one-hot-like rows, labels from a linear rule, 20 groups."""
+    global N_ROWS, N_COLUMNS
+    if quick:
+        N_ROWS, N_COLUMNS = QUICK_ROWS, QUICK_COLUMNS
     rng = np.random.default_rng(seed)
     columns = rng.integers(0, N_COLUMNS, (N_ROWS, ONES))
     X = sp.csr_matrix(
@@ -75,7 +81,7 @@ def reset_peak():
         pathlib.Path("/proc/self/clear_refs").write_text("5")
 
 
-def worker(step, estimator, package, scratch, out):
+def worker(step, estimator, package, scratch, out, quick):
     """``fit`` (then pickle the model) or ``predict`` (the pickled model) in
     this process; write the figures (and the probabilities)."""
     warnings.filterwarnings("ignore")
@@ -89,7 +95,7 @@ def worker(step, estimator, package, scratch, out):
     import torch
 
     torch.set_num_threads(1)
-    X, y, groups = make_wide()
+    X, y, groups = make_wide(quick == "quick")
     reset_peak()
     start_mb = peak_mb()
     tic = time.perf_counter()
@@ -113,7 +119,8 @@ def worker(step, estimator, package, scratch, out):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--against", help="an earlier commit, measured alike")
-    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="2,000 x 1,000 rows")
+    parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         worker(*args.worker)
@@ -122,7 +129,7 @@ def main(argv=None):
     import bench_fewshot as B
 
     B.exploration_header("bench_wide", argv)
-    X, _, _ = make_wide()
+    X, _, _ = make_wide(args.quick)
     dense_mb = N_ROWS * N_COLUMNS * 4 / 2**20
     print(
         f"\n{N_ROWS:,} rows, {N_COLUMNS:,} columns, {ONES} ones per row "
@@ -148,6 +155,7 @@ def main(argv=None):
                     folder = tempfile.mkdtemp(dir=scratch)  # the export
                     command = [sys.executable, __file__, "--worker", step]
                     command += [estimator, version, folder, out]
+                    command += ["quick" if args.quick else "full"]
                     subprocess.run(command, check=True)
                     figures[step] = json.loads(
                         pathlib.Path(f"{out}.{step}.json").read_text()
