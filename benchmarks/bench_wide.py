@@ -43,24 +43,27 @@ N_ROWS, N_COLUMNS, ONES, N_GROUPS = 20_000, 5_000, 8, 20
 QUICK_ROWS, QUICK_COLUMNS = 2_000, 1_000
 
 
+def sizes(quick):
+    """``(rows, columns)`` of the data: the full run's or ``--quick``'s."""
+    return (QUICK_ROWS, QUICK_COLUMNS) if quick else (N_ROWS, N_COLUMNS)
+
+
 def make_wide(quick=False, seed=0):
     """Sparse one-hot-like rows, labels from a linear rule, 20 groups."""
-    global N_ROWS, N_COLUMNS
-    if quick:
-        N_ROWS, N_COLUMNS = QUICK_ROWS, QUICK_COLUMNS
+    n_rows, n_columns = sizes(quick)
     rng = np.random.default_rng(seed)
-    columns = rng.integers(0, N_COLUMNS, (N_ROWS, ONES))
+    columns = rng.integers(0, n_columns, (n_rows, ONES))
     X = sp.csr_matrix(
         (
-            np.ones(N_ROWS * ONES, dtype=np.float32),
+            np.ones(n_rows * ONES, dtype=np.float32),
             columns.ravel(),
-            np.arange(0, N_ROWS * ONES + 1, ONES),
+            np.arange(0, n_rows * ONES + 1, ONES),
         ),
-        shape=(N_ROWS, N_COLUMNS),
+        shape=(n_rows, n_columns),
     )
-    coef = rng.standard_normal(N_COLUMNS)
-    y = (np.asarray(X @ coef).ravel() + rng.standard_normal(N_ROWS) > 0).astype(int)
-    groups = rng.integers(0, N_GROUPS, N_ROWS)
+    coef = rng.standard_normal(n_columns)
+    y = (np.asarray(X @ coef).ravel() + rng.standard_normal(n_rows) > 0).astype(int)
+    groups = rng.integers(0, N_GROUPS, n_rows)
     return X, y, groups
 
 
@@ -130,9 +133,10 @@ def main(argv=None):
 
     B.exploration_header("bench_wide", argv)
     X, _, _ = make_wide(args.quick)
-    dense_mb = N_ROWS * N_COLUMNS * 4 / 2**20
+    n_rows, n_columns = X.shape
+    dense_mb = n_rows * n_columns * 4 / 2**20
     print(
-        f"\n{N_ROWS:,} rows, {N_COLUMNS:,} columns, {ONES} ones per row "
+        f"\n{n_rows:,} rows, {n_columns:,} columns, {ONES} ones per row "
         f"({X.data.nbytes / 2**20:.1f} MB of values sparse, {dense_mb:.0f} MB as "
         f"dense float32), {N_GROUPS} groups; max_epochs=2; one torch thread; "
         "fit and predict each in a fresh process (predict: the pickled model). "

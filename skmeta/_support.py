@@ -32,10 +32,10 @@ _PREDICT_CHUNK = 65536
 _CHUNK_FLOATS = _PREDICT_CHUNK * 256
 
 
-def chunk_rows(n_features, rows=_PREDICT_CHUNK):
-    """Rows per chunk of ``n_features`` columns: ``rows``, or fewer where
-    they would hold more than ``_CHUNK_FLOATS`` floats (at least 1)."""
-    return max(1, min(rows, _CHUNK_FLOATS // max(1, n_features)))
+def chunk_rows(n_features):
+    """Rows per chunk of ``n_features`` columns: ``_PREDICT_CHUNK``, or fewer
+    where they would hold more than ``_CHUNK_FLOATS`` floats (at least 1)."""
+    return max(1, min(_PREDICT_CHUNK, _CHUNK_FLOATS // max(1, n_features)))
 
 
 class RowStore:
